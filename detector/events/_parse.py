@@ -1,0 +1,390 @@
+"""Decoded CloudTrail records -> the normalized events frame, column-wise.
+
+One pass of plain Python pulls each record's fields into a row tuple (no per-record DataFrame
+work), ``zip(*rows)`` turns rows into columns, and polars builds and types the columns in bulk:
+timestamps are parsed vectorised. A record that cannot be read becomes a
+:class:`RecordFailure` naming the record and the field; the rest of the batch goes on.
+
+Imports: orjson, polars, and this package's schema, principal and source-IP modules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+import polars as pl
+
+from detector.events._principal import principal_of
+from detector.events._schema import EVENT_COLUMNS, EVENT_SCHEMA, UTC_MS
+from detector.events._source_ip import classify_source_ip
+
+__all__ = ["ParseResult", "RecordFailure", "empty_events", "records_to_events"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFailure:
+    """One record that could not be normalized: where it came from, which field, and why."""
+
+    origin: str  # SQS message id, archive key, or a caller-chosen batch name
+    index: int | None  # position of the record within its origin, when it has one
+    event_id: str | None
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.origin if self.index is None else f"{self.origin}[{self.index}]"
+        ident = f" (eventID {self.event_id})" if self.event_id else ""
+        return f"{where}{ident}: field '{self.field}': {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """Normalized events plus everything that did not make it, as data."""
+
+    events: pl.DataFrame
+    failures: tuple[RecordFailure, ...] = ()
+    duplicate_event_ids: tuple[str, ...] = field(default=())
+    skipped: int = 0  # inputs recognised and deliberately ignored (digest files, ...)
+
+    @staticmethod
+    def concat(results: Sequence[ParseResult]) -> ParseResult:
+        """Combine results of several inputs, dropping events duplicated across them."""
+        if not results:
+            return ParseResult(empty_events())
+        frames = [r.events for r in results]
+        merged = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+        deduped, dupes = _dedup(merged)
+        return ParseResult(
+            deduped,
+            tuple(f for r in results for f in r.failures),
+            tuple(d for r in results for d in r.duplicate_event_ids) + dupes,
+            sum(r.skipped for r in results),
+        )
+
+
+def empty_events() -> pl.DataFrame:
+    return pl.DataFrame(schema=EVENT_SCHEMA)
+
+
+class _FieldError(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.field = field
+        self.reason = reason
+
+
+_EMPTY: Final[dict[str, Any]] = {}
+_TIME_FORMATS: Final = ("%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f%:z")
+_REQUIRED: Final = ("eventTime", "eventSource", "eventName")
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return orjson.dumps(value).decode()
+
+
+def _why_not_string(record: dict[str, Any], name: str, value: Any) -> str:
+    if value is not None:
+        return f"not a non-empty string: {value!r:.60}"
+    lower = name.lower()
+    near = next((k for k in record if isinstance(k, str) and k.lower() == lower), None)
+    return f"missing (found {near!r}: keys are case-sensitive)" if near else "missing"
+
+
+def _content_id(record: dict[str, Any]) -> str:
+    """An id for a record that lacks ``eventID`` (hand-written samples do; AWS never omits it):
+    a hash of its content, so that the same record delivered twice still counts once."""
+    digest = hashlib.blake2b(orjson.dumps(record, option=orjson.OPT_SORT_KEYS), digest_size=16)
+    return f"content:{digest.hexdigest()}"
+
+
+def _bool(value: Any, name: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    raise _FieldError(name, f"expected a boolean, got {value!r:.60}")
+
+
+def _kms_key(record: dict[str, Any], resources: Any, params: Any) -> str | None:
+    if isinstance(resources, list):
+        for res in resources:
+            if isinstance(res, dict) and res.get("type") == "AWS::KMS::Key":
+                arn = res.get("ARN")
+                if isinstance(arn, str):
+                    return arn
+    if record.get("eventSource") == "kms.amazonaws.com" and isinstance(params, dict):
+        key = params.get("keyId")
+        if isinstance(key, str):
+            return key
+    return None
+
+
+def _resource_arns(resources: Any) -> list[str] | None:
+    if not resources:
+        return None
+    if not isinstance(resources, list):
+        raise _FieldError("resources", "expected a list")
+    return [r["ARN"] for r in resources if isinstance(r, dict) and isinstance(r.get("ARN"), str)]
+
+
+def _mfa(record: dict[str, Any], attributes: dict[str, Any], extra: Any) -> bool | None:
+    if isinstance(extra, dict) and "MFAUsed" in extra:
+        return bool(extra["MFAUsed"] == "Yes")
+    value = attributes.get("mfaAuthenticated")
+    if value is None:
+        return None
+    return value is True or value == "true"
+
+
+def _row(record: Any) -> tuple[Any, ...]:
+    """The row of one decoded record, in :data:`EVENT_COLUMNS` order (timestamps as text)."""
+    if not isinstance(record, dict):
+        raise _FieldError("<record>", f"expected a JSON object, got {type(record).__name__}")
+    event_id = record.get("eventID")
+    if event_id is None:
+        event_id = _content_id(record)
+    elif not isinstance(event_id, str) or not event_id:
+        raise _FieldError("eventID", f"not a non-empty string: {event_id!r:.60}")
+    for name in _REQUIRED:
+        value = record.get(name)
+        if not isinstance(value, str) or not value:
+            raise _FieldError(name, _why_not_string(record, name, value))
+    ui = record.get("userIdentity")
+    if ui is not None and not isinstance(ui, dict):
+        raise _FieldError("userIdentity", "expected an object")
+    ui = ui or _EMPTY
+    ctx = ui.get("sessionContext") or _EMPTY
+    if not isinstance(ctx, dict):
+        raise _FieldError("userIdentity.sessionContext", "expected an object")
+    attributes = ctx.get("attributes") or _EMPTY
+    if not isinstance(attributes, dict):
+        raise _FieldError("userIdentity.sessionContext.attributes", "expected an object")
+    recipient = record.get("recipientAccountId")
+    principal = principal_of(ui or None, recipient if isinstance(recipient, str) else None)
+    raw_ip = record.get("sourceIPAddress")
+    if raw_ip is not None and not isinstance(raw_ip, str):
+        raise _FieldError("sourceIPAddress", f"expected a string, got {raw_ip!r:.60}")
+    ip_kind, ip_address = classify_source_ip(raw_ip)
+    tls = record.get("tlsDetails") or _EMPTY
+    if not isinstance(tls, dict):
+        raise _FieldError("tlsDetails", "expected an object")
+    params = record.get("requestParameters")
+    resources = record.get("resources")
+    extra = record.get("additionalEventData")
+    return (
+        event_id,
+        record["eventTime"],
+        None,  # received_time: set per batch
+        record.get("eventVersion"),
+        ui.get("accountId") or recipient,
+        recipient,
+        record.get("awsRegion"),
+        record["eventSource"],
+        record["eventName"],
+        _bool(record.get("readOnly"), "readOnly"),
+        record.get("eventType"),
+        record.get("eventCategory"),
+        _bool(record.get("managementEvent"), "managementEvent"),
+        record.get("errorCode"),
+        record.get("errorMessage"),
+        principal.key,
+        principal.type,
+        principal.arn,
+        ui.get("principalId"),
+        principal.session_issuer_arn,
+        principal.session_name,
+        principal.source_identity,
+        ui.get("accessKeyId"),
+        _mfa(record, attributes, extra),
+        attributes.get("creationDate"),
+        ctx.get("ec2RoleDelivery"),
+        raw_ip,
+        ip_kind,
+        ip_address,
+        record.get("userAgent"),
+        record.get("vpcEndpointId"),
+        record.get("vpcEndpointAccountId"),
+        tls.get("tlsVersion"),
+        tls.get("cipherSuite"),
+        record.get("sessionCredentialFromConsole") in ("true", True),
+        ui.get("invokedBy"),
+        record.get("sharedEventID"),
+        _kms_key(record, resources, params),
+        _resource_arns(resources),
+        _json_text(params),
+        _json_text(record.get("responseElements")),
+        _json_text(extra),
+    )
+
+
+_TIME_COLUMNS: Final = ("event_time", "session_created")
+_TEXT_TIME_SCHEMA: Final = pl.Schema(
+    {n: (pl.String() if n in _TIME_COLUMNS else d) for n, d in EVENT_SCHEMA.items()}
+    | {"received_time": UTC_MS}
+)
+# Which source field fills each column, for error messages when a column will not type.
+_SOURCE_FIELD: Final = {
+    "event_version": "eventVersion",
+    "account_id": "userIdentity.accountId",
+    "recipient_account_id": "recipientAccountId",
+    "region": "awsRegion",
+    "event_type": "eventType",
+    "event_category": "eventCategory",
+    "error_code": "errorCode",
+    "error_message": "errorMessage",
+    "principal_id": "userIdentity.principalId",
+    "access_key_id": "userIdentity.accessKeyId",
+    "session_created": "userIdentity.sessionContext.attributes.creationDate",
+    "ec2_role_delivery": "userIdentity.sessionContext.ec2RoleDelivery",
+    "user_agent": "userAgent",
+    "vpc_endpoint_id": "vpcEndpointId",
+    "vpc_endpoint_account_id": "vpcEndpointAccountId",
+    "tls_version": "tlsDetails.tlsVersion",
+    "tls_cipher": "tlsDetails.cipherSuite",
+    "invoked_by": "userIdentity.invokedBy",
+    "shared_event_id": "sharedEventID",
+    "principal_arn": "userIdentity.arn",
+    "session_issuer_arn": "userIdentity.sessionContext.sessionIssuer.arn",
+    "session_name": "userIdentity.userName / session name",
+    "source_identity": "userIdentity.sessionContext.sourceIdentity",
+}
+
+
+def _parse_times(column: str) -> pl.Expr:
+    text = pl.col(column)
+    return pl.coalesce(
+        [
+            text.str.to_datetime(f, strict=False, time_unit="ms", time_zone="UTC")
+            for f in _TIME_FORMATS
+        ]
+    ).alias(column)
+
+
+def _bad_string_rows(columns: dict[str, list[Any]]) -> dict[int, str]:
+    """Slow path, run only when a column refused to type: which row, which field."""
+    bad: dict[int, str] = {}
+    for name, values in columns.items():
+        dtype = _TEXT_TIME_SCHEMA[name]
+        if dtype != pl.String():
+            continue
+        for i, v in enumerate(values):
+            if v is not None and not isinstance(v, str) and i not in bad:
+                bad[i] = _SOURCE_FIELD.get(name, name)
+    return bad
+
+
+def _build(rows: list[tuple[Any, ...]]) -> tuple[pl.DataFrame, dict[int, str]]:
+    """Frame from rows; returns the rows that would not type (position -> field) as well."""
+    if not rows:
+        return empty_events(), {}
+    columns = dict(zip(EVENT_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+    try:
+        frame = pl.DataFrame(columns, schema=_TEXT_TIME_SCHEMA, strict=True)
+        return frame, {}
+    except (TypeError, pl.exceptions.PolarsError):
+        bad = _bad_string_rows(columns)
+        if not bad:
+            raise
+        keep = [r for i, r in enumerate(rows) if i not in bad]
+        frame, _ = _build(keep)
+        return frame, bad
+
+
+def _dedup(frame: pl.DataFrame) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    """Keep the first event of each ``eventID``; name the ids that came more than once."""
+    dup_mask = frame.get_column("event_id").is_duplicated()
+    if not dup_mask.any():
+        return frame, ()
+    dupes = tuple(frame.filter(dup_mask).get_column("event_id").unique(maintain_order=True))
+    return frame.unique(subset="event_id", keep="first", maintain_order=True), dupes
+
+
+def records_to_events(
+    records: Iterable[Any],
+    *,
+    origin: str,
+    received_time: datetime | None = None,
+    origins: Sequence[str] | None = None,
+    received_times: Sequence[datetime | None] | None = None,
+) -> ParseResult:
+    """Normalize decoded CloudTrail records.
+
+    ``origin`` names the batch in failure messages; ``origins``/``received_times`` give one
+    value per record instead (e.g. the SQS message each record came in), overriding the batch
+    values. Never raises for bad data: bad records come back as failures.
+    """
+    rows: list[tuple[Any, ...]] = []
+    positions: list[int] = []
+    failures: list[RecordFailure] = []
+    for i, record in enumerate(records):
+        try:
+            rows.append(_row(record))
+            positions.append(i)
+        except _FieldError as err:
+            failures.append(_failure(record, i, err.field, err.reason, origin, origins))
+    frame, bad = _build(rows)
+    for j, name in sorted(bad.items()):
+        i = positions[j]
+        failures.append(_failure(None, i, name, "expected a string", origin, origins, rows[j][0]))
+    if bad:
+        positions = [p for j, p in enumerate(positions) if j not in bad]
+    frame = _with_times(frame, positions, received_time, received_times)
+    bad_time = frame.get_column("event_time").is_null()
+    if bad_time.any():
+        for j in bad_time.arg_true().to_list():
+            failures.append(
+                _failure(
+                    None,
+                    positions[j],
+                    "eventTime",
+                    "not an ISO-8601 UTC timestamp",
+                    origin,
+                    origins,
+                    frame.item(j, "event_id"),
+                )
+            )
+        frame = frame.filter(~bad_time)
+    frame, dupes = _dedup(frame)
+    return ParseResult(frame, tuple(failures), dupes)
+
+
+def _with_times(
+    frame: pl.DataFrame,
+    positions: list[int],
+    received_time: datetime | None,
+    received_times: Sequence[datetime | None] | None,
+) -> pl.DataFrame:
+    if received_times is not None:
+        received = pl.Series("received_time", [received_times[p] for p in positions], dtype=UTC_MS)
+    else:
+        received = pl.repeat(received_time, frame.height, dtype=UTC_MS, eager=True)
+    return frame.with_columns(
+        _parse_times("event_time"), _parse_times("session_created"), received.alias("received_time")
+    ).select(EVENT_COLUMNS)
+
+
+def _failure(
+    record: Any,
+    index: int,
+    field_name: str,
+    reason: str,
+    origin: str,
+    origins: Sequence[str] | None,
+    event_id: Any = None,
+) -> RecordFailure:
+    if event_id is None and isinstance(record, dict):
+        event_id = record.get("eventID")
+    where = origins[index] if origins is not None else origin
+    at: int | None = None if origins is not None else index
+    return RecordFailure(
+        where, at, event_id if isinstance(event_id, str) else None, field_name, reason
+    )
