@@ -83,10 +83,13 @@ _TIME_FORMATS: Final = ("%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-
 _REQUIRED: Final = ("eventTime", "eventSource", "eventName")
 
 
-def _json_text(value: Any) -> str | None:
+def _json_text(value: Any, name: str) -> str | None:
     if value is None:
         return None
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as err:  # only for hand-built records: JSON text always dumps
+        raise _FieldError(name, f"cannot be written as JSON ({err})") from None
 
 
 def _why_not_string(record: dict[str, Any], name: str, value: Any) -> str:
@@ -100,7 +103,11 @@ def _why_not_string(record: dict[str, Any], name: str, value: Any) -> str:
 def _content_id(record: dict[str, Any]) -> str:
     """An id for a record that lacks ``eventID`` (hand-written samples do; AWS never omits it):
     a hash of its content, so that the same record delivered twice still counts once."""
-    digest = hashlib.blake2b(orjson.dumps(record, option=orjson.OPT_SORT_KEYS), digest_size=16)
+    try:
+        text = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as err:
+        raise _FieldError("<record>", f"cannot be written as JSON ({err})") from None
+    digest = hashlib.blake2b(text, digest_size=16)
     return f"content:{digest.hexdigest()}"
 
 
@@ -128,12 +135,15 @@ def _kms_key(record: dict[str, Any], resources: Any, params: Any) -> str | None:
     return None
 
 
-def _resource_arns(resources: Any) -> list[str] | None:
+def _resource_arns(resources: Any) -> str | None:
+    """ARNs of ``resources[]`` as JSON text: polars decodes the column in one vectorised step,
+    where building a list column from Python lists would cost one Series per row."""
     if not resources:
         return None
     if not isinstance(resources, list):
         raise _FieldError("resources", "expected a list")
-    return [r["ARN"] for r in resources if isinstance(r, dict) and isinstance(r.get("ARN"), str)]
+    arns = [r["ARN"] for r in resources if isinstance(r, dict) and isinstance(r.get("ARN"), str)]
+    return orjson.dumps(arns).decode()
 
 
 def _mfa(record: dict[str, Any], attributes: dict[str, Any], extra: Any) -> bool | None:
@@ -203,7 +213,7 @@ def _row(record: Any) -> tuple[Any, ...]:
         principal.session_issuer_arn,
         principal.session_name,
         principal.source_identity,
-        ui.get("accessKeyId"),
+        ui.get("accessKeyId") or None,
         _mfa(record, attributes, extra),
         attributes.get("creationDate"),
         ctx.get("ec2RoleDelivery"),
@@ -220,15 +230,16 @@ def _row(record: Any) -> tuple[Any, ...]:
         record.get("sharedEventID"),
         _kms_key(record, resources, params),
         _resource_arns(resources),
-        _json_text(params),
-        _json_text(record.get("responseElements")),
-        _json_text(extra),
+        _json_text(params, "requestParameters"),
+        _json_text(record.get("responseElements"), "responseElements"),
+        _json_text(extra, "additionalEventData"),
     )
 
 
 _TIME_COLUMNS: Final = ("event_time", "session_created")
+_TEXT_COLUMNS: Final = (*_TIME_COLUMNS, "resource_arns")
 _TEXT_TIME_SCHEMA: Final = pl.Schema(
-    {n: (pl.String() if n in _TIME_COLUMNS else d) for n, d in EVENT_SCHEMA.items()}
+    {n: (pl.String() if n in _TEXT_COLUMNS else d) for n, d in EVENT_SCHEMA.items()}
     | {"received_time": UTC_MS}
 )
 # Which source field fills each column, for error messages when a column will not type.
@@ -285,7 +296,7 @@ def _bad_string_rows(columns: dict[str, list[Any]]) -> dict[int, str]:
 def _build(rows: list[tuple[Any, ...]]) -> tuple[pl.DataFrame, dict[int, str]]:
     """Frame from rows; returns the rows that would not type (position -> field) as well."""
     if not rows:
-        return empty_events(), {}
+        return pl.DataFrame(schema=_TEXT_TIME_SCHEMA), {}
     columns = dict(zip(EVENT_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
     try:
         frame = pl.DataFrame(columns, schema=_TEXT_TIME_SCHEMA, strict=True)
@@ -337,7 +348,7 @@ def records_to_events(
         failures.append(_failure(None, i, name, "expected a string", origin, origins, rows[j][0]))
     if bad:
         positions = [p for j, p in enumerate(positions) if j not in bad]
-    frame = _with_times(frame, positions, received_time, received_times)
+    frame = _typed(frame, positions, received_time, received_times)
     bad_time = frame.get_column("event_time").is_null()
     if bad_time.any():
         for j in bad_time.arg_true().to_list():
@@ -357,7 +368,7 @@ def records_to_events(
     return ParseResult(frame, tuple(failures), dupes)
 
 
-def _with_times(
+def _typed(
     frame: pl.DataFrame,
     positions: list[int],
     received_time: datetime | None,
@@ -368,7 +379,10 @@ def _with_times(
     else:
         received = pl.repeat(received_time, frame.height, dtype=UTC_MS, eager=True)
     return frame.with_columns(
-        _parse_times("event_time"), _parse_times("session_created"), received.alias("received_time")
+        _parse_times("event_time"),
+        _parse_times("session_created"),
+        received.alias("received_time"),
+        pl.col("resource_arns").str.json_decode(EVENT_SCHEMA["resource_arns"]),
     ).select(EVENT_COLUMNS)
 
 
