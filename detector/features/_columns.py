@@ -141,7 +141,9 @@ def context_schema() -> pl.Schema:
             "first_seen": UTC_MS,
             "last_seen": UTC_MS,
             "event_ids": pl.List(pl.String()),  # earliest ones, capped
-            "source_ips": pl.List(pl.String()),  # distinct sourceIPAddress values, capped
+            "source_ips": pl.List(
+                pl.String()
+            ),  # distinct sourceIPAddress, first seen first, capped
             **{column: pl.List(pl.String()) for column in NEW_ITEM_COLUMNS.values()},
         }
     )

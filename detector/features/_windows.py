@@ -75,9 +75,8 @@ def empty_closed_windows(config: FeatureConfig) -> ClosedWindows:
 
 
 def _at_latest(column: str) -> pl.Expr:
-    """The value at the latest event time; ties broken by the largest value (deterministic)."""
-    t = pl.col("event_time")
-    return pl.col(column).filter(t == t.max()).max().alias(column)
+    """The value of the latest event (events arrive sorted by time, then id: deterministic)."""
+    return pl.col(column).last().alias(column)
 
 
 def _window_totals(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
@@ -92,17 +91,13 @@ def _window_totals(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
         _at_latest("principal_type"),
         _at_latest("principal_arn"),
         _at_latest("account_id"),
-        pl.col("region").drop_nulls().mode().sort().first().alias("region"),
         pl.col("event_time").min().alias("first_seen"),
         pl.col("event_time").max().alias("last_seen"),
-        pl.col("event_id")
-        .sort_by("event_time", "event_id")
-        .head(config.sample_event_ids)
-        .alias("event_ids"),
+        # Events are sorted by (time, id), so heads are the earliest: no sort per group.
+        pl.col("event_id").head(config.sample_event_ids).alias("event_ids"),
         pl.col("source_ip")
         .drop_nulls()
-        .unique()
-        .sort()
+        .unique(maintain_order=True)
         .head(config.sample_source_ips)
         .alias("source_ips"),
         pl.len().cast(pl.UInt32).alias("calls"),
@@ -153,23 +148,31 @@ def _novelty(items: pl.LazyFrame, profiles: Profiles, config: FeatureConfig) -> 
     marked = items.join(known, on=item_keys, how="left").with_columns(
         (last_seen_before.is_null() | (gap > config.profile_ttl)).alias("is_new")
     )
-    new = pl.col("is_new")
-    return marked.group_by(KEYS).agg(
+    # Sort the new items once, then take the first few per kind: no sort per group.
+    per_kind = (
+        marked.filter(pl.col("is_new"))
+        .sort(*KEYS, "kind", "first_time", "value")
+        .group_by(*KEYS, "kind", maintain_order=True)
+        .agg(pl.len().alias("count"), pl.col("value").head(config.sample_new_items))
+    )
+    kind = pl.col("kind")
+    return per_kind.group_by(KEYS).agg(
         *(
-            (new & (pl.col("kind") == k)).sum().cast(pl.UInt32).alias(f"new_{k}s_count")
+            pl.col("count").filter(kind == k).sum().cast(pl.UInt32).alias(f"new_{k}s_count")
             for k in ITEM_KINDS
         ),
-        *(
-            _new_values(new & (pl.col("kind") == k), config).alias(NEW_ITEM_COLUMNS[k])
-            for k in ITEM_KINDS
-        ),
+        *(pl.col("value").filter(kind == k).first().alias(NEW_ITEM_COLUMNS[k]) for k in ITEM_KINDS),
     )
 
 
-def _new_values(mask: pl.Expr, config: FeatureConfig) -> pl.Expr:
-    """The values under ``mask``, in order of first use (then by value), capped."""
-    value = pl.col("value").filter(mask)
-    return value.sort_by(pl.col("first_time").filter(mask), value).head(config.sample_new_items)
+def _main_region(items: pl.LazyFrame) -> pl.LazyFrame:
+    """The most frequent region of each window (ties: the first in name order)."""
+    return (
+        items.filter(pl.col("kind") == "region")
+        .sort(*KEYS, "n", "value", descending=[False, False, True, False])
+        .group_by(KEYS, maintain_order=True)
+        .agg(pl.col("value").first().alias("region"))
+    )
 
 
 def _windows_of_bucket_before(t_ms: pl.Expr, hour: pl.Expr, window_ms: int) -> pl.Expr:
@@ -318,7 +321,9 @@ def close_windows(
     """
     if events.height == 0:
         return empty_closed_windows(config)
-    lf = events.lazy()
+    # One sort by (time, id) makes every "first"/"last"/"head" below deterministic, whatever
+    # order the events arrived in.
+    lf = events.sort("event_time", "event_id").lazy()
     by_name = event_name_items(lf)
     totals_lf = _window_totals(lf, config)
     items_lf = window_items(lf, by_name)
@@ -335,6 +340,7 @@ def close_windows(
         [
             rates.join(names.lazy(), on=KEYS, how="left")
             .join(novelty, on=KEYS, how="left")
+            .join(_main_region(items.lazy()), on=KEYS, how="left")
             .with_columns(
                 (pl.col("window_start") + window).alias("window_end"),
                 pl.lit(late).alias("late_correction"),

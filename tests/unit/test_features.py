@@ -109,7 +109,7 @@ def test_rows_have_the_closed_window_schema_and_context() -> None:
     assert r["account_id"] == "111122223333"
     assert r["region"] == "us-east-1"
     assert r["event_ids"] == ["e1", "e2"]
-    assert r["source_ips"] == ["10.0.0.8", "203.0.113.5"]
+    assert r["source_ips"] == ["203.0.113.5", "10.0.0.8"]  # first seen first
     assert r["late_correction"] is False
 
 
