@@ -14,8 +14,7 @@ context modules.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from random import Random
 from typing import Final
 
@@ -293,21 +292,28 @@ def diurnal(peak_hour: int, weekend: bool) -> npt.NDArray[np.float64]:
     return shape * ((_WEEKEND_FACTOR if weekend else 1.0) * 1.25)
 
 
-def app_day(ctx: DayContext, app_index: int) -> list[TimedRecord]:
-    """All records of one application (and AWS acting for it) on one day."""
+def app_streams(
+    ctx: DayContext, app_index: int
+) -> tuple[list[Iterator[TimedRecord]], list[TimedRecord]]:
+    """One application's day: lazy call streams (one per running incarnation, each in time
+    order) and the few records of AWS managing it (credential refreshes, autoscaling).
+
+    The streams build each record only when asked for it, so a consumer that does not keep
+    records never holds more than a handful (see ``_generate``).
+    """
     app = ctx.org.apps[app_index]
-    out: list[TimedRecord] = []
+    streams: list[Iterator[TimedRecord]] = []
+    lifecycle: list[TimedRecord] = []
     end = min(ctx.end, ctx.config.end_epoch)
     for slot_index, timeline in enumerate(app.slots):
         for incarnation in timeline:
             lo, hi = max(incarnation.start, ctx.start), min(incarnation.end, end)
             if lo >= hi:
                 continue
-            rng = ctx.rng("app", app_index, slot_index, incarnation.session_name)
-            np_rng = ctx.np_rng("app", app_index, slot_index, incarnation.session_name)
-            _lifecycle(ctx, app, incarnation, rng, out)
-            _calls(ctx, app, incarnation, lo, hi, rng, np_rng, out)
-    return out
+            actor = ("app", app_index, slot_index, incarnation.session_name)
+            _lifecycle(ctx, app, incarnation, ctx.rng("lifecycle", *actor), lifecycle)
+            streams.append(_calls(ctx, app, incarnation, lo, hi, actor))
+    return streams, lifecycle
 
 
 def _calls(
@@ -316,10 +322,9 @@ def _calls(
     incarnation: Incarnation,
     lo: int,
     hi: int,
-    rng: Random,
-    np_rng: np.random.Generator,
-    out: list[TimedRecord],
-) -> None:
+    actor: tuple[object, ...],
+) -> Iterator[TimedRecord]:
+    np_rng = ctx.np_rng(*actor)
     rate = diurnal(app.peak_hour, ctx.is_weekend) * ctx.config.app_calls_per_instance_hour
     counts = np_rng.poisson(rate)
     hours = np.repeat(np.arange(24), counts)
@@ -329,12 +334,11 @@ def _calls(
     ops = np_rng.choice(len(APP_OPERATIONS), size=times.size, p=weights / weights.sum())
     failed = np_rng.random(times.size) < ctx.config.error_rate * 0.3
     keep = (times >= lo) & (times < hi)
-    calls = AppCalls(app, incarnation, rng)
+    calls = AppCalls(app, incarnation, ctx.rng(*actor))
     builders = calls.builders
     issued = -1
     factory: IdentityFactory | None = None
     last_sqs_key = {"GenerateDataKey": -(10**9), "Decrypt": -(10**9)}
-    append = out.append
     for t, op, fail in zip(
         times[keep].tolist(), ops[keep].tolist(), failed[keep].tolist(), strict=True
     ):
@@ -342,16 +346,16 @@ def _calls(
         if current != issued or factory is None:
             issued = current
             factory = _session(ctx, app, incarnation, current)
-        append((t, builders[op](t, factory(), fail)))
+        yield t, builders[op](t, factory(), fail)
         if fail:
             continue
         if op == 9:  # Secrets Manager decrypts the secret with the role's permissions
-            append((t, calls.on_behalf(t, factory(), "secretsmanager.amazonaws.com", "Decrypt")))
+            yield t, calls.on_behalf(t, factory(), "secretsmanager.amazonaws.com", "Decrypt")
         elif op in (2, 3):
             name = "GenerateDataKey" if op == 2 else "Decrypt"
             if t - last_sqs_key[name] >= _SERVICE_KEY_REUSE:
                 last_sqs_key[name] = t
-                append((t, calls.on_behalf(t, factory(), "sqs.amazonaws.com", name)))
+                yield t, calls.on_behalf(t, factory(), "sqs.amazonaws.com", name)
 
 
 def _session(ctx: DayContext, app: App, incarnation: Incarnation, issued: int) -> IdentityFactory:
@@ -456,9 +460,3 @@ def _autoscaling(
         rng, t, identity, caller, app.account, app.region, "ec2.amazonaws.com", name,
         read_only=False, request=request, response=response,
     )  # fmt: skip
-
-
-def mean_diurnal() -> float:
-    """Mean rate multiplier over a week (used to size configs; see ``_config``)."""
-    total = 5 * float(diurnal(14, False).mean()) + 2 * float(diurnal(14, True).mean())
-    return math.floor(total / 7 * 1000) / 1000

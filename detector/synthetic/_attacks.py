@@ -33,6 +33,7 @@ from typing import Final
 
 import orjson
 
+from detector.errors import ConfigError
 from detector.synthetic._apps import AppCalls
 from detector.synthetic._catalog import RECON, Call, Resources
 from detector.synthetic._config import DAY, SyntheticConfig
@@ -179,6 +180,10 @@ def plan_attacks(
             stage = _Stage(org, config, seed, t, Random(f"{seed}/attack/{scenario}"), ip)
             emitter = _Emitter(scenario)
             arn, account = SCENARIO_BUILDERS[scenario](stage, emitter)
+            if max(r[0] for r in emitter.records) >= config.end_epoch:
+                raise ConfigError(
+                    f"scenario {scenario!r} does not fit in the attack period; use more attack_days"
+                )
             labels.append(emitter.label(config.scenarios.index(scenario), arn, account))
             records.extend(emitter.records)
             t = max(r[0] for r in emitter.records) + rng.randrange(300, 1800)
@@ -350,8 +355,11 @@ def kms_decrypt_burst(stage: _Stage, emit: _Emitter) -> tuple[str, str]:
         issued,
         ec2_role_delivery=app.kind == "ec2",
     )
-    usual_per_minute = stage.config.app_calls_per_instance_hour / 60 * 0.3
-    per_minute = max(40.0, 40 * usual_per_minute)
+    # Decrypt is about a third of the role's calls (all its instances together); the burst is
+    # ~60x that rate, and never under 30 a minute (a bulk decryption job, not a busy hour).
+    instances = len(app.slots)
+    usual_per_minute = stage.config.app_calls_per_instance_hour / 60 * 0.3 * instances
+    per_minute = max(30.0, 60 * usual_per_minute)
     end = t + duration
     while t < end:
         emit.add(t, calls.decrypt(t, factory(), False))

@@ -131,15 +131,19 @@ class SyntheticConfig:
         if events_per_day <= 0:
             raise ConfigError(f"events_per_day must be positive, got {events_per_day}")
         instances = _running_instances(self)
-        other = 60.0 * self.people + 150.0 * self.pipelines + 600.0 * (1 + self.workload_accounts)
-        # Each call brings ~1.06 records (service-side KMS calls, credential refreshes).
-        per_rate = instances * 24 * 1.06 * _MEAN_DIURNAL
+        # Measured per day: a person ~310 records, a pipeline ~95, the Config recorder ~95
+        # per account and region, other service records ~90.
+        accounts_regions = (1 + self.workload_accounts) * len(self.regions)
+        other = 310.0 * self.people + 95.0 * self.pipelines + 95.0 * accounts_regions + 90.0
+        # Each application call brings ~1.15 records (KMS calls services make for the role,
+        # credential refreshes).
+        per_rate = instances * 24 * 1.15 * _MEAN_DIURNAL
         rate = max(events_per_day - other, events_per_day * 0.1) / per_rate
         return replace(self, app_calls_per_instance_hour=rate)
 
 
-# Mean of the diurnal multiplier over a week, measured on the shapes in ``_apps`` (weekdays
-# and weekends); kept here so sizing needs no generation.
+# Mean of ``_apps.diurnal`` over a week (five weekdays, two weekend days); kept here so that
+# sizing needs no generation. ``test_events_per_day_sizing_is_roughly_right`` guards it.
 _MEAN_DIURNAL: Final = 0.723
 
 

@@ -22,6 +22,7 @@ _UPPER_ALNUM: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _ALNUM: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _LOWER_ALNUM: Final = "abcdefghijklmnopqrstuvwxyz0123456789"
 _API_VERSION: Final = re.compile(r"\d{8}(v\d+)?$")
+_WORD_BOUNDARY: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 # RFC 4122 variant nibble (10xx) for each random hex digit.
 _UUID_VARIANT: Final = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 # First octets of ranges that are public and not reserved; enough variety for distinct
@@ -62,7 +63,7 @@ def derived_aws_id(prefix: str, *parts: object, length: int = 16) -> str:
     Used where two independent generators must agree without sharing a random stream, e.g.
     the session key an instance uses in one credential period, which an attack reuses.
     """
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).digest()
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=32).digest()
     return prefix + "".join(_UPPER_ALNUM[b & 31] for b in digest[:length])
 
 
@@ -145,10 +146,4 @@ def kebab(name: str) -> str:
 
     API version suffixes in event names (``ListFunctions20150331``) are dropped.
     """
-    name = _API_VERSION.sub("", name)
-    out: list[str] = []
-    for index, char in enumerate(name):
-        if char.isupper() and index and not name[index - 1].isupper():
-            out.append("-")
-        out.append(char.lower())
-    return "".join(out)
+    return _WORD_BOUNDARY.sub("-", _API_VERSION.sub("", name)).lower()

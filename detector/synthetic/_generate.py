@@ -1,9 +1,10 @@
 """Put the actors together: one day at a time, in event-time order, attacks included.
 
-:func:`iter_days` is the engine: for each UTC day it runs every actor's generator, adds the
-attack records that fall on that day, sorts by event time, and holds back the few records of
-sessions that run past midnight for the next day, so the whole stream is in event-time order.
-Memory is bounded by one day of records, which is how a benchmark makes millions of events.
+:func:`iter_records` is the engine: for each UTC day it merges the lazy application streams
+(most of the volume) with everyone else's records and the attack records of that day, holding
+back the few records of sessions that run past midnight for the next day, so the whole stream
+is in event-time order. Only the small actors' day is ever materialised, which is how a
+benchmark makes millions of events in little memory.
 
 Imports: the standard library and this package's modules.
 """
@@ -11,16 +12,18 @@ Imports: the standard library and this package's modules.
 from __future__ import annotations
 
 import gc
+import heapq
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
 
-from detector.synthetic._apps import app_day
+from detector.synthetic._apps import app_streams
 from detector.synthetic._attacks import plan_attacks
 from detector.synthetic._config import DAY, SyntheticConfig
 from detector.synthetic._context import DayContext
+from detector.synthetic._formats import parse_iso_time
 from detector.synthetic._identity import Record
 from detector.synthetic._labels import AttackLabel
 from detector.synthetic._legacy import legacy_day
@@ -48,25 +51,18 @@ def generate(config: SyntheticConfig | None = None, seed: int = 0) -> SyntheticT
     """The whole trail in memory. For large volumes use :func:`iter_records`."""
     config = config or SyntheticConfig()
     organisation = build_organisation(config, seed)
-    records = [record for day in iter_days(config, seed) for record in day]
+    with _collector_paused():
+        records = list(iter_records(config, seed))
     labels = plan_attacks(config, organisation, seed)[1]
     return SyntheticTrail(config, seed, organisation, records, labels)
 
 
 def iter_records(config: SyntheticConfig | None = None, seed: int = 0) -> Iterator[Record]:
-    """Every record of the trail, in event-time order, one day in memory at a time."""
-    for day in iter_days(config, seed):
-        yield from day
+    """Every record of the trail, in event-time order.
 
-
-def attack_labels(config: SyntheticConfig | None = None, seed: int = 0) -> tuple[AttackLabel, ...]:
-    """The labels :func:`generate` would return, without generating the normal traffic."""
-    config = config or SyntheticConfig()
-    return plan_attacks(config, build_organisation(config, seed), seed)[1]
-
-
-def iter_days(config: SyntheticConfig | None = None, seed: int = 0) -> Iterator[list[Record]]:
-    """One list of records per UTC day, each sorted by event time."""
+    Application traffic (most of the volume) is built lazily as it is consumed, so a consumer
+    that does not keep the records holds almost nothing, whatever the size.
+    """
     config = config or SyntheticConfig()
     organisation = build_organisation(config, seed)
     attacks, _ = plan_attacks(config, organisation, seed)
@@ -76,27 +72,53 @@ def iter_days(config: SyntheticConfig | None = None, seed: int = 0) -> Iterator[
     carried: list[TimedRecord] = []
     for day in range(config.days):
         ctx = DayContext(config, organisation, seed, day)
-        with _collector_paused():
-            batch = carried + _day(ctx) + attacks_by_day.get(day, [])
-            batch.sort(key=_BY_TIME)
-        cut = _first_at_or_after(batch, min(ctx.end, config.end_epoch))
-        carried = batch[cut:] if ctx.end < config.end_epoch else []
-        yield [record for _, record in batch[:cut]]
+        streams, small = _day(ctx)
+        small = carried + small + attacks_by_day.get(day, [])
+        small.sort(key=_BY_TIME)
+        # Sessions that run past midnight wait for the next day's merge.
+        cut = _first_at_or_after(small, min(ctx.end, config.end_epoch))
+        carried = small[cut:] if ctx.end < config.end_epoch else []
+        for _, record in heapq.merge(small[:cut], *streams, key=_BY_TIME):
+            yield record
 
 
-def _day(ctx: DayContext) -> list[TimedRecord]:
+def iter_days(config: SyntheticConfig | None = None, seed: int = 0) -> Iterator[list[Record]]:
+    """The records of :func:`iter_records` grouped by UTC day of ``eventTime``."""
+    config = config or SyntheticConfig()
+    day_of = config.start_epoch // DAY
+    batch: list[Record] = []
+    for record in iter_records(config, seed):
+        day = parse_iso_time(record["eventTime"]) // DAY
+        if day != day_of:
+            yield batch
+            batch, day_of = [], day
+        batch.append(record)
+    yield batch
+
+
+def attack_labels(config: SyntheticConfig | None = None, seed: int = 0) -> tuple[AttackLabel, ...]:
+    """The labels :func:`generate` would return, without generating the normal traffic."""
+    config = config or SyntheticConfig()
+    return plan_attacks(config, build_organisation(config, seed), seed)[1]
+
+
+def _day(ctx: DayContext) -> tuple[list[Iterator[TimedRecord]], list[TimedRecord]]:
+    """Lazy application streams, and everyone else's (small) day, unsorted."""
     org = ctx.org
-    out: list[TimedRecord] = []
+    streams: list[Iterator[TimedRecord]] = []
+    small: list[TimedRecord] = []
     for index in range(len(org.apps)):
-        out += app_day(ctx, index)
+        app_calls, lifecycle = app_streams(ctx, index)
+        streams += app_calls
+        small += lifecycle
     for index in range(len(org.people)):
-        out += people_day(ctx, index)
+        small += people_day(ctx, index)
     for index in range(len(org.pipelines)):
-        out += pipeline_day(ctx, index)
+        small += pipeline_day(ctx, index)
     for index in range(len(org.legacy_users)):
-        out += legacy_day(ctx, index)
-    out += services_day(ctx)
-    return out
+        small += legacy_day(ctx, index)
+    small += services_day(ctx)
+    return streams, small
 
 
 def _first_at_or_after(batch: list[TimedRecord], t: int) -> int:
@@ -112,11 +134,11 @@ def _first_at_or_after(batch: list[TimedRecord], t: int) -> int:
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a day is built.
+    """Pause the cyclic garbage collector while a whole trail is collected into a list.
 
-    A day is hundreds of thousands of small acyclic dicts; with the collector on, its
-    repeated scans of them halve the generation speed. Nothing here creates cycles, and the
-    previous state is restored before any record leaves this module.
+    A trail is millions of small acyclic dicts; with the collector on, its repeated scans of
+    them cost more than building them. Nothing here creates cycles, and the previous state is
+    restored before :func:`generate` returns.
     """
     was_enabled = gc.isenabled()
     gc.disable()

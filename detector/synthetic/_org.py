@@ -418,8 +418,17 @@ def _slots(
     start = config.start_epoch
     end = config.end_epoch
     if kind == "lambda":
+        # Execution environments come and go; credential refreshes should not all fall on
+        # midnight, so each starts at its own offset.
         return tuple(
-            (Incarnation(name, private_ipv4(rng, vpc_prefix), start - DAY, end + DAY),)
+            (
+                Incarnation(
+                    name,
+                    private_ipv4(rng, vpc_prefix),
+                    start - DAY + rng.randrange(0, 6 * 3600),
+                    end + DAY,
+                ),
+            )
             for _ in range(2)
         )
     slots = []

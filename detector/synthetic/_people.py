@@ -6,7 +6,8 @@ two: normal noise the detector has to tolerate). A working day starts with an Id
 sign-in with MFA in the management account; console sessions then show a federated
 ``ConsoleLogin`` into the chosen account. Inside a session a person mostly reads (bursts of
 Describe/List/Get per page or command), sometimes changes something, and now and then is
-denied.
+denied. Administrators sometimes hop into another account's ``OrganizationAccountAccessRole``
+with their e-mail as ``sourceIdentity``.
 
 Imports: the standard library and this package's catalog, context, formats, identity,
 organisation and record modules.
@@ -20,8 +21,17 @@ from typing import Final
 from detector.synthetic._catalog import READS, WRITES, Call, Resources
 from detector.synthetic._config import DAY
 from detector.synthetic._context import DayContext, weekday_of
-from detector.synthetic._formats import aws_id, derived_hex, iso_time, kebab, uuid4
-from detector.synthetic._identity import Record, role_session
+from detector.synthetic._formats import (
+    aws_id,
+    derived_aws_id,
+    derived_hex,
+    hex_string,
+    iso_time,
+    kebab,
+    sts_time,
+    uuid4,
+)
+from detector.synthetic._identity import IdentityFactory, Record, Role, role_session
 from detector.synthetic._org import Person, SsoAssignment
 from detector.synthetic._records import (
     AWS_INTERNAL,
@@ -31,6 +41,7 @@ from detector.synthetic._records import (
     access_denied,
     api_call,
     console_login,
+    role_resource,
     s3_additional,
     throttled,
 )
@@ -39,6 +50,8 @@ _WORKDAY_PROBABILITY: Final = 0.92
 _WEEKEND_PROBABILITY: Final = 0.08
 _CLI_SERVICE_NAMES: Final = {"monitoring": "cloudwatch", "lambda": "lambda"}
 _SIGN_IN_AGENT_SHARE: Final = 0.12  # console calls AWS makes internally ("AWS Internal")
+_CHAIN_SHARE: Final = 0.2  # admin CLI sessions that assume a role in another account
+ADMIN_ROLE: Final = "OrganizationAccountAccessRole"
 
 
 def people_day(ctx: DayContext, person_index: int) -> list[TimedRecord]:
@@ -156,6 +169,13 @@ def _session(
     stop = start + rng.randrange(10 * 60, 120 * 60)
     resources = _resources_of(ctx, account, rng)
     arn = assignment.role.session_arn(person.email)
+    if _chains(rng, ctx, assignment, console):
+        # Admins sometimes hop into another account's admin role, naming themselves as the
+        # source identity, and work there.
+        identity, resources, arn = _assume_admin_role(
+            ctx, person, assignment, identity, t, ip, rng, out
+        )
+        t += rng.randrange(1, 5)
     while t < stop:
         call = _pick_call(rng, person, assignment)
         burst = rng.randrange(1, 7) if console else rng.choice((1, 1, 2))
@@ -167,6 +187,48 @@ def _session(
             t += rng.choice((0, 0, 1, 1, 2))
             call = _pick_call(rng, person, assignment)
         t += int(rng.expovariate(1 / 45)) + 1
+
+
+def _chains(rng: Random, ctx: DayContext, assignment: SsoAssignment, console: bool) -> bool:
+    admin = assignment.permission_set == "AdministratorAccess"
+    return admin and not console and len(ctx.org.accounts) > 1 and rng.random() < _CHAIN_SHARE
+
+
+def _assume_admin_role(
+    ctx: DayContext,
+    person: Person,
+    assignment: SsoAssignment,
+    identity: IdentityFactory,
+    t: int,
+    ip: str,
+    rng: Random,
+    out: list[TimedRecord],
+) -> tuple[IdentityFactory, Resources, str]:
+    """``sts:AssumeRole`` into ``OrganizationAccountAccessRole`` with ``SourceIdentity``."""
+    here = assignment.role.account_id
+    target = rng.choice([a.account_id for a in ctx.org.accounts if a.account_id != here])
+    role_id = derived_aws_id("AROA", ctx.org.org_id, target, ADMIN_ROLE, length=17)
+    role = Role(target, ADMIN_ROLE, role_id)
+    key = aws_id(rng, "ASIA")
+    session = person.email
+    caller = Caller(ip, f"{person.cli_agent} command/sts.assume-role")
+    record = api_call(
+        rng, t, identity(), caller, here, ctx.config.regions[0], "sts.amazonaws.com", "AssumeRole",
+        read_only=True,
+        request={"roleArn": role.arn, "roleSessionName": session, "sourceIdentity": session,
+                 "durationSeconds": 3600},
+        response={
+            "credentials": {"accessKeyId": key, "sessionToken": "IQoJb3JpZ2luX2VjE" + hex_string(rng, 48),
+                            "expiration": sts_time(t + 3600)},
+            "assumedRoleUser": {"assumedRoleId": f"{role_id}:{session}", "arn": role.session_arn(session)},
+            "sourceIdentity": session,
+        },
+        resources=role_resource(role.arn, target),
+        shared_event_id=uuid4(rng),
+    )  # fmt: skip
+    out.append((t, record))
+    factory = role_session(role, session, key, t, source_identity=session)
+    return factory, _resources_of(ctx, target, rng), role.session_arn(session)
 
 
 def _pick_assignment(rng: Random, person: Person) -> SsoAssignment:

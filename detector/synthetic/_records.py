@@ -57,11 +57,6 @@ def service_of(event_source: str) -> str:
     return event_source.split(".", 1)[0]
 
 
-def region_for(event_source: str, region: str) -> str:
-    """The region a record shows: global services log in us-east-1."""
-    return GLOBAL_REGION if service_of(event_source) in _GLOBAL_SERVICES else region
-
-
 @lru_cache(maxsize=4096)
 def _endpoint(event_source: str, region: str, through_endpoint: bool) -> tuple[str, str, str]:
     """``(awsRegion, TLS host header, eventVersion)`` of a call; memoised, as it is hot."""

@@ -29,6 +29,7 @@ from detector.synthetic._records import (
 CONFIG_HOST: Final = "config.amazonaws.com"
 CLOUDTRAIL_HOST: Final = "cloudtrail.amazonaws.com"
 _SWEEP_EVERY: Final = 6 * 3600
+DAY_SWEEPS: Final = 24 * 3600 // _SWEEP_EVERY
 _ROTATION_DAILY_PROBABILITY: Final = 1 / 30
 
 
@@ -70,9 +71,6 @@ def _config_sweeps(
             )  # fmt: skip
             out.append((t, record))
             t += rng.choice((0, 0, 1))
-
-
-DAY_SWEEPS: Final = 24 * 3600 // _SWEEP_EVERY
 
 
 def _trail_bucket_checks(ctx: DayContext, rng: Random, out: list[TimedRecord]) -> None:

@@ -222,6 +222,37 @@ def test_service_principals_and_on_behalf_calls(trail: SyntheticTrail) -> None:
     assert any(r["sourceIPAddress"] == "AWS Internal" for r in trail.records)
 
 
+def test_people_travel_and_admins_chain_roles_with_source_identity() -> None:
+    config = SyntheticConfig(
+        baseline_days=3, attack_days=0, scenarios=(), apps=1, instances_per_app=1,
+        app_calls_per_instance_hour=1.0, people=16, pipelines=0, iam_users=0,
+        travel_probability=0.3,
+    )  # fmt: skip
+    people = generate(config, seed=1)
+    chained = [
+        r for r in people.records
+        if r["userIdentity"].get("sessionContext", {}).get("sourceIdentity")
+    ]  # fmt: skip
+    assert chained
+    for record in chained:
+        assert record["userIdentity"]["arn"].endswith(
+            "/" + record["userIdentity"]["sessionContext"]["sourceIdentity"]
+        )
+    assumed = [
+        r for r in people.records
+        if r["eventName"] == "AssumeRole" and r["userIdentity"]["type"] == "AssumedRole"
+    ]  # fmt: skip
+    assert all(r["requestParameters"]["sourceIdentity"] for r in assumed)
+    trip_owner = {
+        trip.ip: person.email for person in people.organisation.people for trip in person.trips
+    }
+    from_trips = [r for r in people.records if r["sourceIPAddress"] in trip_owner]
+    assert from_trips  # people work while travelling, from addresses never seen before
+    for record in from_trips:
+        who = record["userIdentity"].get("userName") or record["userIdentity"]["arn"]
+        assert who.endswith(trip_owner[record["sourceIPAddress"]])
+
+
 def test_ci_uses_web_identity_then_its_session(trail: SyntheticTrail) -> None:
     web = [r for r in trail.records if r["eventName"] == "AssumeRoleWithWebIdentity"]
     assert web
