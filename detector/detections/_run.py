@@ -1,0 +1,208 @@
+"""Running detections over a batch of events: select, match, group, deduplicate, report.
+
+One vectorised pass selects the rows any detection could match (event source and name,
+principal type); each detection then matches on its own few rows; matches are grouped per
+(detection, principal, dedup period) in polars, and only the groups, a handful per batch, are
+turned into findings in Python. Imports: polars, orjson, detector.events (schema),
+detector.findings, this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+import polars as pl
+
+from detector.detections._detection import Detection, DetectionConfig, DetectionContext
+from detector.detections._state import DetectionState, EmittedKey
+from detector.events import EVENT_COLUMNS
+from detector.findings import ExplanationItem, Finding, JsonScalar, JsonValue, finding_id_of
+
+__all__ = ["DETECTIONS_VERSION", "DETECTION_SCORE", "run_detections"]
+
+DETECTIONS_VERSION: Final = "1"  # bump when a detection's logic changes what it reports
+DETECTION_SCORE: Final = 1.0  # a signature matched or it did not: rank by severity instead
+
+_MATCH_COLUMNS: Final = (
+    "event_id",
+    "event_time",
+    "event_source",
+    "event_name",
+    "principal_key",
+    "principal_arn",
+    "principal_type",
+    "account_id",
+    "region",
+    "source_ip",
+    "source_ip_address",
+    "evidence",
+)
+
+
+def run_detections(
+    events: pl.DataFrame,
+    detections: Sequence[Detection],
+    state: DetectionState,
+    config: DetectionConfig,
+    now: datetime,
+    context: DetectionContext | None = None,
+) -> tuple[DetectionState, tuple[Finding, ...]]:
+    """Findings of ``detections`` on one batch of normalized events, and the state after it.
+
+    A finding is reported once per detection, principal and ``config.dedup_period`` (aligned
+    to the epoch): a later batch with more events of an already reported period adds nothing,
+    and a replay of the same events gives findings with the same ids. ``now`` is the stream's
+    clock (wall time live, the replay position in a replay): it stamps ``created_at`` and
+    ages the state. ``context`` carries what the principal profile knows, when it exists.
+    """
+    _check_inputs(events, detections, now)
+    matches = _matches(events, detections, config, context or DetectionContext())
+    by_id = {d.id: d for d in detections}
+    findings: list[Finding] = []
+    emitted: list[EmittedKey] = []
+    for group in _groups(matches, config).iter_rows(named=True):
+        key: EmittedKey = (group["detection_id"], group["principal_key"], group["window_start"])
+        if key in state.emitted:
+            continue
+        emitted.append(key)
+        findings.append(_finding(by_id[key[0]], group, config, now))
+    new_state = state.with_emitted(emitted).forget_before(now - config.state_retention)
+    return new_state, tuple(findings)
+
+
+def _check_inputs(events: pl.DataFrame, detections: Sequence[Detection], now: datetime) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
+    if missing:
+        raise ValueError(f"events frame lacks columns of the event schema: {missing}")
+    ids = [d.id for d in detections]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise ValueError(f"detections given more than once: {duplicated}")
+
+
+def _matches(
+    events: pl.DataFrame,
+    detections: Sequence[Detection],
+    config: DetectionConfig,
+    context: DetectionContext,
+) -> pl.DataFrame:
+    """Matched rows of all detections, with ``detection_id`` and ``evidence``."""
+    empty = pl.DataFrame(schema=_match_schema(events))
+    if not detections or events.is_empty():
+        return empty
+    # One pass over the whole batch; everything after runs on the few selected rows.
+    selected = events.filter(pl.any_horizontal([d.selects for d in detections]))
+    if selected.is_empty():
+        return empty
+    candidates = selected.lazy()
+    per_detection = [
+        d.matches(candidates.filter(d.selects), config, context)
+        .select(_MATCH_COLUMNS)
+        .with_columns(detection_id=pl.lit(d.id, dtype=pl.String))
+        for d in detections
+    ]
+    return pl.concat(per_detection, how="vertical").collect()
+
+
+def _match_schema(events: pl.DataFrame) -> pl.Schema:
+    schema = {name: events.schema[name] for name in _MATCH_COLUMNS if name != "evidence"}
+    return pl.Schema(schema | {"evidence": pl.String(), "detection_id": pl.String()})
+
+
+def _groups(matches: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """One row per (detection, principal, dedup period), in order of first event."""
+    cap = config.max_sample
+    signal = (
+        pl.col("event_source").str.replace(r"\.amazonaws\.com$", "") + ":" + pl.col("event_name")
+    )
+    return (
+        matches.with_columns(window_start=pl.col("event_time").dt.truncate(config.dedup_period))
+        .sort("event_time", "event_id")
+        .group_by("detection_id", "principal_key", "window_start", maintain_order=True)
+        .agg(
+            first_seen=pl.col("event_time").min(),
+            last_seen=pl.col("event_time").max(),
+            event_count=pl.len(),
+            event_ids=pl.col("event_id").head(cap),
+            source_ips=pl.coalesce("source_ip_address", "source_ip")
+            .drop_nulls()
+            .unique(maintain_order=True)
+            .head(cap),
+            signals=signal.unique(maintain_order=True),
+            principal_arn=pl.col("principal_arn").drop_nulls().first(),
+            principal_type=pl.col("principal_type").first(),
+            account_id=pl.col("account_id").drop_nulls().first(),
+            region=pl.col("region").drop_nulls().first(),
+            evidence=pl.col("evidence"),
+        )
+    )
+
+
+def _merged_evidence(texts: Sequence[str | None], cap: int) -> dict[str, JsonValue]:
+    """The evidence of all events of one finding: per key, the distinct values in event
+    order; a single value stays a scalar, lists stay lists; nulls are dropped."""
+    values: dict[str, list[Any]] = {}
+    listed: set[str] = set()
+    for text in texts:
+        for name, value in (orjson.loads(text) if text else {}).items():
+            if value is None:
+                continue
+            if isinstance(value, list):
+                listed.add(name)
+            seen = values.setdefault(name, [])
+            for item in value if isinstance(value, list) else [value]:
+                if item not in seen:
+                    seen.append(item)
+    return {
+        name: seen[:cap] if name in listed or len(seen) > 1 else seen[0]
+        for name, seen in sorted(values.items())
+    }
+
+
+def _as_scalar(value: JsonValue) -> JsonScalar:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    return value
+
+
+def _finding(
+    detection: Detection, group: Mapping[str, Any], config: DetectionConfig, now: datetime
+) -> Finding:
+    evidence = _merged_evidence(group["evidence"], config.max_sample)
+    explanation = (
+        ExplanationItem(what=detection.id, detail=detection.description),
+        *(ExplanationItem(what=name, value=_as_scalar(v)) for name, v in evidence.items()),
+    )
+    window_start: datetime = group["window_start"]
+    return Finding(
+        finding_id=finding_id_of(detection.id, group["principal_key"], window_start),
+        kind=detection.id,
+        title=detection.title,
+        severity=detection.severity,
+        principal=group["principal_key"],
+        principal_arn=group["principal_arn"],
+        principal_type=group["principal_type"],
+        account_id=group["account_id"],
+        region=group["region"],
+        window_start=window_start,
+        window_end=window_start + config.dedup_period,
+        first_seen=group["first_seen"],
+        last_seen=group["last_seen"],
+        created_at=now,
+        score=DETECTION_SCORE,
+        signals=tuple(group["signals"]),
+        explanation=explanation,
+        event_ids=tuple(group["event_ids"]),
+        event_count=group["event_count"],
+        source_ips=tuple(group["source_ips"]),
+        model_version=f"detections/{DETECTIONS_VERSION}",
+        mitre=detection.mitre,
+        evidence=evidence,
+    )

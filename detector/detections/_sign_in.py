@@ -1,0 +1,195 @@
+"""Detections on who signs in and how: the root user, console sign-ins without MFA, and
+repeated failed console sign-ins (the one detection here that counts over the batch).
+
+Imports: polars, this package's vocabulary and examples.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import polars as pl
+
+from detector.detections._detection import Detection, DetectionConfig, DetectionContext
+from detector.detections._examples import (
+    EXAMPLE_TIME,
+    api_call,
+    console_sign_in,
+    iam_user,
+    role_session,
+    root_user,
+    service,
+)
+from detector.detections._expressions import calls, evidence, succeeded, where
+
+__all__ = ["CONSOLE_LOGIN_FAILURES_REPEATED", "CONSOLE_LOGIN_WITHOUT_MFA", "ROOT_CREDENTIAL_USE"]
+
+_SIGN_IN: Final = "signin.amazonaws.com"
+_MFA_USED = pl.col("additional_event_data").str.json_path_match("$.MFAUsed")
+
+ROOT_CREDENTIAL_USE = Detection(
+    id="root_credential_use",
+    title="Root user credentials used",
+    description="The account's root user signed in or called an API, itself rather than "
+    "through an AWS service acting for it. Root should be locked away; any use, read-only "
+    "included, is worth a look (as in the CIS benchmark's root-usage alarm).",
+    severity=5.0,
+    mitre=("T1078.004",),
+    selects=pl.col("principal_type") == "Root",
+    matches=where(
+        succeeded()
+        & pl.col("invoked_by").is_null()
+        & pl.col("event_type").fill_null("").ne("AwsServiceEvent"),
+        event_name=pl.col("event_name"),
+        console=pl.col("console"),
+        mfa_used=_MFA_USED,
+    ),
+    positives=(
+        (console_sign_in(root_user(), mfa_used=True),),
+        (api_call("iam.amazonaws.com", "ListAccessKeys", identity=root_user(), read_only=True),),
+        (
+            api_call(
+                "s3.amazonaws.com",
+                "PutBucketVersioning",
+                {"bucketName": "audit", "VersioningConfiguration": {"Status": "Enabled"}},
+                identity=root_user(),
+            ),
+        ),
+    ),
+    negatives=(
+        (console_sign_in(root_user(), success=False),),
+        (
+            api_call(
+                "iam.amazonaws.com",
+                "CreateServiceLinkedRole",
+                {"aWSServiceName": "autoscaling.amazonaws.com"},
+                identity={**root_user(), "invokedBy": "autoscaling.amazonaws.com"},
+                source_ip="autoscaling.amazonaws.com",
+            ),
+        ),
+        (api_call("iam.amazonaws.com", "ListAccessKeys", identity=iam_user(), read_only=True),),
+    ),
+    anchors=(
+        "GuardDuty: Policy:IAMUser/RootCredentialUsage",
+        "Panther: AWS.Root.Activity, AWS.Console.RootLogin",
+        "Sigma: aws_root_account_usage",
+    ),
+)
+
+CONSOLE_LOGIN_WITHOUT_MFA = Detection(
+    id="console_login_without_mfa",
+    title="IAM user signed in to the console without MFA",
+    description="An IAM user signed in to the console with a password alone. Sign-ins through "
+    "a SAML provider or IAM Identity Center are left out: their MFA happens at the identity "
+    "provider, which CloudTrail does not see. Root sign-ins are reported by "
+    "root_credential_use, with MFA in its evidence.",
+    severity=5.0,
+    mitre=("T1078.004",),
+    selects=calls(_SIGN_IN, "ConsoleLogin") & (pl.col("principal_type") == "IAMUser"),
+    matches=where(
+        succeeded()
+        & (_MFA_USED == "No").fill_null(False)
+        & pl.col("additional_event_data").str.json_path_match("$.SamlProviderArn").is_null(),
+        login_to=pl.col("additional_event_data").str.json_path_match("$.LoginTo"),
+    ),
+    positives=((console_sign_in(iam_user("bob")),),),
+    negatives=(
+        (console_sign_in(iam_user("bob"), mfa_used=True),),
+        (console_sign_in(iam_user("bob"), success=False),),
+        (
+            console_sign_in(
+                iam_user("bob"), SamlProviderArn="arn:aws:iam::111122223333:saml-provider/Okta"
+            ),
+        ),
+        (console_sign_in(role_session("AWSReservedSSO_Admin_0a1b2c3d", "bob@example.com")),),
+    ),
+    anchors=(
+        "Panther: AWS.Console.LoginWithoutMFA",
+        "Sigma: aws_cloudtrail_console_login_without_mfa",
+        "Stratus: aws.initial-access.console-login-without-mfa",
+    ),
+)
+
+_FAILED_SIGN_IN = pl.col("response_elements").str.contains('":"Failure"', literal=True)
+
+
+def _repeated_failures(
+    events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
+) -> pl.LazyFrame:
+    """Failed sign-ins of principals that failed ``threshold`` times within ``window``:
+    every failure from the window before the first time the count was reached onwards."""
+    window = config.failed_sign_in_window
+    failures_in_window = (
+        pl.col("event_id")
+        .is_not_null()
+        .cast(pl.UInt32)  # one per failure
+        .rolling_sum_by("event_time", window_size=window)
+        .over("principal_key")
+    )
+    first_reached = (
+        pl.col("event_time")
+        .filter(pl.col("failures_in_window") >= config.failed_sign_in_threshold)
+        .min()
+        .over("principal_key")
+    )
+    return (
+        events.filter(_FAILED_SIGN_IN.fill_null(False))
+        .with_columns(failures_in_window=failures_in_window)
+        .with_columns(first_reached=first_reached)
+        .filter(pl.col("event_time") >= pl.col("first_reached") - window)
+        .with_columns(
+            evidence(
+                most_failures_in_window=pl.col("failures_in_window").max().over("principal_key"),
+                threshold=pl.lit(config.failed_sign_in_threshold),
+                window_seconds=pl.lit(int(window.total_seconds())),
+            )
+        )
+        .drop("failures_in_window", "first_reached")
+    )
+
+
+def _failures(count: int, spacing: timedelta, user: str = "carol") -> tuple[dict[str, Any], ...]:
+    start = datetime.fromisoformat(EXAMPLE_TIME)
+    return tuple(
+        console_sign_in(
+            iam_user(user),
+            success=False,
+            event_time=(start + i * spacing).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            source_ip=f"198.51.100.{10 + i}",
+        )
+        for i in range(count)
+    )
+
+
+CONSOLE_LOGIN_FAILURES_REPEATED = Detection(
+    id="console_login_failures_repeated",
+    title="Repeated failed console sign-ins",
+    description="One principal failed to sign in to the console failed_sign_in_threshold "
+    "times (default 5) within failed_sign_in_window (default 10 minutes), from any number of "
+    "addresses: password guessing. Counted within a batch; slower guessing across batches is "
+    "left to the model.",
+    severity=4.0,
+    mitre=("T1110",),
+    selects=calls(_SIGN_IN, "ConsoleLogin"),
+    matches=_repeated_failures,
+    positives=(_failures(5, timedelta(seconds=30)), _failures(8, timedelta(minutes=1))),
+    negatives=(
+        _failures(4, timedelta(seconds=30)),
+        _failures(5, timedelta(minutes=5)),
+        (console_sign_in(iam_user("carol"), mfa_used=True),),
+        (
+            api_call(
+                "sts.amazonaws.com",
+                "GetCallerIdentity",
+                identity=service("sso.amazonaws.com"),
+                read_only=True,
+            ),
+        ),
+    ),
+    anchors=(
+        "GuardDuty: none for console sign-ins",
+        "Panther: Standard.BruteForceByUser",
+        "Sigma: aws_cloudtrail_console_login_failure",
+    ),
+)

@@ -1,0 +1,54 @@
+"""Findings: the one record the detector reports, whether the model or a detection found it.
+
+- :class:`Finding`: who, when, how bad (GuardDuty's 1.0-8.9 severity), why
+  (:class:`ExplanationItem`), and the events behind it;
+- :func:`finding_id_of`: the deterministic id (kind + principal + window start), so a re-score
+  or a duplicate delivery gives the same id;
+- :func:`finding_to_json` / :func:`finding_from_json`: the stable serialised form, described by
+  :data:`FINDING_JSON_SCHEMA`.
+
+Imports: orjson and the standard library; nothing else in the detector (every stage may import
+this package).
+"""
+
+from detector.findings._finding import (
+    FINDING_SCHEMA_VERSION,
+    MAX_SEVERITY,
+    MIN_SEVERITY,
+    ExplanationItem,
+    Finding,
+    JsonScalar,
+    JsonValue,
+    SeverityLabel,
+    finding_id_of,
+    isoformat_ms,
+    severity_label,
+)
+from detector.findings._json import (
+    FINDING_FIELDS,
+    finding_from_dict,
+    finding_from_json,
+    finding_to_dict,
+    finding_to_json,
+)
+from detector.findings._schema import FINDING_JSON_SCHEMA
+
+__all__ = [
+    "FINDING_FIELDS",
+    "FINDING_JSON_SCHEMA",
+    "FINDING_SCHEMA_VERSION",
+    "MAX_SEVERITY",
+    "MIN_SEVERITY",
+    "ExplanationItem",
+    "Finding",
+    "JsonScalar",
+    "JsonValue",
+    "SeverityLabel",
+    "finding_from_dict",
+    "finding_from_json",
+    "finding_id_of",
+    "finding_to_dict",
+    "finding_to_json",
+    "isoformat_ms",
+    "severity_label",
+]
