@@ -17,8 +17,9 @@ or stream millions of records without holding them::
 
 Write (I/O at the edge)::
 
-    write_archive(iter_records(config, 1), "out/archive", organization_id=org_id)
-    write_envelopes(iter_records(config, 1), "out/envelopes.jsonl")
+    org_id = build_organisation(config, 1).org_id  # for the organization trail layout
+    write_archive(iter_records(config, 1), "out/archive", seed=1, organization_id=org_id)
+    write_envelopes(iter_records(config, 1), "out/envelopes.jsonl", seed=1)  # or .jsonl.gz
     write_labels(attack_labels(config, 1), "out/labels.json")
 
 or ``python -m detector.synthetic --out DIR --seed N --days D``.

@@ -118,6 +118,10 @@ THIEF_AGENT: Final = (
 HIJACKER_AGENT: Final = (
     "aws-cli/2.15.30 Python/3.11.8 Linux/6.1.0-18-cloud-amd64 exe/x86_64.debian.12 prompt/off"
 )
+HIJACKER_BROWSER: Final = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/121.0.0.0 Safari/537.36"
+)
 _ACTOR_BUDGET: Final = 4 * 3600  # an actor's scenarios all fit in this much time
 
 
@@ -466,12 +470,6 @@ def iam_persistence(stage: _Stage, emit: _Emitter) -> tuple[str, str]:
     )  # fmt: skip
     emit.add(t, login)
     return user.arn, account
-
-
-HIJACKER_BROWSER: Final = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/121.0.0.0 Safari/537.36"
-)
 
 
 def _other_user(org: Organisation, thief: IamUser) -> str | None:

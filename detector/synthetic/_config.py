@@ -126,7 +126,9 @@ class SyntheticConfig:
         """A copy whose application rate gives roughly ``events_per_day`` events a day.
 
         Application calls are most of the volume; people, pipelines and services add a
-        roughly fixed amount that this estimate subtracts first.
+        roughly fixed amount (~7,500 a day at the default sizes) that this estimate subtracts
+        first, so targets below that amount are not reached. Weekdays run above the average
+        and weekends below it.
         """
         if events_per_day <= 0:
             raise ConfigError(f"events_per_day must be positive, got {events_per_day}")

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from random import Random
-from typing import Final
+from typing import Final, Protocol
 
 import orjson
 
@@ -124,7 +124,11 @@ def _write_digests(
     trail_name: str,
     bucket: str,
 ) -> list[str]:
-    """One digest per account, region and hour that had log files, chained like CloudTrail's."""
+    """One digest per account, region and hour that had log files, chained like CloudTrail's.
+
+    The shape and the log files' SHA-256 are real; signatures and key fingerprints are random
+    placeholders (there is no private key), so these digests do not validate.
+    """
     rng = Random(f"{seed}/digests")
     groups: dict[tuple[str, str, int], list[_Written]] = {}
     for item in written:
@@ -173,14 +177,28 @@ def _write_digests(
 
 
 def write_envelopes(records: Iterable[Record], path: Path | str, *, seed: int = 0) -> int:
-    """Write EventBridge envelopes as JSON lines in arrival order; returns how many."""
+    """Write EventBridge envelopes as JSON lines in arrival order; returns how many.
+
+    A path ending in ``.gz`` is gzipped (reproducibly: no time in the header).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as raw:
+        if path.suffix != ".gz":
+            return _write_lines(plan_envelopes(records, seed=seed), raw)
+        with gzip.GzipFile("", "wb", _GZIP_LEVEL, raw, mtime=0) as zipped:
+            return _write_lines(plan_envelopes(records, seed=seed), zipped)
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
+def _write_lines(items: Iterable[Record], out: _Sink) -> int:
     count = 0
-    with path.open("wb") as out:
-        for item in plan_envelopes(records, seed=seed):
-            out.write(orjson.dumps(item) + b"\n")
-            count += 1
+    for item in items:
+        out.write(orjson.dumps(item) + b"\n")
+        count += 1
     return count
 
 

@@ -22,6 +22,7 @@ from detector.synthetic import (
     SyntheticTrail,
     attack_labels,
     generate,
+    iter_days,
     iter_records,
     labels_from_json,
     labels_to_json,
@@ -110,6 +111,14 @@ def test_same_seed_gives_identical_records_in_event_time_order(trail: SyntheticT
     assert labels_to_json(attack_labels(SMALL, seed=11)) == labels_to_json(trail.labels)
     times = [r["eventTime"] for r in streamed]
     assert times == sorted(times)
+
+
+def test_days_split_the_same_stream_by_utc_day(trail: SyntheticTrail) -> None:
+    days = list(iter_days(SMALL, seed=11))
+    assert len(days) == SMALL.days
+    assert [r for day in days for r in day] == trail.records
+    for day in days:
+        assert len({r["eventTime"][:10] for r in day}) == 1
 
 
 def test_different_seed_gives_different_records(trail: SyntheticTrail) -> None:
@@ -509,6 +518,8 @@ def test_envelopes_have_the_right_detail_type_and_arrive_roughly_in_order(
         assert t >= newest - 120
         newest = max(newest, t)
     assert next(iter(plan_envelopes(trail.records[:10], seed=2)))["detail"] in trail.records[:10]
+    write_envelopes(records, tmp_path / "envelopes.jsonl.gz", seed=2)
+    assert gzip.decompress((tmp_path / "envelopes.jsonl.gz").read_bytes()).splitlines() == lines
 
 
 # --- configuration and entry point ----------------------------------------------------------
