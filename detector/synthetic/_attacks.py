@@ -364,10 +364,10 @@ def kms_decrypt_burst(stage: _Stage, emit: _Emitter) -> tuple[str, str]:
     instances = len(app.slots)
     usual_per_minute = stage.config.app_calls_per_instance_hour / 60 * 0.3 * instances
     per_minute = max(30.0, 60 * usual_per_minute)
-    end = t + duration
-    while t < end:
-        emit.add(t, calls.decrypt(t, factory(), False))
-        t += int(stage.rng.expovariate(per_minute / 60))
+    # Whole seconds can hold many calls: draw the count, then spread it over the window.
+    count = round(per_minute * duration / 60 * stage.rng.uniform(0.9, 1.1))
+    for at in sorted(t + stage.rng.randrange(duration) for _ in range(count)):
+        emit.add(at, calls.decrypt(at, factory(), False))
     return app.role.session_arn(incarnation.session_name), app.account
 
 

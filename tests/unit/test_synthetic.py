@@ -348,7 +348,7 @@ def test_attack_events_have_the_signature_shapes(
     assert len({e["eventSource"] for e in recon}) >= 15
     assert sum("errorCode" in e for e in recon) > len(recon) / 3
     burst = names["kms_decrypt_burst"]
-    assert len(burst) >= 300
+    assert 300 <= len(burst) < 5_000
     assert set(burst) == {"Decrypt"}
     public = [
         by_id[e] for lb in trail.labels if lb.scenario == "queue_made_public" for e in lb.event_ids
