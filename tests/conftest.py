@@ -31,3 +31,37 @@ def load_stratus(path: Path) -> list[Any]:
 
 def load_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def small_trail() -> Any:
+    """A small synthetic organisation: 4 clean days, then 1 day with every attack."""
+    from detector.synthetic import SyntheticConfig, generate
+
+    return generate(SyntheticConfig(baseline_days=4, attack_days=1), seed=11)
+
+
+@pytest.fixture(scope="session")
+def small_events(small_trail: Any) -> Any:
+    from detector.events import records_to_events
+
+    return records_to_events(small_trail.records, origin="small").events.sort("event_time")
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(
+    tmp_path_factory: pytest.TempPathFactory, small_trail: Any, small_events: Any
+) -> Path:
+    """A model trained on the small trail's clean days (fewer trees: a test, not a product)."""
+    from datetime import timedelta
+
+    import polars as pl
+
+    from detector.training import TrainingConfig, train
+
+    cut = small_trail.config.start + timedelta(days=small_trail.config.baseline_days)
+    clean = small_events.filter(pl.col("event_time") < cut)
+    folder = tmp_path_factory.mktemp("model") / "small"
+    chunks = [clean.slice(i, 20_000) for i in range(0, clean.height, 20_000)]
+    train(chunks, folder, TrainingConfig(name="small", n_estimators=60, seed=3), "small trail")
+    return folder

@@ -1,0 +1,73 @@
+"""Scoring: which principal-windows are unusual (the model), and why (signals, explanations).
+
+- :class:`WindowAnomalyModel`: the scikit-learn estimator (isolation forest on ``log1p``
+  features); :meth:`~WindowAnomalyModel.anomaly_score` is higher for more anomalous windows;
+- :func:`calibrate_threshold`: the threshold for an alert budget (findings per 1,000
+  principal-days);
+- :class:`ModelArtifact`, :func:`save_artifact`, :func:`load_artifact`: the verified model
+  folder (skops + manifest + peer baseline + card);
+- :class:`OwnBaseline`: each principal's running feature mean and variance (state, with
+  snapshot/restore), against which a window's deviation is measured;
+- :func:`score_windows`: closed windows -> :class:`~detector.findings.Finding` values, one
+  ``anomaly_score`` call per batch; the score is the larger of the forest's and the
+  own-baseline deviation's, each normalised by its training distribution;
+- :data:`SIGNALS`: the named reasons that lead a finding's explanation and raise its severity.
+
+Imports: numpy, polars, scikit-learn, skops, detector.features, detector.findings.
+"""
+
+from detector.scoring._artifact import (
+    DEFAULT_MODEL_DIR,
+    TRUSTED_TYPES,
+    ModelArtifact,
+    library_versions,
+    load_artifact,
+    save_artifact,
+)
+from detector.scoring._baseline import OwnBaseline, deviation_score, score_and_update
+from detector.scoring._calibrate import DEFAULT_ALERT_BUDGET, calibrate_threshold, principal_days
+from detector.scoring._explain import PeerBaseline, explain_row, fit_peer_baseline
+from detector.scoring._model import WindowAnomalyModel, feature_matrix
+from detector.scoring._normalise import fit_knots, normalise
+from detector.scoring._score import (
+    MODEL_KIND,
+    RawScores,
+    ScoredBatch,
+    combined_score,
+    raw_scores,
+    score_windows,
+    severity_of,
+)
+from detector.scoring._signals import SIGNALS, Signal, signal_frame
+
+__all__ = [
+    "DEFAULT_ALERT_BUDGET",
+    "DEFAULT_MODEL_DIR",
+    "MODEL_KIND",
+    "SIGNALS",
+    "TRUSTED_TYPES",
+    "ModelArtifact",
+    "OwnBaseline",
+    "PeerBaseline",
+    "RawScores",
+    "ScoredBatch",
+    "Signal",
+    "WindowAnomalyModel",
+    "calibrate_threshold",
+    "combined_score",
+    "deviation_score",
+    "explain_row",
+    "feature_matrix",
+    "fit_knots",
+    "fit_peer_baseline",
+    "library_versions",
+    "load_artifact",
+    "normalise",
+    "principal_days",
+    "raw_scores",
+    "save_artifact",
+    "score_and_update",
+    "score_windows",
+    "severity_of",
+    "signal_frame",
+]

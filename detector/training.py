@@ -1,0 +1,263 @@
+"""Training: events in time order -> the service's own features -> a verified model folder.
+
+Profiles warm up over the whole period in event-time order exactly as the service's would;
+windows of the first ``warmup`` (when every IP, region and API call is still "new") shape the
+profiles but are not fitted or calibrated on. The threshold is set to the alert budget on the
+remaining windows. Deterministic for a given input and seed; no wall clock is read (the
+manifest records the training period, not when training ran).
+
+Imports: numpy, polars, detector.features, detector.scoring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import polars as pl
+
+from detector.features import (
+    FeatureConfig,
+    empty_state,
+    feature_columns,
+    feature_dtypes,
+    feature_schema_hash,
+    flush,
+    update,
+)
+from detector.scoring import (
+    DEFAULT_ALERT_BUDGET,
+    ModelArtifact,
+    OwnBaseline,
+    PeerBaseline,
+    WindowAnomalyModel,
+    calibrate_threshold,
+    feature_matrix,
+    fit_knots,
+    fit_peer_baseline,
+    library_versions,
+    normalise,
+    principal_days,
+    raw_scores,
+    save_artifact,
+)
+
+__all__ = [
+    "DEFAULT_WARMUP",
+    "TrainingConfig",
+    "TrainingWindows",
+    "fit_model",
+    "train",
+    "windows_of",
+]
+
+DEFAULT_WARMUP: Final = timedelta(days=2)
+SCORE_QUANTILES: Final = (0.5, 0.9, 0.99, 0.999, 1.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainingConfig:
+    name: str = "default"
+    alert_budget: float = DEFAULT_ALERT_BUDGET  # model findings per 1,000 principal-days
+    warmup: timedelta = DEFAULT_WARMUP
+    seed: int = 0
+    n_estimators: int = 200
+    max_samples: int = 512
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingWindows:
+    """Every closed window of the period, and what went into them."""
+
+    windows: pl.DataFrame
+    events: int
+    duplicates: int
+    late_events: int
+    first_event: datetime | None
+    last_event: datetime | None
+
+
+def windows_of(chunks: Iterable[pl.DataFrame], features: FeatureConfig) -> TrainingWindows:
+    """Run the feature step over event frames given in (roughly) event-time order."""
+    state = empty_state()
+    out: list[pl.DataFrame] = []
+    events = duplicates = late = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    for chunk in chunks:
+        if chunk.height == 0:
+            continue
+        lo, hi = chunk.get_column("event_time").min(), chunk.get_column("event_time").max()
+        assert isinstance(lo, datetime)
+        assert isinstance(hi, datetime)
+        first = lo if first is None else min(first, lo)
+        last = hi if last is None else max(last, hi)
+        state, closed, report = update(state, chunk, features)
+        out.append(closed)
+        events += report.events_in
+        duplicates += report.duplicates
+        late += report.late_events
+    state, closed, report = flush(state, features)
+    out.append(closed)
+    windows = pl.concat(out, how="vertical").sort(
+        "principal_key", "window_start", "late_correction"
+    )
+    return TrainingWindows(windows, events, duplicates, late, first, last)
+
+
+def _fitting_mask(data: TrainingWindows, warmup: timedelta) -> pl.Series:
+    """Windows fitted and calibrated on: after the warm-up, not late corrections."""
+    if data.first_event is None:
+        raise ValueError("no events to train on")
+    return data.windows.select(
+        (pl.col("window_start") >= data.first_event + warmup) & ~pl.col("late_correction")
+    ).to_series()
+
+
+def fit_model(
+    data: TrainingWindows, config: TrainingConfig, source: str
+) -> tuple[WindowAnomalyModel, PeerBaseline, dict[str, Any], str]:
+    """The fitted model, its peer baseline, manifest and card (nothing written)."""
+    window = config.features.window
+    names = feature_columns(window)
+    fit = _fitting_mask(data, config.warmup)
+    rows = data.windows.filter(fit)
+    if rows.height < 100:
+        raise ValueError(
+            f"only {rows.height} windows after the {config.warmup} warm-up: train on a longer period"
+        )
+    x = feature_matrix(rows, names)
+    model = WindowAnomalyModel(
+        n_estimators=config.n_estimators,
+        max_samples=config.max_samples,
+        random_state=config.seed,
+    ).fit(x, feature_names=names)
+    peers = fit_peer_baseline(x, rows.get_column("principal_type").to_list(), names)
+    # Own baselines learn over the whole period (warm-up included), as the service's would.
+    _, raw = raw_scores(model, peers, OwnBaseline(tuple(names)), data.windows, names)
+    mask = fit.to_numpy()
+    knots = {"forest": fit_knots(raw.forest[mask]), "deviation": fit_knots(raw.deviation[mask])}
+    scores = np.maximum(
+        normalise(raw.forest[mask], knots["forest"]),
+        normalise(raw.deviation[mask], knots["deviation"]),
+    )
+    days = principal_days(rows)
+    threshold = calibrate_threshold(scores, days, config.alert_budget)
+    types = rows.group_by("principal_type").agg(
+        pl.len().alias("windows"), pl.col("principal_key").n_unique().alias("principals")
+    )
+    quantiles = {f"{q:g}": float(np.quantile(scores, q)) for q in SCORE_QUANTILES}
+    above = int((scores > threshold).sum())
+    manifest: dict[str, Any] = {
+        "name": config.name,
+        "feature_names": list(names),
+        "feature_dtypes": {k: str(v) for k, v in feature_dtypes(window).items()},
+        "feature_schema_hash": feature_schema_hash(window),
+        "window_seconds": int(window.total_seconds()),
+        "threshold": threshold,
+        "score_knots": knots,
+        "score_quantiles": quantiles,
+        "alert_budget_per_1000_principal_days": config.alert_budget,
+        "training": {
+            "source": source,
+            "since": _iso(data.first_event),
+            "until": _iso(data.last_event),
+            "warmup_seconds": int(config.warmup.total_seconds()),
+            "events": data.events,
+            "duplicate_events": data.duplicates,
+            "late_events": data.late_events,
+            "principals": rows.get_column("principal_key").n_unique(),
+            "windows_fitted": rows.height,
+            "principal_days": days,
+            "windows_above_threshold": above,
+            "by_principal_type": {
+                r["principal_type"]: {"windows": r["windows"], "principals": r["principals"]}
+                for r in types.sort("principal_type").iter_rows(named=True)
+            },
+        },
+        "params": {
+            "seed": config.seed,
+            "n_estimators": config.n_estimators,
+            "max_samples": config.max_samples,
+        },
+        "library_versions": library_versions(),
+    }
+    return model, peers, manifest, model_card(manifest)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def model_card(manifest: dict[str, Any]) -> str:
+    t = manifest["training"]
+    lines = [
+        f"# Model card: `{manifest['name']}`",
+        "",
+        "An isolation forest over per-principal "
+        f"{manifest['window_seconds'] // 60}-minute windows of CloudTrail activity "
+        "(`detector.scoring.WindowAnomalyModel`, features from `detector.features`). A window "
+        "scoring above the threshold becomes a `model_anomaly` finding; explicit signals and the "
+        "features that moved most explain it.",
+        "",
+        "## Training data",
+        "",
+        f"- source: `{t['source']}`",
+        f"- period: {t['since']} to {t['until']} (first {t['warmup_seconds'] // 3600} h are "
+        "profile warm-up, not fitted)",
+        f"- {t['events']:,} events ({t['duplicate_events']:,} duplicates dropped, "
+        f"{t['late_events']:,} late), {t['principals']:,} principals, "
+        f"{t['windows_fitted']:,} windows fitted, {t['principal_days']:,} principal-days",
+        "",
+        "| principal type | principals | windows |",
+        "|---|---|---|",
+        *(
+            f"| {kind} | {v['principals']:,} | {v['windows']:,} |"
+            for kind, v in t["by_principal_type"].items()
+        ),
+        "",
+        "## Scores and threshold",
+        "",
+        "A window's score is the larger of two views, each mapped through its distribution on "
+        "the training windows (0.99 = above 99% of them; above 1.0 = beyond anything seen): the "
+        "isolation forest's anomaly score, and the largest rise of one feature above the "
+        "principal's own running mean. Higher is more anomalous.",
+        "",
+        "| quantile | " + " | ".join(manifest["score_quantiles"]) + " |",
+        "|---|" + "---|" * len(manifest["score_quantiles"]),
+        "| score | " + " | ".join(f"{v:.4f}" for v in manifest["score_quantiles"].values()) + " |",
+        "",
+        f"- alert budget: {manifest['alert_budget_per_1000_principal_days']:g} model findings per "
+        "1,000 principal-days",
+        f"- threshold: {manifest['threshold']:.6f} ({t['windows_above_threshold']} training "
+        "windows above it)",
+        "",
+        "## Use and limits",
+        "",
+        "- Trained on the data above only: profiles and peers reflect that organisation. Retrain "
+        "on your own trails (`notebooks/retrain.ipynb` or `detector train`) before relying on it.",
+        "- Loading checks the sha256 of every file against `manifest.json`, the feature schema "
+        "hash against the running code, and refuses any type outside the trusted list.",
+        f"- Reproduce: `detector train <source> --out models/{manifest['name']} --seed "
+        f"{manifest['params']['seed']} --alert-budget "
+        f"{manifest['alert_budget_per_1000_principal_days']:g}`.",
+        "",
+        "Library versions: "
+        + ", ".join(f"{k} {v}" for k, v in manifest["library_versions"].items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def train(
+    chunks: Iterable[pl.DataFrame], folder: Path, config: TrainingConfig, source: str
+) -> ModelArtifact:
+    """Features over the period, fit, calibrate, and write the verified folder."""
+    data = windows_of(chunks, config.features)
+    model, peers, manifest, card = fit_model(data, config, source)
+    return save_artifact(folder, model, peers, manifest, card)
