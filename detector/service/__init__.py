@@ -1,0 +1,1 @@
+"""The long-running service: SQS in, findings out, state checkpointed (``detector run``)."""
