@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TOOLS_VENV ?= .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean tools
+.PHONY: demo test lint typecheck unit bench clean tools model
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,3 +44,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+# The shipped default model, from a synthetic organisation's clean trail (see models/default).
+model: $(STAMP)
+	$(BIN)/python -m detector.synthetic --out out/synthetic --seed 0 --days 14 --no-attacks
+	$(BIN)/detector train out/synthetic/archive --out models/default --seed 0

@@ -1,5 +1,8 @@
 """The ``detector`` command: thin wiring from flags to the packages that do the work.
 
+Each subcommand declares its flags here and hands the parsed arguments to the module that
+runs it (imported only when that command runs, so ``--help`` stays fast).
+
 Imports: the standard library and the detector's entry-point modules.
 """
 
@@ -8,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from detector.errors import DetectorError
@@ -15,12 +19,66 @@ from detector.errors import DetectorError
 __all__ = ["main"]
 
 
+def _utc(text: str) -> datetime:
+    """ISO-8601 date or time; naive values are UTC; ``now`` is now."""
+    from datetime import UTC
+
+    if text == "now":
+        return datetime.now(UTC)
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _archive_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "source", help="a folder in CloudTrail's S3 layout, s3://bucket/prefix, or a .jsonl file"
+    )
+    parser.add_argument("--since", type=_utc, help="first event time (ISO-8601, UTC)")
+    parser.add_argument("--until", type=_utc, help="end of the period (exclusive), or 'now'")
+    parser.add_argument("--accounts", type=_csv, help="comma-separated account ids")
+    parser.add_argument("--regions", type=_csv, help="comma-separated regions")
+    parser.add_argument("--endpoint-url", help="S3-compatible endpoint (moto, MinIO, ...)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="detector", description="CloudTrail anomaly detector")
     commands = parser.add_subparsers(dest="command", required=True)
+
     demo = commands.add_parser("demo", help="run the main job on the embedded default")
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="working folder")
     demo.add_argument("--seed", type=int, default=7)
+
+    train = commands.add_parser("train", help="train a model on an archive of CloudTrail")
+    _archive_arguments(train)
+    train.add_argument("--out", type=Path, required=True, help="model folder to write")
+    train.add_argument("--name", help="model name (default: the folder's name)")
+    train.add_argument("--alert-budget", type=float, help="model findings per 1,000 principal-days")
+    train.add_argument("--warmup-hours", type=float, help="profile warm-up, not fitted")
+    train.add_argument("--seed", type=int, default=0)
+
+    replay = commands.add_parser("replay", help="replay an archive through the pipeline")
+    _archive_arguments(replay)
+    replay.add_argument("--model", type=Path, help="model folder (default: the shipped model)")
+    out = replay.add_mutually_exclusive_group()
+    out.add_argument("--out", type=Path, help="findings JSONL file (default: findings.jsonl)")
+    out.add_argument("--findings-queue-url", help="send findings to this SQS queue instead")
+    replay.add_argument(
+        "--state-dir", type=Path, help="keep state here: resumable, and read by `detector run`"
+    )
+
+    evaluate = commands.add_parser(
+        "evaluate", help="quality report: train on a synthetic baseline, replay its attacks"
+    )
+    evaluate.add_argument("--baseline-days", type=int, default=10)
+    evaluate.add_argument("--attack-days", type=int, default=2)
+    evaluate.add_argument("--seed", type=int, default=1)
+    evaluate.add_argument(
+        "--alert-budget", type=float, help="model findings per 1,000 principal-days"
+    )
     return parser
 
 
@@ -31,6 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from detector.demo import DemoConfig, run_demo
 
             return run_demo(DemoConfig(out=args.out, seed=args.seed))
+        if args.command in ("train", "replay", "evaluate"):
+            from detector import commands
+
+            command: int = getattr(commands, args.command)(args)
+            return command
     except DetectorError as err:
         print(f"detector: error: {err}", file=sys.stderr)
         return 2

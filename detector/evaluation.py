@@ -30,16 +30,27 @@ import polars as pl
 from detector.events import records_to_events
 from detector.findings import Finding
 from detector.pipeline import Pipeline
-from detector.scoring import DEFAULT_ALERT_BUDGET, load_artifact
+from detector.scoring import (
+    DEFAULT_ALERT_BUDGET,
+    ModelArtifact,
+    OwnBaseline,
+    calibrate_threshold,
+    combined_score,
+    load_artifact,
+    raw_scores,
+)
 from detector.synthetic import AttackLabel, SyntheticConfig, generate
 from detector.training import TrainingConfig, train
 
 __all__ = [
     "LabelOutcome",
     "QualityReport",
+    "budget_curve",
     "evaluate",
+    "label_windows",
     "run_pipeline",
     "synthetic_quality_report",
+    "window_scores",
 ]
 
 STREAM_BATCH: Final = 5_000  # events per pipeline step when replaying a frame as a stream
@@ -204,3 +215,86 @@ def synthetic_quality_report(
         window=training.features.window,
         alert_budget=training.alert_budget,
     )
+
+
+def window_scores(artifact: ModelArtifact, windows: pl.DataFrame) -> pl.DataFrame:
+    """Every window with both raw scores and the combined score, own baselines learned in
+    window order from empty: the notebook's view of how the model sees a period."""
+    ordered = windows.sort("window_start", "principal_key")
+    _, raw = raw_scores(
+        artifact.model,
+        artifact.peers,
+        OwnBaseline(artifact.feature_names),
+        ordered,
+        artifact.feature_names,
+    )
+    return ordered.with_columns(
+        pl.Series("forest_score", raw.forest),
+        pl.Series("deviation_sd", raw.deviation),
+        pl.Series("score", combined_score(artifact, raw)),
+    )
+
+
+def label_windows(
+    scored: pl.DataFrame, labels: Sequence[AttackLabel], events: pl.DataFrame, window: timedelta
+) -> pl.DataFrame:
+    """Adds ``scenario``: the labelled attack a window belongs to (principal and time), or null."""
+    keys = _label_keys(labels, events)
+    spans = pl.DataFrame(
+        {
+            "principal_key": [keys.get(lb.scenario_id) for lb in labels],
+            "scenario": [lb.scenario for lb in labels],
+            "attack_start": [lb.start - window for lb in labels],
+            "attack_end": [lb.end + window for lb in labels],
+        },
+        schema={
+            "principal_key": pl.String,
+            "scenario": pl.String,
+            "attack_start": pl.Datetime("ms", "UTC"),
+            "attack_end": pl.Datetime("ms", "UTC"),
+        },
+    )
+    matched = (
+        scored.with_row_index("_row")
+        .join(spans, on="principal_key", how="inner")
+        .filter(
+            (pl.col("first_seen") <= pl.col("attack_end"))
+            & (pl.col("last_seen") >= pl.col("attack_start"))
+        )
+        .group_by("_row")
+        .agg(pl.col("scenario").first())
+    )
+    return scored.with_row_index("_row").join(matched, on="_row", how="left").drop("_row")
+
+
+def budget_curve(
+    train_scores: pl.DataFrame,
+    test_scores: pl.DataFrame,
+    budgets: Sequence[float],
+) -> pl.DataFrame:
+    """Model-only precision, incident recall and false positives per 1,000 principal-days on
+    the test period, for thresholds calibrated to each alert budget on the training period.
+    Both frames come from :func:`label_windows` (column ``scenario``)."""
+    train_days = train_scores.select("principal_key", pl.col("window_start").dt.date()).unique()
+    test_days = test_scores.select("principal_key", pl.col("window_start").dt.date()).unique()
+    scores = train_scores.get_column("score").to_numpy()
+    scenarios = test_scores.get_column("scenario").drop_nulls().unique().to_list()
+    rows = []
+    for budget in budgets:
+        threshold = calibrate_threshold(scores, train_days.height, budget)
+        flagged = test_scores.filter(pl.col("score") > threshold)
+        true = int(flagged.get_column("scenario").is_not_null().sum())
+        found = flagged.get_column("scenario").drop_nulls().n_unique()
+        rows.append(
+            {
+                "alert_budget": budget,
+                "threshold": threshold,
+                "findings": flagged.height,
+                "precision": true / flagged.height if flagged.height else 1.0,
+                "incident_recall": found / max(len(scenarios), 1),
+                "fp_per_1000_principal_days": 1000.0
+                * (flagged.height - true)
+                / max(test_days.height, 1),
+            }
+        )
+    return pl.DataFrame(rows)

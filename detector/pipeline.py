@@ -45,7 +45,7 @@ from detector.state import Snapshot
 __all__ = ["Pipeline", "PipelineConfig", "PipelineState", "StepReport"]
 
 PIPELINE_FORMAT: Final = "pipeline/1"
-_FEATURES_PREFIX: Final = "features."
+_FEATURES_PREFIX: Final = "features_"
 _BASELINE_FRAME: Final = "baseline"
 
 
