@@ -1,1 +1,69 @@
-"""The long-running service: SQS in, findings out, state checkpointed (``detector run``)."""
+"""The long-running service: SQS in, findings out, state checkpointed (``detector run``).
+
+- :class:`Consumer`: the core. Receives micro-batches, runs the pipeline, sends findings,
+  checkpoints the state and only then deletes; poison is left for the dead-letter queue.
+  Every decision is a rule of :class:`ConsumerConfig` (``_policy``), testable on the in-memory
+  queue with a manual clock; held messages are tracked by the :class:`Ledger`.
+- :class:`ServiceMetrics`, :class:`Health`, :class:`OpsServer`: ``/metrics``, ``/healthz`` and
+  ``/readyz`` on one port.
+- :func:`configure_logging`: one JSON object per line on stderr.
+
+Names load on first use, so that building the CLI's parser does not import polars and
+scikit-learn. Imports: the detector's packages; I/O only in the runtime and through the ports.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from detector.service._consumer import Consumer, DrainReport
+    from detector.service._decode import DecodedBatch, decode_batch
+    from detector.service._http import Health, OpsServer
+    from detector.service._ledger import HeldMessage, Ledger, Phase
+    from detector.service._logging import JsonFormatter, configure_logging, fields
+    from detector.service._metrics import ServiceMetrics
+    from detector.service._policy import DEFAULT_GRACE_SECONDS, ConsumerConfig
+
+_HOMES = {
+    "_consumer": ("Consumer", "DrainReport"),
+    "_decode": ("DecodedBatch", "decode_batch"),
+    "_http": ("Health", "OpsServer"),
+    "_ledger": ("HeldMessage", "Ledger", "Phase"),
+    "_logging": ("JsonFormatter", "configure_logging", "fields"),
+    "_metrics": ("ServiceMetrics",),
+    "_policy": ("DEFAULT_GRACE_SECONDS", "ConsumerConfig"),
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+__all__ = [
+    "DEFAULT_GRACE_SECONDS",
+    "Consumer",
+    "ConsumerConfig",
+    "DecodedBatch",
+    "DrainReport",
+    "Health",
+    "HeldMessage",
+    "JsonFormatter",
+    "Ledger",
+    "OpsServer",
+    "Phase",
+    "ServiceMetrics",
+    "configure_logging",
+    "decode_batch",
+    "fields",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'detector.service' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"detector.service.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,19 +1,67 @@
 """The service's Prometheus metrics, in a registry of its own (never the global one).
 
 Counters and histograms a person watches: messages received / processed / failed / bound for
-the DLQ, late events, findings by severity, batch latency and queue lag (now - event time).
+the DLQ, late events, findings by severity, batch latency and queue lag (now - event time),
+plus what the consumer does with its held messages (checkpoints, heartbeats, releases,
+backpressure).
 
-Imports: prometheus_client only.
+Imports: numpy and prometheus_client.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import threading
+from collections.abc import Iterator, Sequence
 
-__all__ = ["ServiceMetrics"]
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["BulkHistogram", "ServiceMetrics"]
 
 _LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _LAG_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 21600.0)
+
+
+class BulkHistogram(Collector):
+    """A histogram fed a whole array at once: one per-event observation costs nothing per
+    event in Python (``prometheus_client.Histogram`` takes one value per call)."""
+
+    def __init__(
+        self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._bounds = np.asarray(buckets, dtype=np.float64)
+        self._counts = np.zeros(len(buckets) + 1, dtype=np.int64)  # the last one is +Inf
+        self._sum = 0.0
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe(self, value: float) -> None:
+        self.observe_many(np.asarray([value], dtype=np.float64))
+
+    def observe_many(self, values: np.ndarray) -> None:
+        if values.size == 0:
+            return
+        slots = np.searchsorted(self._bounds, values, side="left")  # value <= bound
+        counts = np.bincount(slots, minlength=self._counts.size)
+        with self._lock:
+            self._counts += counts
+            self._sum += float(values.sum())
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            cumulative = np.cumsum(self._counts)
+            total = self._sum
+        bounds = [repr(float(b)) for b in self._bounds] + ["+Inf"]
+        yield HistogramMetricFamily(
+            self._name,
+            self._documentation,
+            buckets=[(b, float(c)) for b, c in zip(bounds, cumulative, strict=True)],
+            sum_value=total,
+        )
 
 
 class ServiceMetrics:
@@ -38,6 +86,31 @@ class ServiceMetrics:
             "failed messages at their last receive before the redrive policy moves them",
             registry=r,
         )
+        self.messages_released = Counter(
+            "detector_messages_released",
+            "messages handed back to the queue unprocessed (shutdown, failed checkpoint)",
+            registry=r,
+        )
+        self.messages_delete_failed = Counter(
+            "detector_messages_delete_failed",
+            "deletes refused (stale receipt handle, ...): the message comes back and dedups",
+            registry=r,
+        )
+        self.visibility_extended = Counter(
+            "detector_visibility_extended",
+            "visibility-timeout heartbeats (ChangeMessageVisibility entries) that succeeded",
+            registry=r,
+        )
+        self.visibility_lost = Counter(
+            "detector_visibility_lost",
+            "held messages whose heartbeat failed (receipt expired: redelivered elsewhere)",
+            registry=r,
+        )
+        self.receive_errors = Counter(
+            "detector_receive_errors",
+            "receives that failed after the adapter's retries",
+            registry=r,
+        )
         self.events_processed = Counter(
             "detector_events_processed", "CloudTrail events processed", registry=r
         )
@@ -48,21 +121,44 @@ class ServiceMetrics:
             "detector_events_late", "events later than the allowed lateness", registry=r
         )
         self.findings = Counter("detector_findings", "findings sent", ["severity"], registry=r)
+        self.findings_send_failures = Counter(
+            "detector_findings_send_failures",
+            "micro-batches whose findings could not be delivered (retried)",
+            registry=r,
+        )
+        self.step_failures = Counter(
+            "detector_step_failures",
+            "pipeline steps that raised; the batch is split to isolate the message",
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "detector_batch_seconds",
             "micro-batch processing time",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.queue_lag_seconds = Histogram(
-            "detector_queue_lag_seconds",
-            "now minus event time, per event",
-            buckets=_LAG_BUCKETS,
-            registry=r,
+        self.queue_lag_seconds = BulkHistogram(
+            "detector_queue_lag_seconds", "now minus event time, per event", _LAG_BUCKETS, r
         )
         self.checkpoints = Counter("detector_checkpoints", "state checkpoints written", registry=r)
+        self.checkpoint_failures = Counter(
+            "detector_checkpoint_failures",
+            "state checkpoints that failed (messages stay held, undeleted)",
+            registry=r,
+        )
+        self.checkpoint_seconds = Histogram(
+            "detector_checkpoint_seconds",
+            "time to snapshot and save the state",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.in_flight = Gauge(
             "detector_messages_in_flight", "messages held, not yet deleted", registry=r
+        )
+        self.receive_paused = Gauge(
+            "detector_receive_paused",
+            "1 while receiving is paused (too many held messages or scoring behind)",
+            registry=r,
         )
 
     def exposition(self) -> bytes:

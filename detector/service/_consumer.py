@@ -1,0 +1,774 @@
+"""The consumer: queue messages in, findings out, state checkpointed before anything is deleted.
+
+Message lifecycle (see :mod:`detector.service._ledger` for the phases)::
+
+    receive(10, long poll) ─► held, BUFFERED ─► micro-batch (1,000 msgs or 2 s)
+        ─► decode + pipeline step (worker thread) ─► findings sent to every sink
+        ─► PROCESSED (held; its events live in the in-memory state)
+        ─► checkpoint (every 10 s, when too much is held, or when the queue looks drained)
+        ─► CHECKPOINTED ─► DeleteMessageBatch ─► forgotten
+
+The one rule that makes a crash harmless: a message is deleted only after a checkpoint that
+includes it was saved, and a checkpoint only follows the delivery of the findings its messages
+produced. Whatever was not checkpointed comes back from the queue and, with the event ids the
+state remembers, counts once. Findings are delivered at least once with deterministic ids: a
+crash between a send and the next checkpoint re-sends the same ids (a FIFO findings queue drops
+them as duplicates; other readers deduplicate on ``finding_id``).
+
+Failures are data:
+
+- a poison message (bad JSON, not CloudTrail, oversized, a record that fails normalization, or
+  one whose events make the pipeline step raise: the batch is split in halves until that
+  message is alone) is counted, logged with its message id, and *not deleted*: it becomes
+  visible again after ``poison_retry_seconds`` and the queue's redrive policy moves it to the
+  dead-letter queue after ``maxReceiveCount`` receives;
+- findings that cannot be delivered put the batch back in the buffer (the state is a value, so
+  the step is simply discarded) and it is retried after a backoff;
+- a checkpoint that fails leaves its messages held, undeleted and heartbeated, and is retried;
+- a receive or delete that fails is logged and retried or left to the visibility timeout.
+
+Every decision is taken by the pure rules in :mod:`detector.service._policy` on the clock it is
+given, and each piece of work is a public method (:meth:`Consumer.receive_once`,
+:meth:`~Consumer.process_due`, :meth:`~Consumer.checkpoint`, :meth:`~Consumer.heartbeat`,
+:meth:`~Consumer.drain`), so tests drive them one at a time against the in-memory queue with a
+manual clock; :meth:`Consumer.run` composes them with concurrent receive loops.
+
+Imports: the standard library, numpy, polars, and the detector's pipeline, events, ingest,
+sinks, findings, state and this package. I/O only through the ports it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final
+
+import numpy as np
+import polars as pl
+
+from detector.errors import StateError
+from detector.findings import Finding, finding_to_json
+from detector.ingest import (
+    Clock,
+    MessageQueue,
+    QueueError,
+    QueueMessage,
+    QueueUnavailableError,
+    utc_now,
+)
+from detector.pipeline import Pipeline, PipelineState, StepReport
+from detector.service._decode import decode_batch
+from detector.service._http import Health
+from detector.service._ledger import HeldMessage, Ledger, Phase
+from detector.service._logging import fields
+from detector.service._metrics import ServiceMetrics
+from detector.service._policy import (
+    DEFAULT_GRACE_SECONDS,
+    ConsumerConfig,
+    batch_due,
+    checkpoint_due,
+    may_receive,
+)
+from detector.sinks import FindingMessage, FindingSink, SinkError
+from detector.state import StateStore
+
+__all__ = ["Consumer", "DrainReport"]
+
+_FATAL_RECEIVE_ERRORS: Final = 5  # non-transient receive errors in a row before giving up
+_MAX_BACKOFF_SECONDS: Final = 10.0
+_LOGGED_REASONS: Final = 5
+_HANDLE_GONE: Final = frozenset(
+    {"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"}
+)
+
+_log = logging.getLogger("detector.service")
+
+
+@dataclass(frozen=True, slots=True)
+class DrainReport:
+    """How a shutdown went: ``checkpointed`` False means the last state was not saved (its
+    messages were released and will be processed again)."""
+
+    checkpointed: bool
+    released: int
+    still_held: int
+    fatal: str | None = None
+
+    @property
+    def clean(self) -> bool:
+        return self.checkpointed and self.fatal is None
+
+
+@dataclass(slots=True)
+class _StepOutcome:
+    """What decoding and stepping a batch gave, computed off the event loop."""
+
+    state: PipelineState
+    findings: list[Finding] = field(default_factory=list)
+    reports: list[StepReport] = field(default_factory=list)
+    poison: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    step_failures: int = 0
+    duplicates_in_batch: int = 0
+    lags: list[np.ndarray] = field(default_factory=list)
+
+
+def _backoff(failures: int) -> float:
+    return float(min(_MAX_BACKOFF_SECONDS, 0.5 * 2 ** max(0, failures - 1)))
+
+
+def _finding_message(finding: Finding) -> FindingMessage:
+    return FindingMessage(finding.finding_id, finding.principal, finding_to_json(finding))
+
+
+class Consumer:
+    """Consumes ``queue`` into ``pipeline``, sends findings to ``sinks``, checkpoints to
+    ``store`` (see the module docstring). The ports are the caller's to open and close.
+
+    ``clock`` dates receipts and drives every decision; ``monotonic`` times the drain and the
+    metrics; ``backoff(n)`` is the pause in seconds after the n-th failure in a row (of
+    receives, finding deliveries or checkpoints): 0.5 s doubling up to 10 s by default.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        queue: MessageQueue,
+        sinks: Sequence[FindingSink],
+        store: StateStore,
+        config: ConsumerConfig | None = None,
+        *,
+        clock: Clock = utc_now,
+        metrics: ServiceMetrics | None = None,
+        health: Health | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        backoff: Callable[[int], float] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.queue = queue
+        self.sinks = tuple(sinks)
+        self.store = store
+        self.config = config or ConsumerConfig()
+        self.metrics = metrics or ServiceMetrics()
+        self.health = health
+        self.ledger = Ledger()
+        self.fatal: str | None = None
+        self._clock = clock
+        self._monotonic = monotonic
+        self._backoff = backoff or _backoff
+        self._state: PipelineState | None = None
+        self._last_checkpoint = clock()
+        self._checkpoint_failures = 0
+        self._checkpoint_retry_at: datetime | None = None
+        self._sink_failures = 0
+        self._sink_retry_at: datetime | None = None
+        self._queue_idle = False
+        self._stopping = False
+        self._stop_requested_at: float | None = None
+        self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._delete_slots = asyncio.Semaphore(self.config.delete_concurrency)
+        self._deletes: set[asyncio.Task[None]] = set()
+        self._received_after_stop: list[QueueMessage] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> PipelineState:
+        if self._state is None:
+            raise RuntimeError("the consumer has not started: await start() first")
+        return self._state
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def start(self) -> None:
+        """Resume from the store's last snapshot (or start empty); raises ``StateError`` if
+        what is stored cannot be used."""
+        snapshot = await asyncio.to_thread(self.store.load)
+        if snapshot is None:
+            self._state = self.pipeline.initial_state()
+            _log.info("no saved state: starting empty", extra=fields(store=repr(self.store)))
+        else:
+            self._state = self.pipeline.restore(snapshot)
+            _log.info(
+                "state restored",
+                extra=fields(
+                    store=repr(self.store),
+                    principals=self._state.features.profiles.principals.height,
+                    watermark=self._state.features.watermark,
+                ),
+            )
+        self._last_checkpoint = self._clock()
+
+    def stop(self) -> None:
+        """Stop receiving and drain (idempotent; safe from a signal handler)."""
+        if not self._stopping:
+            self._stopping = True
+            self._stop_requested_at = self._monotonic()
+            _log.info("stopping: no new receives; finishing held work")
+        self._stopped.set()
+        self._wake.set()
+        self._room.set()
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def may_receive(self) -> bool:
+        return may_receive(
+            held=len(self.ledger), buffered=self.ledger.count(Phase.BUFFERED), config=self.config
+        )
+
+    async def receive_once(self, wait_seconds: int | None = None) -> int:
+        """One receive call, unless backpressure holds it back; returns messages now held."""
+        if self._stopping or not self.may_receive():
+            self._update_room()
+            return 0
+        messages = await self.queue.receive(
+            10,
+            self.config.wait_seconds if wait_seconds is None else wait_seconds,
+            self.config.visibility_timeout,
+        )
+        return await self._accept(messages)
+
+    async def _accept(self, messages: Sequence[QueueMessage]) -> int:
+        self._queue_idle = not messages
+        if not messages:
+            return 0
+        self.metrics.messages_received.inc(len(messages))
+        if self._stopping:
+            # A long poll that returned after stop(): released once every receiver is done, so
+            # that another receiver's poll cannot take them again (each receive counts
+            # towards maxReceiveCount).
+            self._received_after_stop.extend(messages)
+            return 0
+        added = self.ledger.add(messages, self._clock(), self.config.visibility_timeout)
+        self._update_room()
+        self._wake.set()
+        return len(added)
+
+    def _update_room(self) -> None:
+        room = self.may_receive() or self._stopping
+        if room:
+            self._room.set()
+        else:
+            self._room.clear()
+        self.metrics.receive_paused.set(0 if room else 1)
+        self.metrics.in_flight.set(len(self.ledger))
+
+    # -- processing ------------------------------------------------------------------------
+
+    def batch_is_due(self) -> bool:
+        return batch_due(
+            self.ledger.count(Phase.BUFFERED),
+            self.ledger.oldest_buffered(),
+            self._clock(),
+            self.config,
+        )
+
+    async def process_due(self, *, force: bool = False) -> int:
+        """Process one micro-batch if one is due (``force``: whatever is buffered, now);
+        returns how many messages it took from the buffer (poison included)."""
+        now = self._clock()
+        if not force:
+            if self._sink_retry_at is not None and now < self._sink_retry_at:
+                return 0
+            if not self.batch_is_due():
+                return 0
+        batch = self.ledger.take_batch(self.config.batch_size)
+        if not batch:
+            return 0
+        await self._process(batch)
+        return len(batch)
+
+    async def _process(self, batch: list[HeldMessage]) -> bool:
+        started = self._monotonic()
+        now = self._clock()
+        state = self.state
+        messages = [entry.message for entry in batch]
+        if self.config.step_in_thread:
+            outcome = await asyncio.to_thread(self._step_isolating, state, messages, now)
+        else:
+            outcome = self._step_isolating(state, messages, now)
+        poison = [entry for entry in batch if entry.handle in outcome.poison]
+        good = [entry for entry in batch if entry.handle not in outcome.poison]
+        if outcome.step_failures:
+            self.metrics.step_failures.inc(outcome.step_failures)
+        if poison:
+            await self._hand_back_poison(poison, outcome.poison)
+        try:
+            await self._send(outcome.findings)
+        except SinkError as err:
+            self._sink_failures += 1
+            pause = self._backoff(self._sink_failures)
+            self._sink_retry_at = now + timedelta(seconds=pause)
+            self.metrics.findings_send_failures.inc()
+            _log.error(
+                "findings not delivered: the batch goes back to the buffer",
+                extra=fields(
+                    error=str(err),
+                    findings=len(outcome.findings),
+                    messages=len(good),
+                    retry_in_seconds=pause,
+                ),
+            )
+            if self.health is not None:
+                self.health.unready("findings", f"delivery failing: {err}")
+            self.ledger.requeue(good)
+            self._update_room()
+            return False
+        if self._sink_failures:
+            self._sink_failures = 0
+            self._sink_retry_at = None
+            if self.health is not None:
+                self.health.ready("findings")
+        self._state = outcome.state
+        self.ledger.mark((entry.handle for entry in good), Phase.PROCESSED)
+        self._update_room()
+        self._record(outcome, len(good), self._monotonic() - started)
+        return True
+
+    def _step_isolating(
+        self, state: PipelineState, messages: Sequence[QueueMessage], now: datetime
+    ) -> _StepOutcome:
+        """Decode and step ``messages``; if that raises, split the batch and go on with each
+        half from the same state (a value, so the failed attempt left nothing behind) until
+        the message that makes it raise is alone: that one is poison. Pure; runs in a thread."""
+        try:
+            decoded = decode_batch(messages, max_body_bytes=self.config.max_body_bytes)
+            new_state, findings, report = self.pipeline.step(state, decoded.events, now)
+            lags = _lag_seconds(decoded.events, now)
+        except Exception as err:
+            if len(messages) == 1:
+                message = messages[0]
+                reason = f"message {message.message_id}: pipeline step failed: {type(err).__name__}: {err}"
+                return _StepOutcome(
+                    state, poison={message.receipt_handle: (reason,)}, step_failures=1
+                )
+            middle = len(messages) // 2
+            first = self._step_isolating(state, messages[:middle], now)
+            second = self._step_isolating(first.state, messages[middle:], now)
+            return _StepOutcome(
+                second.state,
+                first.findings + second.findings,
+                first.reports + second.reports,
+                first.poison | second.poison,
+                first.step_failures + second.step_failures + 1,
+                first.duplicates_in_batch + second.duplicates_in_batch,
+                first.lags + second.lags,
+            )
+        return _StepOutcome(
+            new_state,
+            findings,
+            [report],
+            dict(decoded.poison),
+            0,
+            decoded.duplicates_in_batch,
+            [lags],
+        )
+
+    async def _send(self, findings: Sequence[Finding]) -> None:
+        if not findings or not self.sinks:
+            return
+        messages = [_finding_message(f) for f in findings]
+        results = await asyncio.gather(
+            *(sink.send(messages) for sink in self.sinks), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+        problems = [r for r in results if isinstance(r, BaseException)]
+        if problems:
+            first = problems[0]
+            if isinstance(first, SinkError):
+                raise first
+            raise SinkError(
+                f"findings sink failed: {type(first).__name__}: {first}",
+                [m.finding_id for m in messages],
+            ) from first
+
+    async def _hand_back_poison(
+        self, entries: Sequence[HeldMessage], reasons: dict[str, tuple[str, ...]]
+    ) -> None:
+        """Count and log poison, then leave it to the redrive policy: never deleted."""
+        limit = self.config.max_receive_count
+        bound = 0
+        for entry in entries:
+            message = entry.message
+            dlq_bound = limit is not None and message.receive_count >= limit
+            bound += dlq_bound
+            why = reasons.get(entry.handle, ())
+            _log.warning(
+                "poison message left for the dead-letter queue",
+                extra=fields(
+                    message_id=message.message_id,
+                    receive_count=message.receive_count,
+                    max_receive_count=limit,
+                    dlq_bound=dlq_bound,
+                    reasons=list(why[:_LOGGED_REASONS]),
+                    more_reasons=max(0, len(why) - _LOGGED_REASONS),
+                ),
+            )
+        self.metrics.messages_failed.inc(len(entries))
+        if bound:
+            self.metrics.messages_dlq_bound.inc(bound)
+        retry = self.config.poison_retry_seconds
+        if retry is not None:
+            try:
+                await self.queue.change_visibility([e.message for e in entries], retry)
+            except QueueError as err:  # it comes back at the end of its visibility timeout
+                _log.warning("could not shorten poison visibility", extra=fields(error=str(err)))
+        self.ledger.forget(entry.handle for entry in entries)
+        self._update_room()
+
+    def _record(self, outcome: _StepOutcome, messages: int, seconds: float) -> None:
+        m = self.metrics
+        m.batch_seconds.observe(seconds)
+        events = duplicates = late = 0
+        for report in outcome.reports:
+            events += report.events_in
+            duplicates += report.duplicates
+            late += report.late_events
+            for severity, count in report.findings_by_severity.items():
+                m.findings.labels(severity=severity).inc(count)
+        m.events_processed.inc(events)
+        m.events_duplicate.inc(duplicates + outcome.duplicates_in_batch)
+        m.events_late.inc(late)
+        for lags in outcome.lags:
+            m.queue_lag_seconds.observe_many(lags)
+        _log.debug(
+            "batch processed",
+            extra=fields(
+                messages=messages,
+                events=events,
+                duplicates=duplicates + outcome.duplicates_in_batch,
+                late=late,
+                findings=len(outcome.findings),
+                seconds=round(seconds, 4),
+            ),
+        )
+
+    # -- checkpoints and deletes -----------------------------------------------------------
+
+    def checkpoint_is_due(self) -> bool:
+        return checkpoint_due(
+            processed=self.ledger.count(Phase.PROCESSED),
+            held=len(self.ledger),
+            now=self._clock(),
+            last_checkpoint=self._last_checkpoint,
+            retry_after=self._checkpoint_retry_at,
+            queue_idle=self._queue_idle and self.ledger.count(Phase.BUFFERED) == 0,
+            config=self.config,
+        )
+
+    async def checkpoint(self) -> bool:
+        """Save the state; only then delete the messages it includes (in the background).
+        On failure nothing is deleted and the messages stay held."""
+        now = self._clock()
+        entries = self.ledger.entries(Phase.PROCESSED)
+        if not entries:
+            self._last_checkpoint = now
+            return True
+        state = self.state
+        started = self._monotonic()
+        try:
+            await asyncio.to_thread(self._save, state)
+        except Exception as err:
+            self._checkpoint_failures += 1
+            pause = min(self.config.checkpoint_seconds, self._backoff(self._checkpoint_failures))
+            self._checkpoint_retry_at = now + timedelta(seconds=pause)
+            self.metrics.checkpoint_failures.inc()
+            _log.error(
+                "checkpoint failed: its messages stay held and undeleted",
+                exc_info=not isinstance(err, StateError | OSError),
+                extra=fields(
+                    error=f"{type(err).__name__}: {err}",
+                    messages=len(entries),
+                    retry_in_seconds=pause,
+                ),
+            )
+            if self.health is not None:
+                self.health.unready("state", f"checkpoint failing: {err}")
+            return False
+        seconds = self._monotonic() - started
+        if self._checkpoint_failures and self.health is not None:
+            self.health.ready("state")
+        self._checkpoint_failures = 0
+        self._checkpoint_retry_at = None
+        self._last_checkpoint = now
+        self.metrics.checkpoints.inc()
+        self.metrics.checkpoint_seconds.observe(seconds)
+        self.ledger.mark((e.handle for e in entries), Phase.CHECKPOINTED)
+        _log.debug(
+            "checkpoint saved", extra=fields(messages=len(entries), seconds=round(seconds, 4))
+        )
+        task = asyncio.create_task(self._delete(entries), name="delete")
+        self._deletes.add(task)
+        task.add_done_callback(self._deletes.discard)
+        return True
+
+    def _save(self, state: PipelineState) -> None:
+        self.store.save(self.pipeline.snapshot(state))
+
+    async def _delete(self, entries: Sequence[HeldMessage]) -> None:
+        groups = [entries[i : i + 10] for i in range(0, len(entries), 10)]
+        await asyncio.gather(*(self._delete_group(group) for group in groups))
+
+    async def _delete_group(self, group: Sequence[HeldMessage]) -> None:
+        async with self._delete_slots:
+            try:
+                outcome = await self.queue.delete([entry.message for entry in group])
+            except QueueError as err:
+                self.metrics.messages_delete_failed.inc(len(group))
+                _log.warning(
+                    "delete failed: the messages come back and count once",
+                    extra=fields(error=str(err), messages=len(group)),
+                )
+            else:
+                self.metrics.messages_processed.inc(len(outcome.succeeded))
+                if outcome.failed:
+                    self.metrics.messages_delete_failed.inc(len(outcome.failed))
+                    for failure in outcome.failed:
+                        _log.warning(
+                            "delete refused: the message comes back and counts once",
+                            extra=fields(
+                                message_id=failure.id, code=failure.code, error=failure.message
+                            ),
+                        )
+            finally:
+                self.ledger.forget(entry.handle for entry in group)
+                self._update_room()
+
+    async def wait_for_deletes(self, timeout: float | None = None) -> bool:
+        """Wait for the deletes under way; False if some were still running at ``timeout``."""
+        pending = set(self._deletes)
+        if not pending:
+            return True
+        _, still = await asyncio.wait(pending, timeout=timeout)
+        return not still
+
+    # -- heartbeats and releases -----------------------------------------------------------
+
+    async def heartbeat(self) -> int:
+        """Extend the invisibility of held messages close to their deadline; a receipt that
+        cannot be extended any more (redelivered elsewhere) is let go. Returns how many
+        were extended."""
+        now = self._clock()
+        due = self.ledger.due_for_heartbeat(now, self.config.heartbeat_margin)
+        if not due:
+            return 0
+        timeout = self.config.visibility_timeout
+        try:
+            outcome = await self.queue.change_visibility([e.message for e in due], timeout)
+        except QueueError as err:
+            _log.warning(
+                "visibility heartbeat failed", extra=fields(error=str(err), messages=len(due))
+            )
+            return 0
+        failed = {failure.id: failure for failure in outcome.failed}
+        extended = [e.handle for e in due if e.message.message_id not in failed]
+        self.ledger.extend(extended, now + timedelta(seconds=timeout))
+        gone = [
+            e
+            for e in due
+            if e.message.message_id in failed
+            and failed[e.message.message_id].code in _HANDLE_GONE
+            and e.phase is not Phase.PROCESSING
+        ]
+        if gone:
+            self.metrics.visibility_lost.inc(len(gone))
+            _log.warning(
+                "held receipts expired: the queue will deliver those messages again",
+                extra=fields(
+                    message_ids=[e.message.message_id for e in gone[:10]], count=len(gone)
+                ),
+            )
+            self.ledger.forget(e.handle for e in gone)
+            self._update_room()
+        self.metrics.visibility_extended.inc(len(extended))
+        return len(extended)
+
+    async def _release(self, messages: Sequence[QueueMessage], why: str) -> int:
+        if not messages:
+            return 0
+        try:
+            outcome = await self.queue.change_visibility(messages, 0)
+        except QueueError as err:
+            _log.warning(
+                "release failed: the messages come back at the end of their visibility timeout",
+                extra=fields(error=str(err), messages=len(messages), why=why),
+            )
+            return 0
+        self.metrics.messages_released.inc(len(outcome.succeeded))
+        return len(outcome.succeeded)
+
+    async def release_held(self, why: str) -> int:
+        """Hand every held, not checkpointed message back to the queue (visibility 0)."""
+        entries = [e for e in self.ledger.entries() if e.phase is not Phase.CHECKPOINTED]
+        released = await self._release([e.message for e in entries], why)
+        self.ledger.forget(e.handle for e in entries)
+        self._update_room()
+        if entries:
+            _log.info(
+                "messages released", extra=fields(messages=len(entries), released=released, why=why)
+            )
+        return released
+
+    # -- the composition -------------------------------------------------------------------
+
+    async def run(self, *, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> DrainReport:
+        """Receive, process, checkpoint and heartbeat until :meth:`stop`, then drain within
+        ``grace_seconds`` of the stop."""
+        if self._state is None:
+            await self.start()
+        receivers = [
+            asyncio.create_task(self._receive_loop(), name=f"receive-{i}")
+            for i in range(self.config.receivers)
+        ]
+        heartbeats = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        try:
+            await self._process_loop()
+            return await self.drain(receivers, grace_seconds=grace_seconds)
+        finally:
+            for task in [*receivers, heartbeats]:
+                task.cancel()
+            await asyncio.gather(*receivers, heartbeats, return_exceptions=True)
+
+    async def drain(
+        self,
+        receivers: Sequence[asyncio.Task[None]] = (),
+        *,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    ) -> DrainReport:
+        """Shutdown: let outstanding receives return (what they bring is released), process
+        what is buffered, checkpoint, wait for the deletes, release everything else."""
+        self.stop()
+        assert self._stop_requested_at is not None
+        deadline = self._stop_requested_at + grace_seconds
+        reserve = min(5.0, grace_seconds / 4)  # for the checkpoint, the deletes and closing
+
+        def left(margin: float = 0.0) -> float:
+            return max(0.0, deadline - margin - self._monotonic())
+
+        pending = [task for task in receivers if not task.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=left(reserve))
+            for task in late:  # what a cancelled long poll had taken returns after its timeout
+                task.cancel()
+        late_arrivals, self._received_after_stop = self._received_after_stop, []
+        await self._release(late_arrivals, "received while stopping")
+        while self.ledger.count(Phase.BUFFERED) and left(reserve) > 0:
+            batch = self.ledger.take_batch(self.config.batch_size)
+            if not await self._process(batch):
+                break  # findings cannot be delivered now: release instead
+        checkpointed = await self.checkpoint() if self.ledger.count(Phase.PROCESSED) else True
+        await self.wait_for_deletes(timeout=left())
+        released = await self.release_held(
+            "shutting down" if checkpointed else "shutting down; the last checkpoint failed"
+        )
+        report = DrainReport(checkpointed, released, len(self.ledger), self.fatal)
+        _log.info(
+            "drained",
+            extra=fields(
+                checkpointed=checkpointed,
+                released=released,
+                still_held=report.still_held,
+                seconds=round(self._monotonic() - self._stop_requested_at, 3),
+            ),
+        )
+        return report
+
+    async def _receive_loop(self) -> None:
+        errors = 0
+        while not self._stopping:
+            if not self.may_receive():
+                self._update_room()
+                await self._room.wait()
+                continue
+            try:
+                messages = await self.queue.receive(
+                    10, self.config.wait_seconds, self.config.visibility_timeout
+                )
+            except QueueUnavailableError as err:
+                errors += 1
+                await self._receive_failed(err, errors, fatal=False)
+                continue
+            except QueueError as err:
+                errors += 1
+                await self._receive_failed(err, errors, fatal=errors >= _FATAL_RECEIVE_ERRORS)
+                continue
+            if errors:
+                errors = 0
+                if self.health is not None:
+                    self.health.ready("queues")
+            await self._accept(messages)
+
+    async def _receive_failed(self, err: QueueError, errors: int, *, fatal: bool) -> None:
+        self.metrics.receive_errors.inc()
+        if self.health is not None:
+            self.health.unready("queues", f"receive failing: {err}")
+        if fatal:
+            self.fatal = f"{type(err).__name__}: {err}"
+            _log.error(
+                "the input queue keeps refusing receives: stopping", extra=fields(error=str(err))
+            )
+            self.stop()
+            return
+        pause = self._backoff(errors)
+        _log.warning("receive failed", extra=fields(error=str(err), retry_in_seconds=pause))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(pause):
+                await self._stopped.wait()
+
+    async def _heartbeat_loop(self) -> None:
+        every = self.config.heartbeat_every_seconds
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.heartbeat()
+            except Exception:  # a heartbeat must never take the service down
+                _log.exception("heartbeat round failed")
+
+    async def _process_loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            if self.health is not None:
+                self.health.tick()
+            if await self.process_due():
+                continue
+            if self.checkpoint_is_due():
+                await self.checkpoint()
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._seconds_to_next_decision()):
+                    await self._wake.wait()
+
+    def _seconds_to_next_decision(self) -> float:
+        """The longest the process loop may sleep before a timer makes something due."""
+        now = self._clock()
+        candidates = [1.0]  # the health tick
+        oldest = self.ledger.oldest_buffered()
+        if oldest is not None:
+            candidates.append(self.config.batch_seconds - (now - oldest).total_seconds())
+        if self.ledger.count(Phase.PROCESSED):
+            since = (now - self._last_checkpoint).total_seconds()
+            candidates.append(self.config.checkpoint_seconds - since)
+            candidates.append(self.config.min_checkpoint_seconds - since)
+        for retry in (self._sink_retry_at, self._checkpoint_retry_at):
+            if retry is not None:
+                candidates.append((retry - now).total_seconds())
+        return max(0.005, min(candidates))
+
+
+def _lag_seconds(events: pl.DataFrame, now: datetime) -> np.ndarray:
+    """now - event time, in seconds, per event."""
+    if events.height == 0:
+        return np.empty(0, dtype=np.float64)
+    millis = events.get_column("event_time").dt.epoch("ms").to_numpy()
+    return (now.timestamp() * 1000.0 - millis.astype(np.float64)) / 1000.0

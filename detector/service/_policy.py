@@ -1,0 +1,184 @@
+"""The consumer's settings and its decisions, as pure functions of counts and times.
+
+When a micro-batch is cut, when state is checkpointed, when receiving pauses and which held
+messages get a visibility heartbeat are decided here, from numbers the consumer passes in, so
+each rule is testable without a queue::
+
+    receive ──► buffered ──(batch due)──► processed ──(checkpoint due)──► checkpointed ──► deleted
+                                   │                           └──(checkpoint fails)── held, heartbeated
+                                   └──(poison)──► left for the redrive policy (DLQ)
+
+Imports: the standard library and :mod:`detector.errors` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from detector.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_BATCH_SECONDS",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_CHECKPOINT_SECONDS",
+    "DEFAULT_DELETE_CONCURRENCY",
+    "DEFAULT_GRACE_SECONDS",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_HELD_MESSAGES",
+    "DEFAULT_MAX_PENDING_BATCHES",
+    "DEFAULT_MIN_CHECKPOINT_SECONDS",
+    "DEFAULT_POISON_RETRY_SECONDS",
+    "DEFAULT_RECEIVERS",
+    "DEFAULT_VISIBILITY_TIMEOUT",
+    "DEFAULT_WAIT_SECONDS",
+    "ConsumerConfig",
+    "batch_due",
+    "checkpoint_due",
+    "may_receive",
+]
+
+DEFAULT_RECEIVERS: Final = 4
+DEFAULT_WAIT_SECONDS: Final = 20  # SQS's longest long poll
+DEFAULT_VISIBILITY_TIMEOUT: Final = 300  # the deploy's input queue
+DEFAULT_BATCH_SIZE: Final = 1000
+DEFAULT_BATCH_SECONDS: Final = 2.0
+DEFAULT_CHECKPOINT_SECONDS: Final = 10.0
+DEFAULT_MIN_CHECKPOINT_SECONDS: Final = 1.0
+# SQS allows 120,000 messages in flight on a standard queue and 20,000 on a FIFO queue.
+DEFAULT_MAX_HELD_MESSAGES: Final = 20_000
+DEFAULT_MAX_PENDING_BATCHES: Final = 2
+DEFAULT_POISON_RETRY_SECONDS: Final = 30
+DEFAULT_MAX_BODY_BYTES: Final = 1_048_576  # SQS's largest message
+DEFAULT_DELETE_CONCURRENCY: Final = 4
+DEFAULT_GRACE_SECONDS: Final = 50.0  # inside Kubernetes' 60 s terminationGracePeriodSeconds
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerConfig:
+    """How the consumer batches, checkpoints, paces itself and treats bad input.
+
+    - ``receivers`` long polls (``wait_seconds``, 10 messages each) run at once; each receive
+      asks for ``visibility_timeout`` seconds, so the consumer knows every message's deadline.
+    - A micro-batch is cut at ``batch_size`` messages or when its oldest message has waited
+      ``batch_seconds``.
+    - State is checkpointed every ``checkpoint_seconds``; sooner when ``max_held_messages`` are
+      held, or (at most every ``min_checkpoint_seconds``) when the queue looks drained, which
+      also keeps FIFO groups, blocked while a message of theirs is in flight, moving.
+    - Receiving pauses while ``max_held_messages`` are held or ``max_pending_batches`` full
+      batches wait for scoring.
+    - A held message whose invisibility ends within ``heartbeat_margin_seconds`` (default: a
+      third of the visibility timeout) is extended by ``visibility_timeout`` again.
+    - A poison message is made visible again after ``poison_retry_seconds`` (None: at the end
+      of its visibility timeout) and never deleted: after ``max_receive_count`` receives (the
+      queue's redrive policy, when known) SQS moves it to the dead-letter queue.
+    - ``step_in_thread`` runs decoding and the pipeline step in a worker thread, so receive
+      loops, heartbeats and the ops port stay responsive during a step.
+    """
+
+    receivers: int = DEFAULT_RECEIVERS
+    wait_seconds: int = DEFAULT_WAIT_SECONDS
+    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_seconds: float = DEFAULT_BATCH_SECONDS
+    checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS
+    min_checkpoint_seconds: float = DEFAULT_MIN_CHECKPOINT_SECONDS
+    max_held_messages: int = DEFAULT_MAX_HELD_MESSAGES
+    max_pending_batches: int = DEFAULT_MAX_PENDING_BATCHES
+    heartbeat_margin_seconds: float | None = None
+    poison_retry_seconds: int | None = DEFAULT_POISON_RETRY_SECONDS
+    max_receive_count: int | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    delete_concurrency: int = DEFAULT_DELETE_CONCURRENCY
+    step_in_thread: bool = True
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("receivers", self.receivers >= 1, "at least 1"),
+            ("wait_seconds", 0 <= self.wait_seconds <= 20, "0..20"),
+            ("visibility_timeout", 1 <= self.visibility_timeout <= 43_200, "1..43200"),
+            ("batch_size", self.batch_size >= 1, "at least 1"),
+            ("batch_seconds", self.batch_seconds > 0, "positive"),
+            ("checkpoint_seconds", self.checkpoint_seconds > 0, "positive"),
+            ("min_checkpoint_seconds", self.min_checkpoint_seconds >= 0, "0 or more"),
+            (
+                "max_held_messages",
+                self.max_held_messages >= self.batch_size,
+                f"at least batch_size ({self.batch_size})",
+            ),
+            ("max_pending_batches", self.max_pending_batches >= 1, "at least 1"),
+            (
+                "heartbeat_margin_seconds",
+                self.heartbeat_margin_seconds is None
+                or 0 < self.heartbeat_margin_seconds < self.visibility_timeout,
+                "between 0 and visibility_timeout",
+            ),
+            (
+                "poison_retry_seconds",
+                self.poison_retry_seconds is None or 0 <= self.poison_retry_seconds <= 43_200,
+                "0..43200 or None",
+            ),
+            (
+                "max_receive_count",
+                self.max_receive_count is None or self.max_receive_count >= 1,
+                "at least 1 or None",
+            ),
+            ("max_body_bytes", self.max_body_bytes >= 1, "at least 1"),
+            ("delete_concurrency", self.delete_concurrency >= 1, "at least 1"),
+        )
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(
+                    f"consumer setting {name}={getattr(self, name)!r}: must be {expected}"
+                )
+
+    @property
+    def heartbeat_margin(self) -> timedelta:
+        margin = self.heartbeat_margin_seconds
+        return timedelta(seconds=self.visibility_timeout / 3 if margin is None else margin)
+
+    @property
+    def heartbeat_every_seconds(self) -> float:
+        """How often held messages are checked for a heartbeat: well inside the margin."""
+        return max(0.05, min(5.0, self.heartbeat_margin.total_seconds() / 4))
+
+
+def batch_due(
+    buffered: int, oldest_received: datetime | None, now: datetime, config: ConsumerConfig
+) -> bool:
+    """A micro-batch is cut when it is full or its oldest message has waited long enough."""
+    if buffered == 0 or oldest_received is None:
+        return False
+    if buffered >= config.batch_size:
+        return True
+    return (now - oldest_received).total_seconds() >= config.batch_seconds
+
+
+def checkpoint_due(
+    *,
+    processed: int,
+    held: int,
+    now: datetime,
+    last_checkpoint: datetime,
+    retry_after: datetime | None,
+    queue_idle: bool,
+    config: ConsumerConfig,
+) -> bool:
+    """Whether to checkpoint the state now (``processed``: messages processed since the last
+    checkpoint; ``retry_after``: set after a failed checkpoint, to back off)."""
+    if processed == 0:
+        return False
+    if retry_after is not None and now < retry_after:
+        return False
+    elapsed = (now - last_checkpoint).total_seconds()
+    if elapsed >= config.checkpoint_seconds or held >= config.max_held_messages:
+        return True
+    return queue_idle and elapsed >= config.min_checkpoint_seconds
+
+
+def may_receive(*, held: int, buffered: int, config: ConsumerConfig) -> bool:
+    """Backpressure: no new receive while too much is held or scoring is behind."""
+    if held >= config.max_held_messages:
+        return False
+    return buffered < config.batch_size * config.max_pending_batches
