@@ -1,102 +1,53 @@
-"""Benchmark of the feature step: ``python -m bench.features [--events N] [--principals P]``.
+"""Benchmark of the feature step: ``python -m bench.features [--events N] [--repeats R]``.
 
-Builds an events frame directly with numpy/polars (realistic cardinalities: ~2k principals
-with a skewed activity, ~5k public IPs, 30 event names over 8 services, 3 regions, a day of
-event time), then, each in its own subprocess so peak RSS is that measurement's alone:
+Events come from the project's generator (:mod:`detector.synthetic`, a seeded organisation with
+realistic cardinalities: a few busy workloads, people, pipelines, AWS services), parsed once by
+:func:`detector.events.records_to_events` and cached as Parquet under ``--cache`` (default
+``/tmp``). The default organisation is larger than the generator's default (~900 principals
+instead of ~60) so that windows are many, as in a real account; ``--people`` etc. change it.
+
+Each measurement runs in its own subprocess, so its peak RSS is its own:
 
 1. ``bare``: ``group_by(["principal_key", window]).len()`` over the events frame;
-2. ``features``: ``update(empty_state(), events)`` + ``flush`` (every window closes);
-3. ``profiles``: profile memory for 100,000 principals (estimated_size / principals).
+2. ``features``: ``update(empty_state(), events)`` + ``flush`` (every window closes), with the
+   bare group-by timed again in the same process between repeats, so the ratio compares two
+   timings taken under the same load (target <= 5x);
+3. ``stream``: consecutive time-ordered slices of 1k, 10k and 100k events fed to ``update``
+   (a micro-batch stream), then ``flush``: events/s and ms per call;
+4. the profile memory per principal after the whole frame (``Profiles.estimated_size``).
 
-The figures: rows/s of each, the ratio features/bare (target <= 5x), peak RSS, and bytes of
-profile per principal (target < 4 KiB). Not part of the test suite.
+Timings are the best of ``--repeats``; the machine's load average is printed with them, because
+on a shared machine only the best-of figures and the ratio are comparable between runs.
+Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
-from detector.events import EVENT_SCHEMA
+from detector.events import records_to_events
 from detector.features import FeatureConfig, empty_state, flush, update
+from detector.synthetic import SyntheticConfig, iter_records
 
-DAY_MS = 86_400_000
-T0_MS = 1_709_510_400_000  # 2024-03-04T00:00:00Z, a Monday
-SERVICES = ("iam", "sts", "kms", "s3", "ec2", "sqs", "secretsmanager", "lambda")
-NAMES = tuple(
-    f"{s}:{verb}{i}"
-    for i, (s, verb) in enumerate(
-        (SERVICES[i % len(SERVICES)], ("Get", "List", "Describe", "Put", "Decrypt")[i % 5])
-        for i in range(30)
-    )
-)
-AGENTS = (
-    "aws-cli/2.15.0 Python/3.11.6",
-    "Boto3/1.34.0 md/Botocore#1.34.0",
-    "aws-sdk-java/1.12.500 Linux/5.10",
-    "APN/1.0 HashiCorp/1.0 Terraform/1.5.7",
-    "Mozilla/5.0 (X11; Linux x86_64)",
-)
+_PARSE_CHUNK = 20_000  # records parsed at a time: bounds the generator's memory
+_DATA_VERSION = 1  # bump when the way the cached frame is made changes
 
 
-def synthetic_events(n: int, principals: int, ips: int, seed: int = 7) -> pl.DataFrame:
-    """An events frame in :data:`EVENT_SCHEMA` with realistic cardinalities."""
-    rng = np.random.default_rng(seed)
-    who = (rng.zipf(1.2, n) - 1) % principals  # a few busy workloads, a long tail of people
-    # Each principal sticks to a handful of IPs, names, agents, a home region.
-    ip = (who * 7 + rng.integers(0, 3, n)) % ips
-    name = (who * 3 + rng.integers(0, 6, n)) % len(NAMES)
-    region = np.where(rng.random(n) < 0.9, who % 3, rng.integers(0, 3, n))
-    times = T0_MS + rng.integers(0, DAY_MS, n)
-    keys = np.array([f"arn:aws:iam::123456789012:role/app-{i:05d}" for i in range(principals)])
-    ip_text = np.array([f"198.{51 + i // 65536}.{(i // 256) % 256}.{i % 256}" for i in range(ips)])
-    services = np.array([f"{s.split(':')[0]}.amazonaws.com" for s in NAMES])
-    event_names = np.array([s.split(":")[1] for s in NAMES])
-    regions = np.array(["us-east-1", "eu-west-1", "ap-southeast-2"])
-    agents = np.array(AGENTS)
-    vpce = rng.random(n) < 0.3
-    frame = pl.DataFrame(
-        {
-            "event_id": pl.int_range(0, n, eager=True).cast(pl.String),
-            "event_time": pl.Series(times).cast(pl.Datetime("ms", "UTC")),
-            "account_id": "123456789012",
-            "recipient_account_id": "123456789012",
-            "region": regions[region],
-            "event_source": services[name],
-            "event_name": event_names[name],
-            "read_only": rng.random(n) < 0.8,
-            "event_type": "AwsApiCall",
-            "denied": rng.random(n) < 0.02,
-            "vpce": vpce,
-            "principal_key": keys[who],
-            "principal_type": "AssumedRole",
-            "principal_arn": keys[who],
-            "source_ip": ip_text[ip],
-            "source_ip_kind": pl.Series(["public_ipv4"] * n),
-            "source_ip_address": ip_text[ip],
-            "user_agent": agents[who % len(agents)],
-            "tls_version": np.where(rng.random(n) < 0.97, "TLSv1.3", "TLSv1.2"),
-        }
-    )
-    frame = frame.with_columns(
-        pl.when("denied").then(pl.lit("AccessDenied")).alias("error_code"),
-        pl.when("vpce").then(pl.lit("vpce-0abc")).alias("vpc_endpoint_id"),
-        pl.when("vpce").then(pl.lit("123456789012")).alias("vpc_endpoint_account_id"),
-    )
-    missing = [
-        pl.lit(None, dtype).alias(c) for c, dtype in EVENT_SCHEMA.items() if c not in frame.columns
-    ]
-    return frame.with_columns(missing).select(
-        pl.col(c).cast(dtype) for c, dtype in EVENT_SCHEMA.items()
-    )
+def _load() -> str:
+    one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
+    return f"{one} {five} {fifteen} on {os.cpu_count()} CPUs"
 
 
 def _peak_rss_bytes() -> int:
@@ -104,63 +55,210 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _measure(kind: str, n: int, principals: int, repeats: int) -> dict[str, Any]:
-    config = FeatureConfig()
-    events = synthetic_events(n, principals, ips=max(5000, principals * 2))
+def _synthetic_config(args: argparse.Namespace) -> SyntheticConfig:
+    base = replace(
+        SyntheticConfig(),
+        people=args.people,
+        apps=args.apps,
+        pipelines=args.pipelines,
+        iam_users=args.iam_users,
+    )
+    return base.with_events_per_day(args.events_per_day)
+
+
+def _cache_path(args: argparse.Namespace) -> Path:
+    name = (
+        f"bench-features-v{_DATA_VERSION}-n{args.events}-d{args.events_per_day}"
+        f"-p{args.people}-a{args.apps}-l{args.pipelines}-u{args.iam_users}-s{args.seed}.parquet"
+    )
+    return Path(args.cache) / name
+
+
+def _make_events(args: argparse.Namespace) -> dict[str, Any]:
+    """Generate, parse and cache the events frame (in event-time order, as generated)."""
+    path = _cache_path(args)
+    if not path.exists():
+        records = iter_records(_synthetic_config(args), seed=args.seed)
+        frames, got = [], 0
+        while got < args.events:
+            chunk = list(itertools.islice(records, min(_PARSE_CHUNK, args.events - got)))
+            if not chunk:
+                break
+            frames.append(records_to_events(chunk, origin="bench").events)
+            got += frames[-1].height
+        tmp = path.with_suffix(".tmp")
+        pl.concat(frames).write_parquet(tmp)
+        tmp.replace(path)
+    events = pl.scan_parquet(path).select(
+        pl.len().alias("events"),
+        pl.col("principal_key").n_unique().alias("principals"),
+        pl.col("event_time").min().dt.to_string().alias("first"),
+        pl.col("event_time").max().dt.to_string().alias("last"),
+    )
+    return dict(events.collect().row(0, named=True)) | {"path": str(path)}
+
+
+def _events(args: argparse.Namespace) -> pl.DataFrame:
+    # One contiguous chunk: polars group-bys on a many-chunk frame are slower, which would
+    # flatter the ratio.
+    return pl.read_parquet(_cache_path(args)).rechunk()
+
+
+def _bare(events: pl.DataFrame, config: FeatureConfig) -> float:
     window = (pl.col("event_time").cast(pl.Int64) // config.window_ms).alias("window")
-    times = []
-    result: dict[str, Any] = {"kind": kind, "events": n}
-    for _ in range(repeats):
+    start = time.perf_counter()
+    events.group_by(["principal_key", window]).len()
+    return time.perf_counter() - start
+
+
+def _measure_bare(args: argparse.Namespace) -> dict[str, Any]:
+    events, config = _events(args), FeatureConfig()
+    times = [_bare(events, config) for _ in range(args.repeats)]
+    return {"seconds": min(times), "peak_rss": _peak_rss_bytes()}
+
+
+def _measure_features(args: argparse.Namespace) -> dict[str, Any]:
+    events, config = _events(args), FeatureConfig()
+    times, bare_times, result = [], [], {}
+    for _ in range(args.repeats):
+        bare_times.append(_bare(events, config))
         start = time.perf_counter()
-        if kind == "bare":
-            rows = events.group_by(["principal_key", window]).len().height
-        else:
-            state, first, _ = update(empty_state(), events, config)
-            state, rest, _ = flush(state, config)
-            rows = first.height + rest.height
-            result["principals"] = state.profiles.principals.height
-            result["profile_bytes"] = state.profiles.estimated_size()
-            result["profile_items"] = state.profiles.items.height
+        state, first, _ = update(empty_state(), events, config)
+        state, rest, _ = flush(state, config)
         times.append(time.perf_counter() - start)
-    result |= {"seconds": min(times), "windows": rows, "peak_rss": _peak_rss_bytes()}
-    return result
+        profiles = state.profiles
+        result = {
+            "windows": first.height + rest.height,
+            "principals": profiles.principals.height,
+            "profile_items": profiles.item_codes.height,
+            "profile_values": profiles.values.height,
+            "profile_bytes": profiles.estimated_size(),
+            "principal_rows_bytes": profiles.principals.estimated_size(),
+            "item_codes_bytes": profiles.item_codes.estimated_size(),
+            "values_bytes": profiles.values.estimated_size(),
+        }
+    return result | {
+        "seconds": min(times),
+        "bare_seconds": min(bare_times),
+        "peak_rss": _peak_rss_bytes(),
+    }
 
 
-def _in_subprocess(kind: str, n: int, principals: int, repeats: int) -> dict[str, Any]:
-    args = [sys.executable, "-m", "bench.features", "--one", kind, "--events", str(n)]
-    args += ["--principals", str(principals), "--repeats", str(repeats)]
+def _measure_stream(args: argparse.Namespace) -> dict[str, Any]:
+    """``update`` on consecutive slices of ``args.batch`` events, then ``flush``."""
+    config = FeatureConfig()
+    events = _events(args).head(args.stream_events).sort("event_time", maintain_order=True)
+    batches = [events.slice(start, args.batch) for start in range(0, events.height, args.batch)]
+    best: dict[str, Any] = {}
+    for _ in range(args.repeats):
+        state, closing_calls, slowest = empty_state(), 0, 0.0
+        start = time.perf_counter()
+        for batch in batches:
+            before = time.perf_counter()
+            state, rows, _ = update(state, batch, config)
+            slowest = max(slowest, time.perf_counter() - before)
+            closing_calls += rows.height > 0
+        updates = time.perf_counter() - start
+        state, _, _ = flush(state, config)
+        total = time.perf_counter() - start
+        if not best or updates < best["update_seconds"]:
+            best = {
+                "update_seconds": updates,
+                "total_seconds": total,
+                "slowest_call": slowest,
+                "closing_calls": closing_calls,
+            }
+    return best | {
+        "batch": args.batch,
+        "events": events.height,
+        "calls": len(batches),
+        "peak_rss": _peak_rss_bytes(),
+    }
+
+
+_MEASURES = {
+    "data": _make_events,
+    "bare": _measure_bare,
+    "features": _measure_features,
+    "stream": _measure_stream,
+}
+
+
+def _in_subprocess(kind: str, argv: list[str], *extra: str) -> dict[str, Any]:
+    args = [sys.executable, "-m", "bench.features", *argv, "--one", kind, *extra]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--principals", type=int, default=2_000)
-    parser.add_argument("--profile-principals", type=int, default=100_000)
+    parser.add_argument("--events-per-day", type=int, default=1_000_000)
+    parser.add_argument("--people", type=int, default=400)
+    parser.add_argument("--apps", type=int, default=60)
+    parser.add_argument("--pipelines", type=int, default=20)
+    parser.add_argument("--iam-users", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--one", choices=["bare", "features"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--batches", default="1000,10000,100000", help="micro-batch sizes")
+    parser.add_argument("--stream-events", type=int, default=300_000)
+    parser.add_argument("--cache", default="/tmp")
+    parser.add_argument("--one", choices=sorted(_MEASURES), help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=1000, help=argparse.SUPPRESS)
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
     if args.one:
-        print(json.dumps(_measure(args.one, args.events, args.principals, args.repeats)))
+        print(json.dumps(_MEASURES[args.one](args)))
         return
-    bare = _in_subprocess("bare", args.events, args.principals, args.repeats)
-    full = _in_subprocess("features", args.events, args.principals, args.repeats)
-    # 100k principals, ~12 events each, one run: the profile is what is measured.
-    prof = _in_subprocess("features", args.profile_principals * 12, args.profile_principals, 1)
+    argv = sys.argv[1:]
     mib = 1024 * 1024
-    print(f"events: {args.events:,}  principals: {args.principals:,}  (synthetic, one day)")
-    for label, r in (("bare group_by.len", bare), ("features update+flush", full)):
-        print(
-            f"  {label:<22} {r['seconds']:7.3f} s  {r['events'] / r['seconds']:>12,.0f} rows/s"
-            f"  peak RSS {r['peak_rss'] / mib:7.0f} MiB  windows {r['windows']:,}"
-        )
-    print(f"  ratio features / bare: {full['seconds'] / bare['seconds']:.1f}x (target <= 5x)")
-    per = prof["profile_bytes"] / prof["principals"]
+    data = _in_subprocess("data", argv)
     print(
-        f"profiles: {prof['principals']:,} principals, {prof['profile_items']:,} items, "
-        f"{prof['profile_bytes'] / mib:.1f} MiB -> {per:,.0f} B/principal (target < 4096)"
+        f"events: {data['events']:,}  principals: {data['principals']:,}  "
+        f"({data['first']} .. {data['last']}, cached in {data['path']})"
     )
+    print(f"load before: {_load()}")
+    bare = _in_subprocess("bare", argv)
+    full = _in_subprocess("features", argv)
+    print(f"full step, best of {args.repeats}:")
+    print(
+        f"  bare group_by.len        {bare['seconds']:7.3f} s  "
+        f"{data['events'] / bare['seconds']:>12,.0f} events/s  "
+        f"peak RSS {bare['peak_rss'] / mib:6.0f} MiB"
+    )
+    print(
+        f"  update + flush           {full['seconds']:7.3f} s  "
+        f"{data['events'] / full['seconds']:>12,.0f} events/s  "
+        f"peak RSS {full['peak_rss'] / mib:6.0f} MiB  windows {full['windows']:,}"
+    )
+    print(
+        f"  ratio features / bare: {full['seconds'] / full['bare_seconds']:.1f}x "
+        f"(bare {full['bare_seconds']:.3f} s timed in the same process; target <= 5x)"
+    )
+    print(f"micro-batch stream ({args.stream_events:,} events, time-ordered slices):")
+    for size in (int(s) for s in args.batches.split(",")):
+        r = _in_subprocess("stream", argv, "--batch", str(size))
+        print(
+            f"  {size:>7,} events/call  {r['events'] / r['update_seconds']:>10,.0f} events/s  "
+            f"{r['update_seconds'] / r['calls'] * 1000:7.2f} ms/call  "
+            f"slowest {r['slowest_call'] * 1000:6.1f} ms  "
+            f"{r['closing_calls']}/{r['calls']} calls closed windows  "
+            f"(with flush {r['events'] / r['total_seconds']:,.0f} events/s)  "
+            f"peak RSS {r['peak_rss'] / mib:.0f} MiB"
+        )
+    per = full["profile_bytes"] / max(full["principals"], 1)
+    print(
+        f"profiles after the run: {full['principals']:,} principals, "
+        f"{full['profile_items']:,} items, {full['profile_values']:,} distinct values, "
+        f"{full['profile_bytes'] / mib:.1f} MiB -> {per:,.0f} B/principal (target < 4096): "
+        f"principal rows {full['principal_rows_bytes'] / max(full['principals'], 1):,.0f}, "
+        f"item codes {full['item_codes_bytes'] / max(full['principals'], 1):,.0f}, "
+        f"value texts {full['values_bytes'] / max(full['principals'], 1):,.0f}"
+    )
+    print(f"load after: {_load()}")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,25 @@
-"""What a principal touched in each window, as long rows ``(principal, window, kind, value)``.
+"""What a principal touches, as *items* ``(kind, value)``: the values profiles remember.
 
 The seven item kinds (:data:`~detector.features._columns.ITEM_KINDS`) are what profiles
 remember and what novelty is judged on. Values are normalised here: public addresses only
 (private, service and "AWS Internal" sources are counted separately, never remembered), their
-/24 or /48 network, user-agent *families* without versions, ``<service>:<eventName>``, and only
-long-term (``AKIA``) access keys. Normalisation that needs Python (user-agent patterns, IPv6
-networks) runs once per distinct value, never per event.
+/24 or /48 network, user-agent *families* without versions, ``<service>:<eventName>``, and
+only long-term (``AKIA``) access keys. Five kinds are read off each event when it arrives
+(:func:`event_item_exprs`); the two that need Python (user-agent patterns, IPv6 networks) are
+derived when windows close (:func:`derived_item_exprs`), once per distinct value of the closing
+windows' folded events rather than per event, with their answers remembered.
+
+Each value also gets a 64-bit hash (:func:`value_hash`): windows, profiles and novelty work on
+the hashes, and the text is kept only for what a finding shows (new items by name) and for
+snapshots. Two different values sharing a hash would be judged as one item; among the few
+thousand values of a principal the chance is about ``n**2 / 2**65``, i.e. never in practice.
 
 Imports: polars, the standard library and this package's column definitions.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -19,18 +27,33 @@ from typing import Final
 
 import polars as pl
 
-from detector.features._columns import ItemKind
+from detector.features._columns import ITEM_KINDS, ItemKind
 
-__all__ = ["ITEMS_SCHEMA", "event_name_items", "network_of", "user_agent_family", "window_items"]
+__all__ = [
+    "DERIVED_ITEM_KINDS",
+    "EVENT_ITEM_KINDS",
+    "ITEMS_SCHEMA",
+    "derived_item_exprs",
+    "event_item_exprs",
+    "hash_column",
+    "network_of",
+    "user_agent_family",
+    "value_column",
+    "value_hash",
+]
 
 UTC_MS: Final = pl.Datetime("ms", "UTC")
-KEYS: Final = ("principal_key", "window_start")
+EVENT_ITEM_KINDS: Final = ("public_ip", "region", "vpc_endpoint", "event_name", "access_key")
+DERIVED_ITEM_KINDS: Final = ("public_network", "user_agent")
+assert set(EVENT_ITEM_KINDS) | set(DERIVED_ITEM_KINDS) == set(ITEM_KINDS)
 
+# Per closed window and item: what the window touched (see detector.features._windows).
 ITEMS_SCHEMA: Final = pl.Schema(
     {
-        "principal_key": pl.String(),
+        "principal_hash": pl.UInt64(),
         "window_start": UTC_MS,
         "kind": ItemKind,
+        "value_hash": pl.UInt64(),
         "value": pl.String(),
         "first_time": UTC_MS,  # first event of the window with this value
         "last_time": UTC_MS,
@@ -63,6 +86,7 @@ _USER_AGENT_FAMILIES: Final = tuple(
         ("python-requests", r"python-requests/"),
     )
 )
+_MEMO_SIZE: Final = 1 << 16  # distinct user agents / addresses remembered by the normalisers
 
 
 def user_agent_family(user_agent: str | None) -> str | None:
@@ -82,91 +106,63 @@ def network_of(address: str) -> str:
     return f"{address.rpartition('.')[0]}.0/24"
 
 
+# Streams repeat the same few hundred agents and addresses batch after batch.
+_family_memo: Final = functools.lru_cache(maxsize=_MEMO_SIZE)(user_agent_family)
+_network_memo: Final = functools.lru_cache(maxsize=_MEMO_SIZE)(network_of)
+
+
 def _per_distinct(series: pl.Series, function: Callable[[str], str | None]) -> pl.Series:
     """Apply a str -> str function once per distinct value of a string column."""
     distinct = series.drop_nulls().unique().to_list()
-    mapping = {value: function(value) for value in distinct}
-    return series.replace_strict(mapping, default=None, return_dtype=pl.String)
-
-
-def _grouped(frame: pl.LazyFrame, kind: str, value: pl.Expr) -> pl.LazyFrame:
-    return (
-        frame.with_columns(value.alias("value"))
-        .filter(pl.col("value").is_not_null())
-        .group_by(*KEYS, "value")
-        .agg(
-            pl.col("event_time").min().alias("first_time"),
-            pl.col("event_time").max().alias("last_time"),
-            pl.len().cast(pl.UInt32).alias("n"),
-        )
-        .select(
-            *KEYS, pl.lit(kind, ItemKind).alias("kind"), "value", "first_time", "last_time", "n"
-        )
+    if not distinct:
+        return pl.Series(series.name, [None] * series.len(), dtype=pl.String)
+    mapping = pl.DataFrame(
+        {"from": distinct, "to": [function(value) for value in distinct]},
+        schema={"from": pl.String, "to": pl.String},
     )
+    return series.replace_strict(mapping["from"], mapping["to"], default=None)
 
 
-def _regrouped(items: pl.LazyFrame, kind: str, value: pl.Expr) -> pl.LazyFrame:
-    """Items of one kind re-keyed by a coarser value (address -> network, UA -> family)."""
-    return (
-        items.with_columns(value.alias("value"))
-        .filter(pl.col("value").is_not_null())
-        .group_by(*KEYS, "value")
-        .agg(pl.col("first_time").min(), pl.col("last_time").max(), pl.col("n").sum())
-        .select(
-            *KEYS, pl.lit(kind, ItemKind).alias("kind"), "value", "first_time", "last_time", "n"
-        )
-    )
+def value_column(kind: str) -> str:
+    return f"value_{kind}"
 
 
-def event_name_items(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Per window and ``(event_source, event_name)``: first/last time and count.
-
-    Kept with the source so the window stage can also count service families from it.
-    """
-    return events.group_by(*KEYS, "event_source", "event_name").agg(
-        pl.col("event_time").min().alias("first_time"),
-        pl.col("event_time").max().alias("last_time"),
-        pl.len().cast(pl.UInt32).alias("n"),
-    )
+def hash_column(kind: str) -> str:
+    return f"hash_{kind}"
 
 
-def window_items(events: pl.LazyFrame, by_name: pl.LazyFrame) -> pl.LazyFrame:
-    """All item kinds of every window, long form (:data:`ITEMS_SCHEMA`)."""
+def value_hash(value: pl.Expr) -> pl.Expr:
+    """The 64-bit code of an item value (null stays null). Stable within one polars version
+    only, so snapshots keep the text and codes are recomputed on restore."""
+    return pl.when(value.is_not_null()).then(value.hash())
+
+
+def event_item_exprs() -> list[pl.Expr]:
+    """The :data:`EVENT_ITEM_KINDS` values of each event, named :func:`value_column`, from
+    :data:`~detector.events.EVENT_SCHEMA` columns; null where the event has none."""
     public = pl.col("source_ip_kind").is_in(["public_ipv4", "public_ipv6"])
-    ips = _grouped(events, "public_ip", pl.when(public).then(pl.col("source_ip_address")))
-    agents = _grouped(events, "user_agent", pl.col("user_agent"))
     access_key = pl.col("access_key_id")
-    names = by_name.select(
-        *KEYS,
-        pl.lit("event_name", ItemKind).alias("kind"),
-        (
-            pl.col("event_source").str.strip_suffix(".amazonaws.com")
-            + pl.lit(":")
-            + pl.col("event_name")
-        ).alias("value"),
-        "first_time",
-        "last_time",
-        "n",
-    )
-    parts = [
-        ips,
-        _regrouped(
-            ips,
-            "public_network",
-            pl.col("value").map_batches(lambda s: _per_distinct(s, network_of), pl.String),
+    by_kind = {
+        "public_ip": pl.when(public).then(pl.col("source_ip_address")),
+        "region": pl.col("region"),
+        "vpc_endpoint": pl.col("vpc_endpoint_id"),
+        "event_name": pl.col("event_source").str.strip_suffix(".amazonaws.com")
+        + pl.lit(":")
+        + pl.col("event_name"),
+        "access_key": pl.when(access_key.str.starts_with("AKIA")).then(access_key),
+    }
+    return [by_kind[kind].alias(value_column(kind)) for kind in EVENT_ITEM_KINDS]
+
+
+def derived_item_exprs() -> list[pl.Expr]:
+    """The :data:`DERIVED_ITEM_KINDS` values, from ``value_public_ip`` and the raw
+    ``user_agent`` column, named :func:`value_column`."""
+    public_ip = pl.col(value_column("public_ip"))
+    return [
+        public_ip.map_batches(lambda s: _per_distinct(s, _network_memo), pl.String).alias(
+            value_column("public_network")
         ),
-        _grouped(events, "region", pl.col("region")),
-        _regrouped(
-            agents,
-            "user_agent",
-            pl.col("value").map_batches(lambda s: _per_distinct(s, user_agent_family), pl.String),
-        ),
-        _grouped(events, "vpc_endpoint", pl.col("vpc_endpoint_id")),
-        names,
-        _grouped(
-            events,
-            "access_key",
-            pl.when(access_key.str.starts_with("AKIA")).then(access_key),
-        ),
+        pl.col("user_agent")
+        .map_batches(lambda s: _per_distinct(s, _family_memo), pl.String)
+        .alias(value_column("user_agent")),
     ]
-    return pl.concat(parts, how="vertical")

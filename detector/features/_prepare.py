@@ -1,27 +1,50 @@
 """Events frame -> the slim per-event frame the window stage works on.
 
-Keeps the columns the features read, assigns each event its tumbling window, and turns the
-per-event predicates (write, error, denied, KMS decrypt, console sign-in outcome, TLS rank)
-into flags once, so open windows can keep their events compactly in the state.
+Keeps the columns the features read, assigns each event its tumbling window, normalises the
+item values (:mod:`detector.features._items`) and turns the per-event predicates (write, error,
+denied, source kind, KMS decrypt, console sign-in outcome, TLS rank) into flags once, so open
+windows keep their events compactly in the state.
 
-Imports: polars, the event schema and this package's config.
+Then :func:`with_codes` adds 64-bit codes: of the event id (deduplication), the principal,
+the principal's window, each item value, and the *combination* of all of them. The window stage
+groups on these single integer columns instead of long ARN strings: most of its work is one
+group-by of the events on the combination code, which folds the events of a window that touched
+the same items into one row (a busy workload repeats the same calls from the same places).
+Codes are 64-bit hashes (collisions: about ``n**2 / 2**65`` for ``n`` keys, i.e. never), and
+stable only within one polars version, so a snapshot keeps :data:`PENDING_SCHEMA` (text) and
+restore recomputes them.
+
+Imports: polars and this package.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 import polars as pl
 
-from detector.events import SourceIpKind
+from detector.features._columns import ServiceFamily
 from detector.features._config import FeatureConfig
+from detector.features._items import (
+    EVENT_ITEM_KINDS,
+    event_item_exprs,
+    hash_column,
+    value_column,
+    value_hash,
+)
 
 __all__ = [
+    "CODES_SCHEMA",
+    "COMBINED_FLAGS",
+    "FAMILY_OF_SOURCE",
     "KMS_DECRYPT_EVENT_NAMES",
     "PENDING_SCHEMA",
     "TLS_RANKS",
     "empty_pending",
     "prepare_events",
+    "service_family",
+    "with_codes",
 ]
 
 UTC_MS: Final = pl.Datetime("ms", "UTC")
@@ -38,7 +61,22 @@ KMS_DECRYPT_EVENT_NAMES: Final = (
 TLS_RANKS: Final = {"TLSv1": 1, "TLSv1.1": 2, "TLSv1.2": 3, "TLSv1.3": 4}
 _DENIED_PATTERN: Final = r"AccessDenied|UnauthorizedOperation|UnauthorizedAccess"
 _CONSOLE_FAILURE: Final = '"ConsoleLogin":"Failure"'
+FAMILY_OF_SOURCE: Final = {
+    "iam.amazonaws.com": "iam",
+    "sts.amazonaws.com": "sts",
+    "kms.amazonaws.com": "kms",
+    "sqs.amazonaws.com": "sqs",
+    "s3.amazonaws.com": "s3",
+    "ec2.amazonaws.com": "ec2",
+    "cloudtrail.amazonaws.com": "logging",
+    "logs.amazonaws.com": "logging",
+    "config.amazonaws.com": "logging",
+    "guardduty.amazonaws.com": "logging",
+    "securityhub.amazonaws.com": "logging",
+    "secretsmanager.amazonaws.com": "secretsmanager",
+}
 
+# What an open window keeps of each event (and what a snapshot stores of it).
 PENDING_SCHEMA: Final = pl.Schema(
     {
         "event_id": pl.String(),
@@ -48,15 +86,12 @@ PENDING_SCHEMA: Final = pl.Schema(
         "principal_type": pl.String(),
         "principal_arn": pl.String(),
         "account_id": pl.String(),
-        "region": pl.String(),
         "event_source": pl.String(),
-        "event_name": pl.String(),
         "source_ip": pl.String(),
-        "source_ip_kind": SourceIpKind,
-        "source_ip_address": pl.String(),
-        "user_agent": pl.String(),
-        "vpc_endpoint_id": pl.String(),
-        "access_key_id": pl.String(),
+        "user_agent": pl.String(),  # raw: families are derived when windows close
+        **{value_column(kind): pl.String() for kind in EVENT_ITEM_KINDS},
+        "is_private_ip": pl.Boolean(),
+        "is_aws_service_ip": pl.Boolean(),
         "is_write": pl.Boolean(),
         "is_error": pl.Boolean(),
         "is_denied": pl.Boolean(),
@@ -70,12 +105,41 @@ PENDING_SCHEMA: Final = pl.Schema(
         "is_console_login_failure": pl.Boolean(),
     }
 )
+# Per-event flags that are part of the combination code: events alike share them, so the window
+# stage counts them per folded row instead of summing them per event.
+COMBINED_FLAGS: Final = tuple(name for name in PENDING_SCHEMA if name.startswith(("is_", "tls_")))
+# The codes with_codes adds (kept in the state, never in snapshots).
+CODES_SCHEMA: Final = pl.Schema(
+    {
+        "event_hash": pl.UInt64(),
+        "principal_hash": pl.UInt64(),
+        "window_hash": pl.UInt64(),  # (principal, window start)
+        "source_hash": pl.UInt64(),
+        "user_agent_hash": pl.UInt64(),
+        **{hash_column(kind): pl.UInt64() for kind in EVENT_ITEM_KINDS},
+        "combination_hash": pl.UInt64(),  # window, source, agent, items, flags: events alike
+    }
+)
 
 
 def _window_start(config: FeatureConfig) -> pl.Expr:
     # Integer floor: exact, and cheaper than dt.truncate.
     ms = pl.col("event_time").cast(pl.Int64)
     return ((ms // config.window_ms) * config.window_ms).cast(UTC_MS).alias("window_start")
+
+
+def _lookup(column: pl.Expr, mapping: Mapping[str, object], default: object, dtype: Any) -> pl.Expr:
+    """``mapping[column]`` or ``default``, as nested when/then: replace_strict has a fixed cost
+    per call that dominates micro-batches."""
+    result = pl.lit(default, dtype)
+    for key, value in reversed(list(mapping.items())):
+        result = pl.when(column == key).then(pl.lit(value, dtype)).otherwise(result)
+    return result
+
+
+def service_family(source: pl.Expr) -> pl.Expr:
+    """The :data:`~detector.features._columns.ServiceFamily` of an ``event_source``."""
+    return _lookup(source, FAMILY_OF_SOURCE, "other", ServiceFamily)
 
 
 def prepare_events(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
@@ -93,7 +157,7 @@ def prepare_events(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
         & direct
         & ~pl.col("principal_key").is_in(sorted(config.kms_excluded_principals))
     )
-    tls = pl.col("tls_version")
+    kind = pl.col("source_ip_kind")
     return events.select(
         "event_id",
         "event_time",
@@ -102,15 +166,12 @@ def prepare_events(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
         "principal_type",
         "principal_arn",
         "account_id",
-        "region",
         "event_source",
-        "event_name",
         "source_ip",
-        "source_ip_kind",
-        "source_ip_address",
         "user_agent",
-        "vpc_endpoint_id",
-        "access_key_id",
+        *event_item_exprs(),
+        (kind == "private").fill_null(False).alias("is_private_ip"),
+        kind.is_in(["aws_service", "aws_internal"]).fill_null(False).alias("is_aws_service_ip"),
         (pl.col("read_only") == False).fill_null(False).alias("is_write"),  # noqa: E712
         error.is_not_null().alias("is_error"),
         error.str.contains(_DENIED_PATTERN).fill_null(False).alias("is_denied"),
@@ -120,10 +181,8 @@ def prepare_events(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
             & (pl.col("vpc_endpoint_account_id") != pl.col("account_id")).fill_null(True)
         ).alias("is_foreign_vpce"),
         kms_decrypt.alias("is_kms_decrypt"),
-        tls.is_not_null().alias("tls_present"),
-        tls.replace_strict(TLS_RANKS, default=0, return_dtype=pl.UInt8)
-        .fill_null(0)
-        .alias("tls_rank"),
+        pl.col("tls_version").is_not_null().alias("tls_present"),
+        _lookup(pl.col("tls_version"), TLS_RANKS, 0, pl.UInt8).alias("tls_rank"),
         login.alias("is_console_login"),
         (login & ~failed & (pl.col("mfa_authenticated") != True).fill_null(True)).alias(  # noqa: E712
             "is_console_login_without_mfa"
@@ -132,5 +191,26 @@ def prepare_events(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
     )
 
 
+def with_codes(pending: pl.LazyFrame) -> pl.LazyFrame:
+    """Add :data:`CODES_SCHEMA` to a :data:`PENDING_SCHEMA` frame."""
+    items = [hash_column(kind) for kind in EVENT_ITEM_KINDS]
+    return (
+        pending.with_columns(
+            pl.col("event_id").hash().alias("event_hash"),
+            pl.col("principal_key").hash().alias("principal_hash"),
+            pl.col("event_source").hash().alias("source_hash"),
+            pl.col("user_agent").hash().alias("user_agent_hash"),
+            *(value_hash(pl.col(value_column(k))).alias(hash_column(k)) for k in EVENT_ITEM_KINDS),
+        )
+        .with_columns(pl.struct("principal_hash", "window_start").hash().alias("window_hash"))
+        .with_columns(
+            pl.struct("window_hash", "source_hash", "user_agent_hash", *items, *COMBINED_FLAGS)
+            .hash()
+            .alias("combination_hash")
+        )
+    )
+
+
 def empty_pending() -> pl.DataFrame:
-    return pl.DataFrame(schema=PENDING_SCHEMA)
+    """No open window: :data:`PENDING_SCHEMA` then :data:`CODES_SCHEMA`, no rows."""
+    return pl.DataFrame(schema=pl.Schema({**PENDING_SCHEMA, **CODES_SCHEMA}))

@@ -1,8 +1,13 @@
 """Principal profiles: what is known about each principal, as two polars frames.
 
-``items`` is long form, one row per remembered thing::
+Items are long form, one row per remembered thing; :attr:`Profiles.items` shows them as::
 
     principal_key | kind (ItemKind) | value | first_seen | last_seen | count
+
+but they are kept as codes (:attr:`Profiles.item_codes`: principal and value as 64-bit hashes,
+see :mod:`detector.features._items`) plus one shared dictionary of value texts
+(:attr:`Profiles.values`): a region, an event name or a NAT address is stored once however
+many principals know it, and novelty joins compare integers instead of ARNs.
 
 ``principals`` is one row per principal: first/last seen, call totals (all, direct, through a
 VPC endpoint, with TLS details), the best TLS version seen, and calls / KMS decrypts summed per
@@ -16,7 +21,9 @@ Cap: at most ``max_items_per_kind`` items per principal and kind, the most recen
 so an address-spraying principal cannot grow its profile without bound.
 
 Profiles learn a window when it closes (:func:`learn`), never before, so a window is always
-judged against what was known before it. Imports: polars, numpy and this package.
+judged against what was known before it. Snapshots hold the text form (:data:`PROFILE_ITEMS_SCHEMA`,
+:data:`PRINCIPALS_SCHEMA`); :func:`encode_profiles` recomputes the codes on restore.
+Imports: polars, numpy and this package.
 """
 
 from __future__ import annotations
@@ -33,18 +40,21 @@ from detector.features._config import FeatureConfig
 
 __all__ = [
     "HOURS_OF_WEEK",
+    "ITEM_CODES_SCHEMA",
     "PRINCIPALS_SCHEMA",
     "PROFILE_ITEMS_SCHEMA",
     "TOTALS_SCHEMA",
+    "VALUES_SCHEMA",
     "Profiles",
     "empty_profiles",
+    "encode_profiles",
     "learn",
 ]
 
 UTC_MS: Final = pl.Datetime("ms", "UTC")
 HOURS_OF_WEEK: Final = 168
 BUCKETS: Final = pl.Array(pl.UInt32(), HOURS_OF_WEEK)
-_ITEM_KEYS: Final = ("principal_key", "kind", "value")
+_ITEM_KEYS: Final = ("principal_hash", "kind", "value_hash")
 _COUNT_MAX: Final = 2**32 - 1
 
 PROFILE_ITEMS_SCHEMA: Final = pl.Schema(
@@ -71,9 +81,22 @@ PRINCIPALS_SCHEMA: Final = pl.Schema(
         "kms_decrypts_by_hour_of_week": BUCKETS,
     }
 )
+ITEM_CODES_SCHEMA: Final = pl.Schema(
+    {
+        "principal_hash": pl.UInt64(),
+        "kind": ItemKind,
+        "value_hash": pl.UInt64(),
+        "first_seen": UTC_MS,
+        "last_seen": UTC_MS,
+        "count": pl.UInt32(),
+    }
+)
+VALUES_SCHEMA: Final = pl.Schema({"value_hash": pl.UInt64(), "value": pl.String()})
+_PRINCIPALS_IN_STATE: Final = pl.Schema({"principal_hash": pl.UInt64(), **PRINCIPALS_SCHEMA})
 # Per closed window, what the principal row learns (produced by the window stage).
 TOTALS_SCHEMA: Final = pl.Schema(
     {
+        "principal_hash": pl.UInt64(),
         "principal_key": pl.String(),
         "window_start": UTC_MS,
         "segment": pl.UInt32(),  # bumps when the principal was forgotten before this window
@@ -92,26 +115,76 @@ TOTALS_SCHEMA: Final = pl.Schema(
 
 @dataclass(frozen=True, slots=True)
 class Profiles:
-    items: pl.DataFrame  # PROFILE_ITEMS_SCHEMA
-    principals: pl.DataFrame  # PRINCIPALS_SCHEMA
+    """Principal profiles: item codes, the value texts they point to, one row per principal."""
+
+    item_codes: pl.DataFrame  # ITEM_CODES_SCHEMA
+    values: pl.DataFrame  # VALUES_SCHEMA, one row per value_hash of item_codes
+    principals: pl.DataFrame  # principal_hash, then PRINCIPALS_SCHEMA
+
+    @property
+    def items(self) -> pl.DataFrame:
+        """The items as text (:data:`PROFILE_ITEMS_SCHEMA`), in storage order."""
+        keys = self.principals.select("principal_hash", "principal_key")
+        return (
+            self.item_codes.lazy()
+            .join(keys.lazy(), on="principal_hash", how="left", maintain_order="left")
+            .join(self.values.lazy(), on="value_hash", how="left", maintain_order="left")
+            .select(PROFILE_ITEMS_SCHEMA.names())
+            .collect()
+        )
+
+    def oldest_seen(self) -> datetime | None:
+        """The earliest ``last_seen`` of any item or principal: nothing to forget before it."""
+        oldest = [
+            frame.get_column("last_seen").min() for frame in (self.item_codes, self.principals)
+        ]
+        known = [value for value in oldest if isinstance(value, datetime)]
+        return min(known) if known else None
 
     def estimated_size(self) -> int:
-        return int(self.items.estimated_size() + self.principals.estimated_size())
+        return int(
+            self.item_codes.estimated_size()
+            + self.values.estimated_size()
+            + self.principals.estimated_size()
+        )
 
 
 def empty_profiles() -> Profiles:
     return Profiles(
-        pl.DataFrame(schema=PROFILE_ITEMS_SCHEMA), pl.DataFrame(schema=PRINCIPALS_SCHEMA)
+        pl.DataFrame(schema=ITEM_CODES_SCHEMA),
+        pl.DataFrame(schema=VALUES_SCHEMA),
+        pl.DataFrame(schema=_PRINCIPALS_IN_STATE),
     )
 
 
-def _learn_items(known: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
+def encode_profiles(items: pl.DataFrame, principals: pl.DataFrame) -> Profiles:
+    """Profiles from their text form (a snapshot's :data:`PROFILE_ITEMS_SCHEMA` and
+    :data:`PRINCIPALS_SCHEMA` frames), rows kept in order."""
+    coded = items.lazy().with_columns(
+        pl.col("principal_key").hash().alias("principal_hash"),
+        pl.col("value").hash().alias("value_hash"),
+    )
+    codes, values, rows = pl.collect_all(
+        [
+            coded.select(ITEM_CODES_SCHEMA.names()),
+            coded.select(VALUES_SCHEMA.names()).unique("value_hash", maintain_order=True),
+            principals.lazy().select(
+                pl.col("principal_key").hash().alias("principal_hash"), pl.all()
+            ),
+        ]
+    )
+    return Profiles(codes, values, rows)
+
+
+def _learn_items(known: pl.LazyFrame, items: pl.LazyFrame) -> pl.LazyFrame:
     seen = items.group_by(_ITEM_KEYS).agg(
         pl.col("first_time").min().alias("first_seen"),
         pl.col("last_time").max().alias("last_seen"),
         pl.col("n").sum().alias("count"),
     )
-    return known.join(seen, on=_ITEM_KEYS, how="full", coalesce=True, suffix="_new").select(
+    return known.join(
+        seen, on=_ITEM_KEYS, how="full", coalesce=True, suffix="_new", maintain_order="left"
+    ).select(
         *_ITEM_KEYS,
         pl.min_horizontal("first_seen", "first_seen_new").alias("first_seen"),
         pl.max_horizontal("last_seen", "last_seen_new").alias("last_seen"),
@@ -125,28 +198,30 @@ def _learn_items(known: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _cap_items(items: pl.DataFrame, cap: int) -> pl.DataFrame:
-    """Keep the ``cap`` most recently seen items of each principal and kind."""
-    crowded = items.group_by("principal_key", "kind").len().filter(pl.col("len") > cap)
+def _cap_items(items: pl.DataFrame, values: pl.DataFrame, cap: int) -> pl.DataFrame:
+    """Keep the ``cap`` most recently seen items of each principal and kind (ties: by text)."""
+    crowded = items.group_by("principal_hash", "kind").len().filter(pl.col("len") > cap)
     if crowded.height == 0:
         return items
-    groups = crowded.select("principal_key", "kind")
-    over = items.join(groups, on=["principal_key", "kind"], how="semi")
+    groups = crowded.select("principal_hash", "kind")
+    over = items.join(groups, on=["principal_hash", "kind"], how="semi")
     kept = (
-        over.sort(
-            ["principal_key", "kind", "last_seen", "value"], descending=[False, False, True, False]
+        over.join(values, on="value_hash", how="left")
+        .sort(
+            ["principal_hash", "kind", "last_seen", "value"],
+            descending=[False, False, True, False],
         )
-        .group_by("principal_key", "kind", maintain_order=True)
+        .group_by("principal_hash", "kind", maintain_order=True)
         .head(cap)
     )
-    rest = items.join(groups, on=["principal_key", "kind"], how="anti")
+    rest = items.join(groups, on=["principal_hash", "kind"], how="anti")
     return pl.concat([rest, kept.select(rest.columns)], how="vertical")
 
 
 def _hour_buckets(totals: pl.DataFrame, column: str, keys: pl.Series) -> pl.Series:
     """Dense per-principal hour-of-week sums of ``column``, rows in the order of ``keys``."""
-    index = pl.DataFrame({"principal_key": keys}).with_row_index("row")
-    located = totals.join(index, on="principal_key").select(
+    index = pl.DataFrame({"principal_hash": keys}).with_row_index("row")
+    located = totals.join(index, on="principal_hash").select(
         (pl.col("row").cast(pl.Int64) * HOURS_OF_WEEK + pl.col("hour_of_week")).alias("slot"),
         pl.col(column).cast(pl.Float64),
     )
@@ -161,8 +236,9 @@ def _hour_buckets(totals: pl.DataFrame, column: str, keys: pl.Series) -> pl.Seri
 
 def _learn_principals(known: pl.DataFrame, totals: pl.DataFrame) -> pl.DataFrame:
     # Only the last segment counts: a principal forgotten before a later window starts anew.
-    recent = totals.filter(pl.col("segment") == pl.col("segment").max().over("principal_key"))
-    learned = recent.group_by("principal_key").agg(
+    recent = totals.filter(pl.col("segment") == pl.col("segment").max().over("principal_hash"))
+    learned = recent.group_by("principal_hash").agg(
+        pl.col("principal_key").first(),
         pl.col("first_seen").min(),
         pl.col("last_seen").max(),
         *(pl.col(c).cast(pl.UInt64).sum() for c in ("calls", "direct_calls", "vpce_calls")),
@@ -170,18 +246,24 @@ def _learn_principals(known: pl.DataFrame, totals: pl.DataFrame) -> pl.DataFrame
         pl.col("tls_max").max(),
         (pl.col("segment").max() > 0).alias("restarted"),
     )
-    keys = learned.get_column("principal_key")
+    keys = learned.get_column("principal_hash")
     learned = learned.with_columns(
         _hour_buckets(recent, "calls", keys).alias("calls_by_hour_of_week"),
         _hour_buckets(recent, "kms_decrypts", keys).alias("kms_decrypts_by_hour_of_week"),
     )
-    restarted = learned.filter(pl.col("restarted")).select("principal_key")
-    prior = known.join(restarted, on="principal_key", how="anti")
+    restarted = learned.filter(pl.col("restarted")).select("principal_hash")
+    prior = known.join(restarted, on="principal_hash", how="anti")
     zeros = pl.lit([0] * HOURS_OF_WEEK, dtype=BUCKETS)
     return prior.join(
-        learned.drop("restarted"), on="principal_key", how="full", coalesce=True, suffix="_new"
+        learned.drop("restarted"),
+        on="principal_hash",
+        how="full",
+        coalesce=True,
+        suffix="_new",
+        maintain_order="left",
     ).select(
-        "principal_key",
+        "principal_hash",
+        pl.coalesce("principal_key", "principal_key_new").alias("principal_key"),
         pl.min_horizontal("first_seen", "first_seen_new").alias("first_seen"),
         pl.max_horizontal("last_seen", "last_seen_new").alias("last_seen"),
         *(
@@ -208,19 +290,31 @@ def learn(
     ``items`` are window items (:data:`~detector.features._items.ITEMS_SCHEMA`), ``totals``
     window totals (:data:`TOTALS_SCHEMA`). Anything last seen before ``forget_before`` (the
     watermark minus window minus TTL: no window that can still close would know it) is dropped.
+    Returns ``profiles`` itself when there is nothing to learn or forget.
     """
-    known_items = profiles.items
-    known_principals = profiles.principals
-    if items.height:
-        known_items = _learn_items(known_items, items)
-    if totals.height:
-        known_principals = _learn_principals(known_principals, totals)
+    oldest = profiles.oldest_seen()
+    if not items.height and not totals.height and (oldest is None or oldest >= forget_before):
+        return profiles
     cutoff = pl.lit(forget_before, dtype=UTC_MS)
-    known_items = _cap_items(
-        known_items.filter(pl.col("last_seen") >= cutoff), config.max_items_per_kind
+    codes = profiles.item_codes.lazy()
+    if items.height:
+        codes = _learn_items(codes, items.lazy())
+    values = pl.concat([profiles.values.lazy(), items.lazy().select(VALUES_SCHEMA.names())])
+    kept_codes, all_values = pl.collect_all(
+        [
+            codes.filter(pl.col("last_seen") >= cutoff).cast(ITEM_CODES_SCHEMA),
+            values.unique("value_hash", keep="first", maintain_order=True),
+        ]
     )
-    known_principals = known_principals.filter(pl.col("last_seen") >= cutoff)
+    kept_codes = _cap_items(kept_codes, all_values, config.max_items_per_kind)
+    principals = profiles.principals
+    if totals.height:
+        principals = _learn_principals(principals, totals)
+    used = kept_codes.select("value_hash")
     return Profiles(
-        known_items.select(PROFILE_ITEMS_SCHEMA.names()).cast(PROFILE_ITEMS_SCHEMA),
-        known_principals.select(PRINCIPALS_SCHEMA.names()).cast(PRINCIPALS_SCHEMA),
+        kept_codes.select(ITEM_CODES_SCHEMA.names()),
+        all_values.join(used, on="value_hash", how="semi", maintain_order="left"),
+        principals.filter(pl.col("last_seen") >= cutoff)
+        .select(_PRINCIPALS_IN_STATE.names())
+        .cast(_PRINCIPALS_IN_STATE),
     )

@@ -4,6 +4,10 @@
 seen events (for deduplication) and the watermark. Update functions return a new value; nothing
 is mutated, so a caller can keep the previous state, compare states, or snapshot any of them.
 
+In memory the frames carry 64-bit codes (see :mod:`detector.features._prepare`); a snapshot
+holds only their text columns, because codes are hashes that another polars version may
+compute differently, and :meth:`FeatureState.restore` recomputes them.
+
 Imports: polars, the standard library, :mod:`detector.errors`, :mod:`detector.state` (the
 snapshot type) and this package.
 """
@@ -18,20 +22,22 @@ import polars as pl
 
 from detector.errors import StateError
 from detector.features._config import FeatureConfig
-from detector.features._prepare import PENDING_SCHEMA, empty_pending
+from detector.features._prepare import PENDING_SCHEMA, empty_pending, with_codes
 from detector.features._profile import (
     PRINCIPALS_SCHEMA,
     PROFILE_ITEMS_SCHEMA,
     Profiles,
     empty_profiles,
+    encode_profiles,
 )
 from detector.state import Snapshot
 
 __all__ = ["SEEN_IDS_SCHEMA", "STATE_FORMAT", "FeatureState", "empty_state"]
 
 UTC_MS: Final = pl.Datetime("ms", "UTC")
-STATE_FORMAT: Final = "features/1"
+STATE_FORMAT: Final = "features/2"  # 2: pending events keep normalised item values
 SEEN_IDS_SCHEMA: Final = pl.Schema({"event_id": pl.String(), "event_time": UTC_MS})
+_SEEN_IN_STATE: Final = pl.Schema({**SEEN_IDS_SCHEMA, "event_hash": pl.UInt64()})
 _FRAMES: Final = {
     "profile_items": PROFILE_ITEMS_SCHEMA,
     "profile_principals": PRINCIPALS_SCHEMA,
@@ -45,23 +51,21 @@ class FeatureState:
     """Profiles + open windows' events + recent event ids + watermark."""
 
     profiles: Profiles
-    pending: pl.DataFrame  # events of open windows (PENDING_SCHEMA)
-    seen_ids: pl.DataFrame  # ids of recent events, for deduplication (SEEN_IDS_SCHEMA)
+    pending: pl.DataFrame  # events of open windows (PENDING_SCHEMA + CODES_SCHEMA)
+    seen_ids: pl.DataFrame  # ids of recent events, for deduplication (SEEN_IDS_SCHEMA + hash)
     watermark: datetime | None  # windows ending at or before it are closed
 
     @property
     def open_windows(self) -> int:
-        return int(
-            self.pending.select(pl.struct("principal_key", "window_start").n_unique()).item()
-        )
+        return int(self.pending.get_column("window_hash").n_unique())
 
     def snapshot(self, config: FeatureConfig) -> Snapshot:
         """The state as frames + text metadata, for a :class:`~detector.state.StateStore`."""
         frames = {
             "profile_items": self.profiles.items,
-            "profile_principals": self.profiles.principals,
-            "pending_events": self.pending,
-            "seen_event_ids": self.seen_ids,
+            "profile_principals": self.profiles.principals.select(PRINCIPALS_SCHEMA.names()),
+            "pending_events": self.pending.select(PENDING_SCHEMA.names()).rechunk(),
+            "seen_event_ids": self.seen_ids.select(SEEN_IDS_SCHEMA.names()).rechunk(),
         }
         meta = {
             "format": STATE_FORMAT,
@@ -94,16 +98,23 @@ class FeatureState:
             watermark = datetime.fromisoformat(text) if text else None
         except ValueError as err:
             raise StateError(f"snapshot watermark {text!r}: {err}") from err
+        pending, seen = pl.collect_all(
+            [with_codes(frames["pending_events"].lazy()), _with_id_codes(frames["seen_event_ids"])]
+        )
         return FeatureState(
-            Profiles(frames["profile_items"], frames["profile_principals"]),
-            frames["pending_events"],
-            frames["seen_event_ids"],
+            encode_profiles(frames["profile_items"], frames["profile_principals"]),
+            pending,
+            seen,
             watermark,
         )
+
+
+def _with_id_codes(seen: pl.DataFrame) -> pl.LazyFrame:
+    return seen.lazy().with_columns(pl.col("event_id").hash().alias("event_hash"))
 
 
 def empty_state() -> FeatureState:
     """The state before any event: empty profiles, nothing open, no watermark."""
     return FeatureState(
-        empty_profiles(), empty_pending(), pl.DataFrame(schema=SEEN_IDS_SCHEMA), None
+        empty_profiles(), empty_pending(), pl.DataFrame(schema=_SEEN_IN_STATE), None
     )

@@ -31,6 +31,11 @@ later than that is treated as a new, late event.
 ``flush`` closes every open window (end of a replay, shutdown) by moving the watermark to the
 end of the last open window; events for those windows arriving afterwards are late.
 
+Cost: an update that closes no window (most micro-batches: windows of all principals close
+together, once per window length of event time) prepares and deduplicates its batch, appends
+it to the open windows' events (no copy of what is already there) and touches nothing else;
+the window stage and the profiles run only when a window closes or a late event arrives.
+
 Imports: polars, the standard library and this package.
 """
 
@@ -43,7 +48,7 @@ from typing import Final
 import polars as pl
 
 from detector.features._config import FeatureConfig
-from detector.features._prepare import prepare_events
+from detector.features._prepare import prepare_events, with_codes
 from detector.features._profile import learn
 from detector.features._state import FeatureState
 from detector.features._windows import close_windows
@@ -51,6 +56,8 @@ from detector.features._windows import close_windows
 __all__ = ["UpdateReport", "flush", "update"]
 
 UTC_MS: Final = pl.Datetime("ms", "UTC")
+# Appending a batch to the open windows' events adds chunks; past this many, rewrite them as one.
+_MAX_PENDING_CHUNKS: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +80,57 @@ def _window_end(config: FeatureConfig) -> pl.Expr:
     return pl.col("window_start") + timedelta(milliseconds=config.window_ms)
 
 
+def _any_closed(events: pl.DataFrame, watermark: datetime | None, config: FeatureConfig) -> bool:
+    """Whether some event's window ends at or before the watermark (one min, no filter)."""
+    if watermark is None or events.height == 0:
+        return False
+    earliest = events.get_column("window_start").min()
+    return isinstance(earliest, datetime) and earliest + config.window <= watermark
+
+
+def _split(
+    events: pl.DataFrame, watermark: datetime | None, config: FeatureConfig
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(events of windows closed at ``watermark``, the others)."""
+    if not _any_closed(events, watermark, config):
+        return events.clear(), events
+    closed = _window_end(config) <= pl.lit(watermark, dtype=UTC_MS)
+    return events.filter(closed), events.filter(~closed)
+
+
+def _append(pending: pl.DataFrame, batch: pl.DataFrame) -> pl.DataFrame:
+    if batch.height == 0:
+        return pending
+    if pending.height == 0:
+        return batch
+    joined = pl.concat([pending, batch], how="vertical", rechunk=False)
+    return joined.rechunk() if joined.n_chunks() > _MAX_PENDING_CHUNKS else joined
+
+
+def _remembered_ids(
+    seen: pl.DataFrame, new_ids: pl.DataFrame, watermark: datetime | None, config: FeatureConfig
+) -> pl.DataFrame:
+    seen = _append(seen, new_ids)
+    if watermark is None or seen.height == 0:
+        return seen
+    horizon = watermark - config.dedup_horizon
+    oldest = seen.get_column("event_time").min()
+    if isinstance(oldest, datetime) and oldest < horizon:
+        return seen.filter(pl.col("event_time") >= horizon).rechunk()
+    return seen
+
+
+def _ordered_rows(on_time: pl.DataFrame, corrections: pl.DataFrame) -> pl.DataFrame:
+    # Each part is sorted by (principal_key, window_start) already.
+    if corrections.height == 0:
+        return on_time
+    if on_time.height == 0:
+        return corrections
+    return pl.concat([on_time, corrections], how="vertical").sort(
+        "principal_key", "window_start", "late_correction"
+    )
+
+
 def _advance(
     state: FeatureState,
     pending: pl.DataFrame,
@@ -82,11 +140,7 @@ def _advance(
     config: FeatureConfig,
     counts: tuple[int, int],
 ) -> tuple[FeatureState, pl.DataFrame, UpdateReport]:
-    if watermark is None:
-        closing, still_open = pending.clear(), pending
-    else:
-        closes = _window_end(config) <= pl.lit(watermark, dtype=UTC_MS)
-        closing, still_open = pending.filter(closes), pending.filter(~closes)
+    closing, still_open = _split(pending, watermark, config)
     on_time = close_windows(closing, state.profiles, config, late=False)
     corrections = close_windows(late, state.profiles, config, late=True)
     profiles = state.profiles
@@ -95,12 +149,8 @@ def _advance(
         profiles = learn(profiles, on_time.items, on_time.totals, forget_before, config)
         if late.height:
             profiles = learn(profiles, corrections.items, corrections.totals, forget_before, config)
-    seen = pl.concat([state.seen_ids, new_ids], how="vertical")
-    if watermark is not None:
-        seen = seen.filter(pl.col("event_time") >= watermark - config.dedup_horizon)
-    rows = pl.concat([on_time.rows, corrections.rows], how="vertical").sort(
-        "principal_key", "window_start", "late_correction"
-    )
+    seen = _remembered_ids(state.seen_ids, new_ids, watermark, config)
+    rows = _ordered_rows(on_time.rows, corrections.rows)
     new_state = FeatureState(profiles, still_open, seen, watermark)
     events_in, duplicates = counts
     report = UpdateReport(
@@ -113,7 +163,7 @@ def _advance(
         pending_events=still_open.height,
         watermark=watermark,
         principals=profiles.principals.height,
-        profile_items=profiles.items.height,
+        profile_items=profiles.item_codes.height,
     )
     return new_state, rows, report
 
@@ -126,28 +176,22 @@ def update(
     Returns the new state, the closed window rows (:func:`closed_window_schema`, sorted by
     principal, window start, then late corrections after on-time rows) and a report.
     """
-    known_ids = pl.concat(
-        [state.seen_ids.lazy().select("event_id"), state.pending.lazy().select("event_id")]
+    fresh = with_codes(prepare_events(events.lazy(), config)).filter(
+        pl.col("event_hash").is_first_distinct()
     )
-    fresh = (
-        prepare_events(events.lazy(), config)
-        .unique("event_id", keep="first", maintain_order=True)
-        .join(known_ids, on="event_id", how="anti")
-        .collect()
-    )
-    if state.watermark is None:
-        late, on_time = fresh.clear(), fresh
-    else:
-        is_late = _window_end(config) <= pl.lit(state.watermark, dtype=UTC_MS)
-        late, on_time = fresh.filter(is_late), fresh.filter(~is_late)
+    known = [frame.lazy().select("event_hash") for frame in (state.seen_ids, state.pending)]
+    if state.seen_ids.height or state.pending.height:
+        fresh = fresh.join(pl.concat(known), on="event_hash", how="anti", maintain_order="left")
+    fresh_events = fresh.collect()
+    late, on_time = _split(fresh_events, state.watermark, config)
     watermark = state.watermark
-    latest = fresh.get_column("event_time").max()
+    latest = fresh_events.get_column("event_time").max()
     if isinstance(latest, datetime):
         candidate = latest - config.allowed_lateness
         watermark = candidate if watermark is None else max(watermark, candidate)
-    pending = pl.concat([state.pending, on_time], how="vertical")
-    new_ids = fresh.select("event_id", "event_time")
-    counts = (events.height, events.height - fresh.height)
+    pending = _append(state.pending, on_time)
+    new_ids = fresh_events.select(state.seen_ids.columns)
+    counts = (events.height, events.height - fresh_events.height)
     return _advance(state, pending, late, watermark, new_ids, config, counts)
 
 

@@ -6,6 +6,13 @@ knows them (``shift().over(..., order_by=window_start)``), and the hour-of-week 
 habits (VPC endpoint, TLS) add running sums of earlier windows to the stored totals. So a
 window's row is the same whether its predecessors closed in this call or in earlier ones.
 
+How: the events are read twice. Once grouped on their combination code (window + every item
+value + service, see :mod:`detector.features._prepare`), which folds alike events into one row
+of counts; every count, distinct count and item of a window is then computed from those few
+rows. And once sorted by ``(event_time, event_id)`` for what depends on order (the latest
+identity, the earliest event ids, source addresses in order of first use). Everything is keyed
+on 64-bit codes; text is only carried for the row's context.
+
 Rates: the usual rate of a principal at hour-of-week ``h`` is its calls summed over bucket
 ``h`` divided by the windows of bucket ``h`` that elapsed since the principal was first seen;
 ratios are Laplace-smoothed, ``(now + 1) / (usual + 1)``, so 1.0 means "as usual" and a
@@ -16,6 +23,7 @@ Imports: polars and this package.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
@@ -26,36 +34,44 @@ from detector.features._columns import (
     ITEM_KINDS,
     NEW_ITEM_COLUMNS,
     SERVICE_FAMILIES,
-    ServiceFamily,
     closed_window_schema,
     context_schema,
     feature_columns,
 )
 from detector.features._config import FeatureConfig
-from detector.features._items import ITEMS_SCHEMA, event_name_items, window_items
+from detector.features._items import (
+    DERIVED_ITEM_KINDS,
+    EVENT_ITEM_KINDS,
+    ITEMS_SCHEMA,
+    derived_item_exprs,
+    hash_column,
+    value_column,
+    value_hash,
+)
+from detector.features._prepare import COMBINED_FLAGS, service_family
 from detector.features._profile import TOTALS_SCHEMA, Profiles
 
 __all__ = ["ClosedWindows", "close_windows", "empty_closed_windows"]
 
 UTC_MS: Final = pl.Datetime("ms", "UTC")
-KEYS: Final = ("principal_key", "window_start")
+WINDOW: Final = "window_hash"  # one code per (principal, window start)
 _HOUR_MS: Final = 3_600_000
 _WEEK_MS: Final = 168 * _HOUR_MS
 _MONDAY_SHIFT_MS: Final = 72 * _HOUR_MS  # 1970-01-01 was a Thursday
 _TLS_LEVELS: Final = (1, 2, 3, 4)
-_FAMILY_OF_SOURCE: Final = {
-    "iam.amazonaws.com": "iam",
-    "sts.amazonaws.com": "sts",
-    "kms.amazonaws.com": "kms",
-    "sqs.amazonaws.com": "sqs",
-    "s3.amazonaws.com": "s3",
-    "ec2.amazonaws.com": "ec2",
-    "cloudtrail.amazonaws.com": "logging",
-    "logs.amazonaws.com": "logging",
-    "config.amazonaws.com": "logging",
-    "guardduty.amazonaws.com": "logging",
-    "securityhub.amazonaws.com": "logging",
-    "secretsmanager.amazonaws.com": "secretsmanager",
+# Per-event flags summed per window (column in the pending frame -> total's name).
+_FLAG_SUMS: Final = {
+    "is_write": "write_calls",
+    "is_error": "error_calls",
+    "is_denied": "denied_calls",
+    "is_private_ip": "private_ip_calls",
+    "is_aws_service_ip": "aws_service_calls",
+    "is_direct": "direct_calls",
+    "is_foreign_vpce": "foreign_vpce_calls",
+    "is_kms_decrypt": "kms_decrypts",
+    "is_console_login": "console_logins",
+    "is_console_login_without_mfa": "console_logins_without_mfa",
+    "is_console_login_failure": "console_login_failures",
 }
 
 
@@ -67,96 +83,175 @@ class ClosedWindows:
 
 
 def empty_closed_windows(config: FeatureConfig) -> ClosedWindows:
+    return _empty_closed_windows(config.window)
+
+
+@functools.lru_cache(maxsize=8)
+def _empty_closed_windows(window: timedelta) -> ClosedWindows:
+    # Built once per window length: most updates close nothing, and building the 56-column
+    # schema costs more than the rest of such an update.
     return ClosedWindows(
-        pl.DataFrame(schema=closed_window_schema(config.window)),
+        pl.DataFrame(schema=closed_window_schema(window)),
         pl.DataFrame(schema=ITEMS_SCHEMA),
         pl.DataFrame(schema=TOTALS_SCHEMA),
     )
 
 
-def _at_latest(column: str) -> pl.Expr:
-    """The value of the latest event (events arrive sorted by time, then id: deterministic)."""
-    return pl.col(column).last().alias(column)
-
-
-def _window_totals(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
-    kind = pl.col("source_ip_kind")
-    direct = pl.col("is_direct")
-    public = kind.is_in(["public_ipv4", "public_ipv6"])
-
-    def count(condition: pl.Expr, name: str) -> pl.Expr:
-        return condition.sum().cast(pl.UInt32).alias(name)
-
-    return events.group_by(KEYS).agg(
-        _at_latest("principal_type"),
-        _at_latest("principal_arn"),
-        _at_latest("account_id"),
-        pl.col("event_time").min().alias("first_seen"),
-        pl.col("event_time").max().alias("last_seen"),
-        # Events are sorted by (time, id), so heads are the earliest: no sort per group.
-        pl.col("event_id").head(config.sample_event_ids).alias("event_ids"),
-        pl.col("source_ip")
-        .drop_nulls()
-        .unique(maintain_order=True)
-        .head(config.sample_source_ips)
-        .alias("source_ips"),
-        pl.len().cast(pl.UInt32).alias("calls"),
-        count(pl.col("is_write"), "write_calls"),
-        count(pl.col("is_error"), "error_calls"),
-        count(pl.col("is_denied"), "denied_calls"),
-        pl.col("source_ip_address").filter(public).n_unique().cast(pl.UInt32).alias("public_ips"),
-        count(kind == "private", "private_ip_calls"),
-        count(kind.is_in(["aws_service", "aws_internal"]), "aws_service_calls"),
-        count(direct, "direct_calls"),
-        count(direct & pl.col("vpc_endpoint_id").is_not_null(), "vpce_calls"),
-        count(pl.col("is_foreign_vpce"), "foreign_vpce_calls"),
-        count(direct & pl.col("tls_present"), "tls_calls"),
-        pl.col("tls_rank").max().alias("tls_max"),
-        *(count(pl.col("tls_rank") == level, f"tls_{level}_calls") for level in _TLS_LEVELS),
-        count(pl.col("is_kms_decrypt"), "kms_decrypts"),
-        count(pl.col("is_console_login"), "console_logins"),
-        count(pl.col("is_console_login_without_mfa"), "console_logins_without_mfa"),
-        count(pl.col("is_console_login_failure"), "console_login_failures"),
+def _folded(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Events alike (same combination code: window, service, user agent, every item and every
+    flag) folded into one row, in order of first appearance (see :func:`_shared`)."""
+    return events.group_by("combination_hash", maintain_order=True).agg(
+        pl.col("event_time").min().alias("first_time"),
+        pl.col("event_time").max().alias("last_time"),
+        pl.len().cast(pl.UInt32).alias("n"),
     )
 
 
-def _name_counts(by_name: pl.LazyFrame) -> pl.LazyFrame:
-    family = pl.col("event_source").replace_strict(
-        _FAMILY_OF_SOURCE, default="other", return_dtype=ServiceFamily
+def _shared(events: pl.LazyFrame) -> pl.LazyFrame:
+    """What the events of each folded row share, read off the first of them: rows line up
+    with :func:`_folded`'s. (A filter is much cheaper than a ``first()`` per column.)"""
+    return events.filter(pl.col("combination_hash").is_first_distinct()).select(
+        WINDOW,
+        "principal_hash",
+        "window_start",
+        "source_hash",
+        "event_source",
+        "user_agent",
+        *(hash_column(k) for k in EVENT_ITEM_KINDS),
+        *(value_column(k) for k in EVENT_ITEM_KINDS),
+        *COMBINED_FLAGS,
+    )
+
+
+def _combinations(folded: pl.DataFrame, shared: pl.DataFrame) -> pl.DataFrame:
+    """Folded rows with what their events share, the derived items and the service family."""
+    return (
+        folded.hstack(shared)
+        .lazy()
+        .with_columns(service_family(pl.col("event_source")).alias("family"), *derived_item_exprs())
+        .with_columns(
+            value_hash(pl.col(value_column(k))).alias(hash_column(k)) for k in DERIVED_ITEM_KINDS
+        )
+        .collect()
+    )
+
+
+def _in_order(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
+    """Per window, what depends on event order: (event_time, event_id) decides, so the result
+    is the same whatever order the events arrived in."""
+    return (
+        events.select(
+            WINDOW,
+            "event_time",
+            "event_id",
+            "principal_key",
+            "principal_type",
+            "principal_arn",
+            "account_id",
+            "source_ip",
+        )
+        .sort(pl.struct("event_time", "event_id"))
+        # An address's first use in its window (cheaper than a unique() per group).
+        .with_columns(
+            pl.when(pl.struct(WINDOW, "source_ip").is_first_distinct())
+            .then(pl.col("source_ip"))
+            .alias("source_ip")
+        )
+        .group_by(WINDOW)
+        .agg(
+            pl.col("principal_key").first(),
+            pl.col("principal_type", "principal_arn", "account_id").last(),
+            pl.col("event_id").head(config.sample_event_ids).alias("event_ids"),
+            pl.col("source_ip").drop_nulls().head(config.sample_source_ips).alias("source_ips"),
+        )
+    )
+
+
+def _window_totals(combinations: pl.LazyFrame) -> pl.LazyFrame:
+    family = pl.col("family")
+    n = pl.col("n")
+    direct = pl.col("is_direct")
+    tls_rank = pl.col("tls_rank")
+
+    def calls(condition: pl.Expr, name: str) -> pl.Expr:
+        return n.filter(condition).sum().cast(pl.UInt32).alias(name)
+
+    return combinations.group_by(WINDOW).agg(
+        pl.col("principal_hash", "window_start").first(),
+        pl.col("first_time").min().alias("first_seen"),
+        pl.col("last_time").max().alias("last_seen"),
+        n.sum().cast(pl.UInt32).alias("calls"),
+        *(calls(pl.col(flag), name) for flag, name in _FLAG_SUMS.items()),
+        calls(direct & pl.col(hash_column("vpc_endpoint")).is_not_null(), "vpce_calls"),
+        calls(direct & pl.col("tls_present"), "tls_calls"),
+        tls_rank.max().alias("tls_max"),
+        *(calls(tls_rank == level, f"tls_{level}_calls") for level in _TLS_LEVELS),
+        pl.col(hash_column("public_ip"))
+        .drop_nulls()
+        .n_unique()
+        .cast(pl.UInt32)
+        .alias("public_ips"),
+        # (service, "<service>:<name>") pairs are exactly the distinct (eventSource, eventName)
+        pl.struct("source_hash", hash_column("event_name"))
+        .n_unique()
+        .cast(pl.UInt32)
+        .alias("event_names_distinct"),
+        pl.col("source_hash").n_unique().cast(pl.UInt32).alias("services_distinct"),
+        *(calls(family == f, f"{f}_calls") for f in SERVICE_FAMILIES),
+    )
+
+
+def _window_items(combinations: pl.LazyFrame) -> pl.LazyFrame:
+    """All item kinds of every window, long form (:data:`ITEMS_SCHEMA` plus the window code)."""
+    kind_dtype = ITEMS_SCHEMA["kind"]
+    long = pl.concat(
+        [
+            combinations.select(
+                WINDOW,
+                "principal_hash",
+                "window_start",
+                pl.lit(kind, kind_dtype).alias("kind"),
+                pl.col(hash_column(kind)).alias("value_hash"),
+                pl.col(value_column(kind)).alias("value"),
+                "first_time",
+                "last_time",
+                "n",
+            )
+            for kind in ITEM_KINDS
+        ],
+        how="vertical",
     )
     return (
-        by_name.with_columns(family.alias("family"))
-        .group_by(KEYS)
+        long.filter(pl.col("value_hash").is_not_null())
+        .group_by(WINDOW, "kind", "value_hash")
         .agg(
-            pl.len().cast(pl.UInt32).alias("event_names_distinct"),
-            pl.col("event_source").n_unique().cast(pl.UInt32).alias("services_distinct"),
-            *(
-                pl.col("n").filter(pl.col("family") == f).sum().cast(pl.UInt32).alias(f"{f}_calls")
-                for f in SERVICE_FAMILIES
-            ),
+            pl.col("principal_hash", "window_start", "value").first(),
+            pl.col("first_time").min(),
+            pl.col("last_time").max(),
+            pl.col("n").sum().cast(pl.UInt32),
         )
     )
 
 
 def _novelty(items: pl.LazyFrame, profiles: Profiles, config: FeatureConfig) -> pl.LazyFrame:
     """Per window: how many items of each kind are new, and which (capped, by first use)."""
-    item_keys = ["principal_key", "kind", "value"]
-    known = profiles.items.lazy().select(*item_keys, pl.col("last_seen").alias("known_until"))
+    item_keys = ["principal_hash", "kind", "value_hash"]
+    known = profiles.item_codes.lazy().select(*item_keys, pl.col("last_seen").alias("known_until"))
     earlier = pl.col("last_time").shift(1).over(item_keys, order_by="window_start")
     last_seen_before = pl.coalesce(earlier, pl.col("known_until"))
     gap = pl.col("window_start") - last_seen_before
     marked = items.join(known, on=item_keys, how="left").with_columns(
         (last_seen_before.is_null() | (gap > config.profile_ttl)).alias("is_new")
     )
-    # Sort the new items once, then take the first few per kind: no sort per group.
+    # Sort the (few) new items once, then take the first few per kind: no sort per group.
     per_kind = (
         marked.filter(pl.col("is_new"))
-        .sort(*KEYS, "kind", "first_time", "value")
-        .group_by(*KEYS, "kind", maintain_order=True)
+        .sort(WINDOW, "kind", "first_time", "value")
+        .group_by(WINDOW, "kind", maintain_order=True)
         .agg(pl.len().alias("count"), pl.col("value").head(config.sample_new_items))
     )
     kind = pl.col("kind")
-    return per_kind.group_by(KEYS).agg(
+    return per_kind.group_by(WINDOW).agg(
         *(
             pl.col("count").filter(kind == k).sum().cast(pl.UInt32).alias(f"new_{k}s_count")
             for k in ITEM_KINDS
@@ -169,8 +264,8 @@ def _main_region(items: pl.LazyFrame) -> pl.LazyFrame:
     """The most frequent region of each window (ties: the first in name order)."""
     return (
         items.filter(pl.col("kind") == "region")
-        .sort(*KEYS, "n", "value", descending=[False, False, True, False])
-        .group_by(KEYS, maintain_order=True)
+        .sort(WINDOW, "n", "value", descending=[False, True, False])
+        .group_by(WINDOW, maintain_order=True)
         .agg(pl.col("value").first().alias("region"))
     )
 
@@ -183,31 +278,74 @@ def _windows_of_bucket_before(t_ms: pl.Expr, hour: pl.Expr, window_ms: int) -> p
     return (shifted // _WEEK_MS) * per_hour + (into_bucket + window_ms - 1) // window_ms
 
 
-def _rates(totals: pl.LazyFrame, profiles: Profiles, config: FeatureConfig) -> pl.LazyFrame:
+@dataclass(frozen=True, slots=True)
+class _Running:
+    """Aggregates over a principal's earlier windows of this call, in window order.
+
+    When every principal closes a single window (the usual micro-batch: all windows end at the
+    same instant), each group is that row alone and the aggregates reduce to plain expressions,
+    with no window function to plan and evaluate.
+    """
+
+    single: bool
+
+    def sum_through(self, value: pl.Expr, over: list[str]) -> pl.Expr:
+        """Sum of this and earlier windows."""
+        return value if self.single else value.cum_sum().over(over, order_by="window_start")
+
+    def sum_before(self, value: pl.Expr, over: list[str]) -> pl.Expr:
+        """Sum of earlier windows (Int64)."""
+        if self.single:
+            return pl.lit(0, pl.Int64)
+        return value.cum_sum().over(over, order_by="window_start") - value
+
+    def previous_time(self, value: pl.Expr, over: list[str]) -> pl.Expr:
+        if self.single:
+            return pl.lit(None, UTC_MS)
+        return value.shift(1).over(over, order_by="window_start")
+
+    def max_before(self, value: pl.Expr, over: list[str]) -> pl.Expr:
+        """Largest of earlier windows, 0 if none (UInt8)."""
+        if self.single:
+            return pl.lit(0, pl.UInt8)
+        return value.cum_max().shift(1, fill_value=0).over(over, order_by="window_start")
+
+    def group_min(self, value: pl.Expr, over: list[str]) -> pl.Expr:
+        return value if self.single else value.min().over(over)
+
+    def after_first(self, value: pl.Expr, over: list[str]) -> pl.Expr:
+        """Whether an earlier row of the group has a smaller value."""
+        return pl.lit(False) if self.single else value > value.min().over(over)
+
+
+def _rates(totals: pl.DataFrame, profiles: Profiles, config: FeatureConfig) -> pl.LazyFrame:
     """Priors from the profile plus earlier windows of this call, and the features using them."""
     w = config.window_ms
+    principal = totals.get_column("principal_hash")
+    running = _Running(single=principal.n_unique() == principal.len())
     known = profiles.principals.lazy().select(
-        "principal_key", pl.all().exclude("principal_key").name.prefix("known_")
+        "principal_hash",
+        pl.all().exclude("principal_hash", "principal_key").name.prefix("known_"),
     )
     start = pl.col("window_start")
     start_ms = start.cast(pl.Int64)
-    by_principal = ["principal_key"]
-    earlier_last = pl.col("last_seen").shift(1).over(by_principal, order_by="window_start")
+    by_principal = ["principal_hash"]
+    earlier_last = running.previous_time(pl.col("last_seen"), by_principal)
     prior_last = pl.coalesce(earlier_last, pl.col("known_last_seen"))
     segment = ((start - prior_last) > config.profile_ttl).fill_null(False).cast(pl.UInt32)
-    in_segment = ["principal_key", "segment"]
+    in_segment = ["principal_hash", "segment"]
     from_profile = (pl.col("segment") == 0) & pl.col("known_first_seen").is_not_null()
 
     def prior(column: str, known_value: pl.Expr, over: list[str]) -> pl.Expr:
         value = pl.col(column).cast(pl.Int64)
-        before = value.cum_sum().over(over, order_by="window_start") - value
+        before = running.sum_before(value, over)
         return pl.when(from_profile).then(known_value.cast(pl.Int64)).otherwise(0) + before
 
-    first_of_segment = pl.col("first_seen").min().over(in_segment)
+    first_of_segment = running.group_min(pl.col("first_seen"), in_segment)
     prior_first = (
         pl.when(from_profile)
         .then(pl.col("known_first_seen"))
-        .when(start > start.min().over(in_segment))
+        .when(running.after_first(start, in_segment))
         .then(first_of_segment)
     )
     hour = ((start_ms // _HOUR_MS) + 72) % 168
@@ -224,9 +362,7 @@ def _rates(totals: pl.LazyFrame, profiles: Profiles, config: FeatureConfig) -> p
         usual = pl.when(pl.col("elapsed") > 0).then(usual_sum / pl.col("elapsed")).otherwise(0.0)
         return (pl.col(now).cast(pl.Float64) + 1.0) / (usual + 1.0)
 
-    earlier_tls = (
-        pl.col("tls_max").cum_max().shift(1, fill_value=0).over(in_segment, order_by="window_start")
-    )
+    earlier_tls = running.max_before(pl.col("tls_max"), in_segment)
     prior_tls = pl.max_horizontal(
         pl.when(from_profile).then(pl.col("known_tls_max")).otherwise(0), earlier_tls
     )
@@ -242,10 +378,9 @@ def _rates(totals: pl.LazyFrame, profiles: Profiles, config: FeatureConfig) -> p
     off_vpce = pl.when(habit("vpce_calls")).then(direct - pl.col("vpce_calls")).otherwise(0)
     age_ms = (start - pl.col("prior_first")).dt.total_milliseconds().clip(lower_bound=0)
     return (
-        totals.join(known, on="principal_key", how="left")
-        .with_columns(
-            segment.cum_sum().over(by_principal, order_by="window_start").alias("segment")
-        )
+        totals.lazy()
+        .join(known, on="principal_hash", how="left")
+        .with_columns(running.sum_through(segment, by_principal).alias("segment"))
         .with_columns(prior_first.alias("prior_first"), hour.alias("hour_of_week"))
         .with_columns(elapsed.alias("elapsed"))
         .with_columns(
@@ -315,21 +450,22 @@ def _feature_exprs(config: FeatureConfig) -> list[pl.Expr]:
 def close_windows(
     events: pl.DataFrame, profiles: Profiles, config: FeatureConfig, *, late: bool
 ) -> ClosedWindows:
-    """Feature rows of the windows of ``events`` (pending-schema events of closed windows).
+    """Feature rows of the windows of ``events`` (pending events with codes, closed windows).
 
     ``late=True`` marks the rows as late corrections: they count only the late events.
     """
     if events.height == 0:
         return empty_closed_windows(config)
-    # One sort by (time, id) makes every "first"/"last"/"head" below deterministic, whatever
-    # order the events arrived in.
-    lf = events.sort("event_time", "event_id").lazy()
-    by_name = event_name_items(lf)
-    totals_lf = _window_totals(lf, config)
-    items_lf = window_items(lf, by_name)
-    totals, names, items = pl.collect_all([totals_lf, _name_counts(by_name), items_lf])
-    novelty = _novelty(items.lazy(), profiles, config)
-    rates = _rates(totals.lazy(), profiles, config)
+    lf = events.lazy()
+    folded, shared, in_order = pl.collect_all([_folded(lf), _shared(lf), _in_order(lf, config)])
+    combinations = _combinations(folded, shared)
+    totals, items = pl.collect_all(
+        [
+            _window_totals(combinations.lazy()).join(in_order.lazy(), on=WINDOW, how="left"),
+            _window_items(combinations.lazy()),
+        ]
+    )
+    rates = _rates(totals, profiles, config).collect().lazy()
     context = context_schema()
     new_lists = [
         pl.col(c).fill_null(pl.lit([], dtype=context[c])).alias(c)
@@ -338,17 +474,16 @@ def close_windows(
     window = timedelta(milliseconds=config.window_ms)
     assembled, learned = pl.collect_all(
         [
-            rates.join(names.lazy(), on=KEYS, how="left")
-            .join(novelty, on=KEYS, how="left")
-            .join(_main_region(items.lazy()), on=KEYS, how="left")
+            rates.join(_novelty(items.lazy(), profiles, config), on=WINDOW, how="left")
+            .join(_main_region(items.lazy()), on=WINDOW, how="left")
             .with_columns(
                 (pl.col("window_start") + window).alias("window_end"),
                 pl.lit(late).alias("late_correction"),
                 *new_lists,
             )
             .select(*(pl.col(c).cast(context[c]) for c in context), *_feature_exprs(config))
-            .sort(KEYS),
+            .sort("principal_key", "window_start"),
             rates.select(TOTALS_SCHEMA.names()).cast(TOTALS_SCHEMA),
         ]
     )
-    return ClosedWindows(assembled, items, learned)
+    return ClosedWindows(assembled, items.select(ITEMS_SCHEMA.names()), learned)
