@@ -9,6 +9,7 @@ Imports: the standard library and the detector's entry-point modules.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -79,6 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--alert-budget", type=float, help="model findings per 1,000 principal-days"
     )
+
+    from detector.service import add_run_arguments  # the flags table only: a light import
+
+    run = commands.add_parser(
+        "run",
+        help="the streaming service: SQS in, findings out, state checkpointed",
+        description="Consume CloudTrail events from SQS, send findings, checkpoint the state. "
+        "Each flag may instead be given as its DETECTOR_* environment variable.",
+    )
+    add_run_arguments(run)
     return parser
 
 
@@ -89,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from detector.demo import DemoConfig, run_demo
 
             return run_demo(DemoConfig(out=args.out, seed=args.seed))
+        if args.command == "run":
+            from detector.service import run_command
+
+            return run_command(vars(args), os.environ)
         if args.command in ("train", "replay", "evaluate"):
             from detector import commands
 

@@ -7,6 +7,10 @@
 - :class:`ServiceMetrics`, :class:`Health`, :class:`OpsServer`: ``/metrics``, ``/healthz`` and
   ``/readyz`` on one port.
 - :func:`configure_logging`: one JSON object per line on stderr.
+- :class:`ServiceRuntime`, :func:`run_command`: the thin runtime of ``detector run`` (SQS
+  clients, the state directory, sinks, the ops port, signals), configured by
+  :class:`ServiceSettings`, whose flags and ``DETECTOR_*`` variables are listed once in
+  :data:`OPTIONS` (:func:`add_run_arguments` gives them to argparse).
 
 Names load on first use, so that building the CLI's parser does not import polars and
 scikit-learn. Imports: the detector's packages; I/O only in the runtime and through the ports.
@@ -25,6 +29,15 @@ if TYPE_CHECKING:
     from detector.service._logging import JsonFormatter, configure_logging, fields
     from detector.service._metrics import ServiceMetrics
     from detector.service._policy import DEFAULT_GRACE_SECONDS, ConsumerConfig
+    from detector.service._runtime import ServiceRuntime, load_model, run_command
+    from detector.service._settings import (
+        OPTIONS,
+        Option,
+        ServiceSettings,
+        add_run_arguments,
+        options_table,
+        resolve_settings,
+    )
 
 _HOMES = {
     "_consumer": ("Consumer", "DrainReport"),
@@ -34,11 +47,21 @@ _HOMES = {
     "_logging": ("JsonFormatter", "configure_logging", "fields"),
     "_metrics": ("ServiceMetrics",),
     "_policy": ("DEFAULT_GRACE_SECONDS", "ConsumerConfig"),
+    "_runtime": ("ServiceRuntime", "load_model", "run_command"),
+    "_settings": (
+        "OPTIONS",
+        "Option",
+        "ServiceSettings",
+        "add_run_arguments",
+        "options_table",
+        "resolve_settings",
+    ),
 }
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "DEFAULT_GRACE_SECONDS",
+    "OPTIONS",
     "Consumer",
     "ConsumerConfig",
     "DecodedBatch",
@@ -48,11 +71,19 @@ __all__ = [
     "JsonFormatter",
     "Ledger",
     "OpsServer",
+    "Option",
     "Phase",
     "ServiceMetrics",
+    "ServiceRuntime",
+    "ServiceSettings",
+    "add_run_arguments",
     "configure_logging",
     "decode_batch",
     "fields",
+    "load_model",
+    "options_table",
+    "resolve_settings",
+    "run_command",
 ]
 
 

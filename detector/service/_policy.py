@@ -64,8 +64,9 @@ class ConsumerConfig:
     - A micro-batch is cut at ``batch_size`` messages or when its oldest message has waited
       ``batch_seconds``.
     - State is checkpointed every ``checkpoint_seconds``; sooner when ``max_held_messages`` are
-      held, or (at most every ``min_checkpoint_seconds``) when the queue looks drained, which
-      also keeps FIFO groups, blocked while a message of theirs is in flight, moving.
+      held, or (at most every ``min_checkpoint_seconds``) when the queue looks drained. On a
+      FIFO queue a group delivers nothing more while a message of it is in flight, so there
+      the buffer running empty is enough: deletes are deferred ``min_checkpoint_seconds``.
     - Receiving pauses while ``max_held_messages`` are held or ``max_pending_batches`` full
       batches wait for scoring.
     - A held message whose invisibility ends within ``heartbeat_margin_seconds`` (default: a

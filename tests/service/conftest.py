@@ -17,9 +17,9 @@ from detector.events import records_to_events
 from detector.pipeline import Pipeline
 from detector.scoring import load_artifact
 from detector.synthetic import envelope
-from tests.integration.conftest import moto_endpoint, moto_server, sqs_admin
+from tests.integration.conftest import moto_endpoint, moto_enforcing_auth, moto_server, sqs_admin
 
-__all__ = ["moto_endpoint", "moto_server", "sqs_admin"]
+__all__ = ["moto_endpoint", "moto_enforcing_auth", "moto_server", "sqs_admin"]
 
 NOW = datetime(2024, 3, 9, 12, 0, tzinfo=UTC)
 
@@ -67,3 +67,22 @@ def attack_morning(small_trail: Any) -> list[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def morning_stream(attack_morning: list[dict[str, Any]], pipeline: Pipeline) -> Stream:
     return stream_of(attack_morning, pipeline, "morning")
+
+
+def _between(records: list[dict[str, Any]], *spans: tuple[str, str]) -> list[dict[str, Any]]:
+    return [r for r in records if any(a <= r["eventTime"][11:16] < b for a, b in spans)]
+
+
+@pytest.fixture(scope="session")
+def tamper_stream(attack_morning: list[dict[str, Any]], pipeline: Pipeline) -> Stream:
+    """Two dense slices (~250 events, shallow enough for moto): CloudTrail and GuardDuty
+    switched off (07:44-07:54), a queue's encryption removed (08:04-08:12). Each spans less
+    than the allowed lateness, so any delivery order gives the same findings."""
+    records = _between(attack_morning, ("07:44", "07:54"), ("08:04", "08:12"))
+    return stream_of(records, pipeline, "tamper")
+
+
+@pytest.fixture(scope="session")
+def short_stream(attack_morning: list[dict[str, Any]], pipeline: Pipeline) -> Stream:
+    """Four minutes (~60 events) with CloudTrail logging stopped and reduced."""
+    return stream_of(_between(attack_morning, ("07:46", "07:50")), pipeline, "short")

@@ -1,0 +1,331 @@
+"""The runtime of ``detector run``: wires the consumer to SQS, the state directory, the findings
+sinks, the ops port, signals and the log.
+
+Start-up, in order, each failure a :class:`~detector.errors.DetectorError` naming the thing
+(the CLI exits 2): the ops port (``/healthz`` answers from the start, ``/readyz`` says what is
+not ready yet), the model, the state directory, the input queue (it must exist and accept the
+credentials; its ``VisibilityTimeout`` and ``RedrivePolicy`` become the consumer's defaults),
+the findings queue and file, then the saved state. Then the consumer runs until SIGTERM or
+SIGINT and drains within the grace period: exit 0 when the last checkpoint was saved, 1 when
+it was not or the input queue became unusable.
+
+Imports: the standard library, aiobotocore (one GetQueueAttributes at start-up), and the
+detector's ingest, sinks, state, scoring, pipeline and this package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+from aiobotocore.session import AioSession
+
+from detector.errors import ConfigError, DetectorError, ModelError
+from detector.ingest import SqsConfig, SqsQueue
+from detector.pipeline import Pipeline
+from detector.runtime import tune_gc
+from detector.scoring import ModelArtifact, load_artifact
+from detector.service._consumer import Consumer
+from detector.service._http import Health, OpsServer
+from detector.service._logging import configure_logging, fields
+from detector.service._metrics import ServiceMetrics
+from detector.service._policy import DEFAULT_VISIBILITY_TIMEOUT, ConsumerConfig
+from detector.service._settings import ServiceSettings, resolve_settings
+from detector.sinks import FindingSink, JsonlFindingSink, SqsFindingSink
+from detector.state import LocalStateStore
+
+__all__ = ["ServiceRuntime", "load_model", "run_command"]
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_CONFIG: Final = 2
+EXIT_INTERRUPTED: Final = 130
+_WATCHDOG_EXTRA_SECONDS: Final = 10.0  # past the grace period, a stuck drain is cut short
+
+_log = logging.getLogger("detector.service")
+
+
+def load_model(folder: Path) -> ModelArtifact:
+    """The model, or a :class:`ModelError` that names the folder (and a likely fix)."""
+    try:
+        return load_artifact(folder)
+    except ModelError as err:
+        hint = ""
+        nested = sorted(p.parent.name for p in folder.glob("*/manifest.json"))
+        if nested:
+            hint = f" (it holds model folders {nested}: did you mean {folder / nested[0]}?)"
+        raise ModelError(f"cannot load the model {folder}: {err}{hint}") from None
+
+
+def _check_state_dir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"state directory {folder} is not writable: {err}") from None
+
+
+def _check_findings_file(path: Path) -> None:
+    if not path.parent.is_dir():
+        raise ConfigError(f"findings file {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"findings file {path} is a directory")
+
+
+async def queue_attributes(config: SqsConfig) -> dict[str, str]:
+    """VisibilityTimeout and RedrivePolicy of a queue ({} if they cannot be read: the consumer
+    then uses its own defaults)."""
+    session = AioSession()
+    try:
+        async with session.create_client(
+            "sqs", region_name=config.region, endpoint_url=config.endpoint_url
+        ) as client:
+            response = await client.get_queue_attributes(
+                QueueUrl=config.queue_url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"]
+            )
+    except Exception as err:  # the queue answered SqsQueue.open: this is only a nicety
+        _log.warning(
+            "queue attributes unreadable", extra=fields(queue=config.queue_url, error=str(err))
+        )
+        return {}
+    return {str(k): str(v) for k, v in response.get("Attributes", {}).items()}
+
+
+def _max_receive_count(attributes: Mapping[str, str]) -> int | None:
+    try:
+        policy = orjson.loads(attributes["RedrivePolicy"])
+        return int(policy["maxReceiveCount"])
+    except (KeyError, ValueError, TypeError, orjson.JSONDecodeError):
+        return None
+
+
+def consumer_config(settings: ServiceSettings, attributes: Mapping[str, str]) -> ConsumerConfig:
+    """The consumer's settings: flags and variables first, then what the queue says."""
+    visibility = settings.visibility_timeout
+    if visibility is None:
+        try:
+            visibility = int(attributes["VisibilityTimeout"])
+        except (KeyError, ValueError):
+            visibility = DEFAULT_VISIBILITY_TIMEOUT
+    return ConsumerConfig(
+        receivers=settings.receivers,
+        wait_seconds=settings.wait_seconds,
+        visibility_timeout=max(1, visibility),
+        batch_size=settings.batch_size,
+        batch_seconds=settings.batch_seconds,
+        checkpoint_seconds=settings.checkpoint_seconds,
+        max_held_messages=max(settings.max_held_messages, settings.batch_size),
+        poison_retry_seconds=settings.poison_retry_seconds,
+        max_receive_count=settings.max_receive_count or _max_receive_count(attributes),
+    )
+
+
+class ServiceRuntime:
+    """One run of the service: :meth:`run` until :meth:`stop` (a signal, or a test)."""
+
+    def __init__(self, settings: ServiceSettings, *, metrics: ServiceMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or ServiceMetrics()
+        self.health = Health(
+            not_ready={"model": "not loaded", "queues": "not checked", "state": "not restored"}
+        )
+        self.consumer: Consumer | None = None
+        self.ops: OpsServer | None = None
+        self.consuming = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Begin the shutdown (idempotent; safe from a signal handler)."""
+        self._stop.set()
+        if self.consumer is not None:
+            self.consumer.stop()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def run(self) -> int:
+        """Exit status: 0 drained cleanly, 1 not; start-up problems raise DetectorError."""
+        settings = self.settings
+        async with AsyncExitStack() as stack:
+            ops = OpsServer(self.health, self.metrics, settings.metrics_host, settings.metrics_port)
+            try:
+                await ops.start()
+            except OSError as err:
+                raise ConfigError(
+                    f"cannot serve /healthz, /readyz and /metrics on "
+                    f"{settings.metrics_host}:{settings.metrics_port}: {err}"
+                ) from None
+            stack.push_async_callback(ops.close)
+            self.ops = ops
+            ticker = asyncio.create_task(self._tick_while_starting())
+            stack.callback(ticker.cancel)
+            starting = asyncio.create_task(self._start(stack))
+            stopped = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not starting.done():  # stopped during start-up: nothing taken, nothing to drain
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                _log.info("stopped during start-up")
+                return EXIT_OK
+            consumer = starting.result()
+            ticker.cancel()
+            self.consumer = consumer
+            if self.stopping:
+                consumer.stop()
+            self.consuming.set()
+            report = await consumer.run(grace_seconds=settings.grace_seconds)
+        return EXIT_OK if report.clean else EXIT_FAILED
+
+    async def _tick_while_starting(self) -> None:
+        while True:  # /healthz: alive while the model loads; /readyz says what is missing
+            self.health.tick()
+            await asyncio.sleep(1.0)
+
+    async def _start(self, stack: AsyncExitStack) -> Consumer:
+        settings = self.settings
+        _log.info(
+            "starting",
+            extra=fields(
+                queue=settings.queue_url,
+                findings_queue=settings.findings_queue_url,
+                findings_file=settings.findings_file,
+                model=settings.model_dir,
+                state_dir=settings.state_dir,
+                region=settings.region,
+                endpoint=settings.endpoint_url,
+                ops=f"{settings.metrics_host}:{self.ops.port if self.ops else settings.metrics_port}",
+            ),
+        )
+        artifact = await asyncio.to_thread(load_model, settings.model_dir)
+        self.health.ready("model")
+        await asyncio.to_thread(_check_state_dir, settings.state_dir)
+        if settings.findings_file is not None:
+            _check_findings_file(settings.findings_file)
+
+        input_config = self._sqs_config(settings.queue_url, settings.receivers + 6)
+        queue = await SqsQueue.open(input_config)
+        stack.push_async_callback(queue.close)
+        attributes = await queue_attributes(input_config)
+        sinks: list[FindingSink] = []
+        if settings.findings_queue_url is not None:
+            sink = await SqsFindingSink.open(self._sqs_config(settings.findings_queue_url, 10))
+            stack.push_async_callback(sink.close)
+            sinks.append(sink)
+        if settings.findings_file is not None:
+            jsonl = JsonlFindingSink(settings.findings_file)
+            stack.push_async_callback(jsonl.close)
+            sinks.append(jsonl)
+        self.health.ready("queues")
+
+        config = consumer_config(settings, attributes)
+        if config.visibility_timeout <= settings.grace_seconds:
+            _log.warning(
+                "the visibility timeout is not longer than the shutdown grace period: "
+                "messages may be delivered twice during a drain",
+                extra=fields(
+                    visibility_timeout=config.visibility_timeout, grace=settings.grace_seconds
+                ),
+            )
+        consumer = Consumer(
+            Pipeline(artifact),
+            queue,
+            sinks,
+            LocalStateStore(settings.state_dir),
+            config,
+            metrics=self.metrics,
+            health=self.health,
+        )
+        await consumer.start()
+        self.health.ready("state")
+        _log.info(
+            "consuming",
+            extra=fields(
+                fifo=queue.fifo,
+                model_version=artifact.version,
+                visibility_timeout=config.visibility_timeout,
+                max_receive_count=config.max_receive_count,
+                receivers=config.receivers,
+                batch_size=config.batch_size,
+                checkpoint_seconds=config.checkpoint_seconds,
+            ),
+        )
+        return consumer
+
+    def _sqs_config(self, url: str, connections: int) -> SqsConfig:
+        return SqsConfig(
+            queue_url=url,
+            region=self.settings.region,
+            endpoint_url=self.settings.endpoint_url,
+            max_pool_connections=connections,
+        )
+
+
+async def _serve(settings: ServiceSettings) -> int:
+    runtime = ServiceRuntime(settings)
+    loop = asyncio.get_running_loop()
+    signals_seen: list[str] = []
+
+    def on_signal(name: str) -> None:
+        signals_seen.append(name)
+        if len(signals_seen) > 1:
+            _log.info("already stopping", extra=fields(signal=name))
+            return
+        _log.info(
+            "signal received: draining", extra=fields(signal=name, grace=settings.grace_seconds)
+        )
+        runtime.stop()
+        # A drain that outlives its grace period (a hung call) must not keep the process: what
+        # was not checkpointed is not deleted, so leaving now loses nothing.
+        loop.call_later(settings.grace_seconds + _WATCHDOG_EXTRA_SECONDS, _give_up)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum.name)
+    try:
+        return await runtime.run()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def _give_up() -> None:
+    _log.error(
+        "the drain outlived its grace period: exiting now", extra=fields(exit_code=EXIT_FAILED)
+    )
+    logging.shutdown()
+    os._exit(EXIT_FAILED)
+
+
+def run_command(flags: Mapping[str, Any], environ: Mapping[str, str]) -> int:
+    """``detector run``: the exit status (0 clean, 1 failed, 2 cannot start, 130 interrupted
+    before the signal handlers were in place)."""
+    try:
+        settings = resolve_settings(flags, environ)
+    except ConfigError as err:
+        configure_logging("INFO")
+        _log.error(f"cannot start: {err}", extra=fields(exit_code=EXIT_CONFIG))
+        return EXIT_CONFIG
+    configure_logging(settings.log_level)
+    tune_gc()
+    try:
+        return asyncio.run(_serve(settings))
+    except DetectorError as err:
+        _log.error(
+            f"cannot start: {err}",
+            extra=fields(exit_code=EXIT_CONFIG, error_type=type(err).__name__),
+        )
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

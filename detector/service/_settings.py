@@ -1,0 +1,245 @@
+"""``detector run``'s settings: each one a flag and a ``DETECTOR_*`` environment variable, with a
+documented default; a flag wins over its variable, a variable over the default.
+
+:data:`OPTIONS` is the single table: the argparse flags, the resolution and the README's table
+(:func:`options_table`) are all generated from it. AWS itself is configured the standard way
+(``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL_SQS``/``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``..., ``AWS_PROFILE``, IRSA's web identity): credentials are left to
+botocore's default chain.
+
+Imports: the standard library, :mod:`detector.errors` and the consumer's policy (defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from detector.errors import ConfigError
+from detector.service._policy import (
+    DEFAULT_BATCH_SECONDS,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CHECKPOINT_SECONDS,
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_MAX_HELD_MESSAGES,
+    DEFAULT_POISON_RETRY_SECONDS,
+    DEFAULT_RECEIVERS,
+    DEFAULT_WAIT_SECONDS,
+)
+
+__all__ = [
+    "DEFAULT_METRICS_HOST",
+    "DEFAULT_METRICS_PORT",
+    "DEFAULT_STATE_DIR",
+    "OPTIONS",
+    "Option",
+    "ServiceSettings",
+    "add_run_arguments",
+    "options_table",
+    "resolve_settings",
+]
+
+DEFAULT_METRICS_HOST: Final = "0.0.0.0"  # the container's probes and scrapes come from outside
+DEFAULT_METRICS_PORT: Final = 9102
+DEFAULT_STATE_DIR: Final = Path("detector-state")
+DEFAULT_REGION: Final = "us-east-1"
+_SQS_HOST_REGION: Final = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be positive")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be 0..65535 (0: any free port)")
+    return value
+
+
+def _url(text: str) -> str:
+    if not text.startswith(("https://", "http://")):
+        raise ValueError("must be an http(s) URL")
+    return text
+
+
+def _level(text: str) -> str:
+    level = text.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("must be debug, info, warning or error")
+    return level
+
+
+def _default_model_dir() -> Path:
+    from detector.scoring import DEFAULT_MODEL_DIR  # the shipped model; scoring is heavy to import
+
+    return DEFAULT_MODEL_DIR
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: ``name`` (the attribute), its flag and variable, how to read it."""
+
+    name: str
+    flag: str
+    env: str
+    parse: Callable[[str], Any]
+    default: Any
+    default_text: str
+    help: str
+    metavar: str = "VALUE"
+
+
+OPTIONS: Final[tuple[Option, ...]] = (
+    Option("queue_url", "--queue-url", "DETECTOR_QUEUE_URL", _url, None, "required",
+           "the input SQS queue (EventBridge puts CloudTrail events on it)", "URL"),
+    Option("findings_queue_url", "--findings-queue-url", "DETECTOR_FINDINGS_QUEUE_URL", _url, None,
+           "none", "the SQS queue findings are sent to, one finding per message", "URL"),
+    Option("findings_file", "--findings-file", "DETECTOR_FINDINGS_FILE", Path, None, "none",
+           "also append findings to this JSON Lines file (its folder must exist)", "FILE"),
+    Option("model_dir", "--model", "DETECTOR_MODEL", Path, None, "the shipped models/default",
+           "the model folder to load", "DIR"),
+    Option("state_dir", "--state-dir", "DETECTOR_STATE_DIR", Path, DEFAULT_STATE_DIR,
+           str(DEFAULT_STATE_DIR), "where state checkpoints are kept (created if missing)", "DIR"),
+    Option("metrics_host", "--metrics-host", "DETECTOR_METRICS_HOST", str, DEFAULT_METRICS_HOST,
+           DEFAULT_METRICS_HOST, "address of /healthz, /readyz and /metrics", "HOST"),
+    Option("metrics_port", "--metrics-port", "DETECTOR_METRICS_PORT", _port, DEFAULT_METRICS_PORT,
+           str(DEFAULT_METRICS_PORT), "port of /healthz, /readyz and /metrics (0: any free one)",
+           "PORT"),
+    Option("receivers", "--receivers", "DETECTOR_RECEIVERS", _positive_int, DEFAULT_RECEIVERS,
+           str(DEFAULT_RECEIVERS), "long polls in flight at once", "N"),
+    Option("wait_seconds", "--wait-seconds", "DETECTOR_WAIT_SECONDS", _non_negative_int,
+           DEFAULT_WAIT_SECONDS, str(DEFAULT_WAIT_SECONDS), "long-poll wait of each receive (0..20)",
+           "S"),
+    Option("visibility_timeout", "--visibility-timeout", "DETECTOR_VISIBILITY_TIMEOUT",
+           _positive_int, None, "the queue's VisibilityTimeout",
+           "invisibility asked for at each receive and each heartbeat", "S"),
+    Option("batch_size", "--batch-size", "DETECTOR_BATCH_SIZE", _positive_int, DEFAULT_BATCH_SIZE,
+           str(DEFAULT_BATCH_SIZE), "messages per micro-batch", "N"),
+    Option("batch_seconds", "--batch-seconds", "DETECTOR_BATCH_SECONDS", _positive_float,
+           DEFAULT_BATCH_SECONDS, f"{DEFAULT_BATCH_SECONDS:g}",
+           "a micro-batch is cut when its oldest message has waited this long", "S"),
+    Option("checkpoint_seconds", "--checkpoint-seconds", "DETECTOR_CHECKPOINT_SECONDS",
+           _positive_float, DEFAULT_CHECKPOINT_SECONDS, f"{DEFAULT_CHECKPOINT_SECONDS:g}",
+           "state checkpoint interval; messages are deleted after the checkpoint that includes "
+           "them", "S"),
+    Option("max_held_messages", "--max-held-messages", "DETECTOR_MAX_HELD_MESSAGES",
+           _positive_int, DEFAULT_MAX_HELD_MESSAGES, str(DEFAULT_MAX_HELD_MESSAGES),
+           "receiving pauses (and a checkpoint is taken) when this many messages are held", "N"),
+    Option("poison_retry_seconds", "--poison-retry-seconds", "DETECTOR_POISON_RETRY_SECONDS",
+           _non_negative_int, DEFAULT_POISON_RETRY_SECONDS, str(DEFAULT_POISON_RETRY_SECONDS),
+           "a message that cannot be parsed is visible again after this long (never deleted: "
+           "the redrive policy moves it to the DLQ)", "S"),
+    Option("max_receive_count", "--max-receive-count", "DETECTOR_MAX_RECEIVE_COUNT",
+           _positive_int, None, "the queue's RedrivePolicy",
+           "receives after which a failed message goes to the DLQ (for detector_messages_dlq_bound)",
+           "N"),
+    Option("grace_seconds", "--grace-seconds", "DETECTOR_GRACE_SECONDS", _positive_float,
+           DEFAULT_GRACE_SECONDS, f"{DEFAULT_GRACE_SECONDS:g}",
+           "after SIGTERM/SIGINT: time to finish, checkpoint, release and exit", "S"),
+    Option("log_level", "--log-level", "DETECTOR_LOG_LEVEL", _level, "INFO", "info",
+           "debug, info, warning or error (JSON lines on stderr)", "LEVEL"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    """Everything ``detector run`` was told, resolved (a value; read from nowhere)."""
+
+    queue_url: str
+    findings_queue_url: str | None = None
+    findings_file: Path | None = None
+    model_dir: Path = field(default_factory=_default_model_dir)
+    state_dir: Path = DEFAULT_STATE_DIR
+    metrics_host: str = DEFAULT_METRICS_HOST
+    metrics_port: int = DEFAULT_METRICS_PORT
+    receivers: int = DEFAULT_RECEIVERS
+    wait_seconds: int = DEFAULT_WAIT_SECONDS
+    visibility_timeout: int | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_seconds: float = DEFAULT_BATCH_SECONDS
+    checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS
+    max_held_messages: int = DEFAULT_MAX_HELD_MESSAGES
+    poison_retry_seconds: int = DEFAULT_POISON_RETRY_SECONDS
+    max_receive_count: int | None = None
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    log_level: str = "INFO"
+    region: str = DEFAULT_REGION
+    endpoint_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.findings_queue_url is None and self.findings_file is None:
+            raise ConfigError(
+                "nowhere to send findings: give --findings-queue-url "
+                "(DETECTOR_FINDINGS_QUEUE_URL) or --findings-file (DETECTOR_FINDINGS_FILE), or both"
+            )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``detector run`` (each defaults to its variable, then its default)."""
+    for option in OPTIONS:
+        parser.add_argument(
+            option.flag,
+            dest=option.name,
+            default=None,
+            metavar=option.metavar,
+            help=f"{option.help} [{option.env}; default: {option.default_text}]",
+        )
+
+
+def resolve_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) -> ServiceSettings:
+    """Flags (None when not given) over ``DETECTOR_*`` variables over defaults; the AWS
+    region and endpoint from the standard AWS variables (the region from the queue URL when
+    none is set). Raises :class:`ConfigError` naming the flag and the variable."""
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        given = flags.get(option.name)
+        source = option.flag
+        if given is None or given == "":
+            given, source = environ.get(option.env) or None, option.env
+        if given is None:
+            if option.default is not None:
+                values[option.name] = option.default
+            continue
+        try:
+            values[option.name] = option.parse(str(given))
+        except ValueError as err:
+            raise ConfigError(f"{source}={given!r}: {err}") from None
+    if "queue_url" not in values:
+        raise ConfigError("no input queue: give --queue-url or set DETECTOR_QUEUE_URL")
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        found = _SQS_HOST_REGION.match(values["queue_url"])
+        region = found.group(1) if found else DEFAULT_REGION
+    endpoint = environ.get("AWS_ENDPOINT_URL_SQS") or environ.get("AWS_ENDPOINT_URL") or None
+    return ServiceSettings(**values, region=region, endpoint_url=endpoint)
+
+
+def options_table() -> str:
+    """The Markdown table of flags, variables and defaults (for the README)."""
+    rows = ["| flag | variable | default | meaning |", "|---|---|---|---|"]
+    rows += [
+        f"| `{o.flag} {o.metavar}` | `{o.env}` | {o.default_text} | {o.help} |" for o in OPTIONS
+    ]
+    return "\n".join(rows)

@@ -1,0 +1,140 @@
+"""``detector run``'s settings: flags over DETECTOR_* variables over documented defaults."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from detector.errors import ConfigError
+from detector.scoring import DEFAULT_MODEL_DIR
+from detector.service import (
+    OPTIONS,
+    ServiceSettings,
+    add_run_arguments,
+    options_table,
+    resolve_settings,
+)
+from detector.service._runtime import consumer_config
+
+QUEUE = "https://sqs.eu-west-1.amazonaws.com/111122223333/detector-input"
+FINDINGS = "https://sqs.eu-west-1.amazonaws.com/111122223333/detector-findings"
+
+
+def parse(*argv: str) -> dict[str, object]:
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    return vars(parser.parse_args(argv))
+
+
+def test_defaults_with_only_the_queues_given() -> None:
+    settings = resolve_settings(parse("--queue-url", QUEUE, "--findings-queue-url", FINDINGS), {})
+    assert settings == ServiceSettings(
+        queue_url=QUEUE, findings_queue_url=FINDINGS, region="eu-west-1"
+    )
+    assert settings.model_dir == DEFAULT_MODEL_DIR
+    assert (settings.metrics_host, settings.metrics_port) == ("0.0.0.0", 9102)
+    assert settings.state_dir == Path("detector-state")
+    assert settings.visibility_timeout is None  # the queue's own
+
+
+def test_a_flag_wins_over_its_variable_which_wins_over_the_default() -> None:
+    environ = {
+        "DETECTOR_QUEUE_URL": QUEUE,
+        "DETECTOR_FINDINGS_FILE": "/tmp/findings.jsonl",
+        "DETECTOR_METRICS_PORT": "9200",
+        "DETECTOR_BATCH_SIZE": "500",
+        "DETECTOR_MODEL": "/opt/detector/models/default",
+        "DETECTOR_STATE_DIR": "/var/lib/detector",
+    }
+    settings = resolve_settings(parse("--batch-size", "250"), environ)
+    assert settings.queue_url == QUEUE
+    assert settings.findings_file == Path("/tmp/findings.jsonl")
+    assert settings.metrics_port == 9200
+    assert settings.batch_size == 250
+    assert settings.model_dir == Path("/opt/detector/models/default")
+    assert settings.state_dir == Path("/var/lib/detector")
+
+
+def test_the_standard_aws_variables_are_honoured() -> None:
+    base = {
+        "DETECTOR_QUEUE_URL": "http://127.0.0.1:5000/123456789012/in",
+        "DETECTOR_FINDINGS_FILE": "f",
+    }
+    settings = resolve_settings(
+        {},
+        base
+        | {"AWS_DEFAULT_REGION": "ap-southeast-2", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000"},
+    )
+    assert (settings.region, settings.endpoint_url) == ("ap-southeast-2", "http://127.0.0.1:5000")
+    settings = resolve_settings(
+        {},
+        base
+        | {
+            "AWS_REGION": "eu-north-1",
+            "AWS_DEFAULT_REGION": "x",
+            "AWS_ENDPOINT_URL": "http://a",
+            "AWS_ENDPOINT_URL_SQS": "http://b",
+        },
+    )
+    assert (settings.region, settings.endpoint_url) == ("eu-north-1", "http://b")
+    assert resolve_settings({}, base).region == "us-east-1"
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "message"),
+    [
+        ((), {}, "--queue-url or set DETECTOR_QUEUE_URL"),
+        (("--queue-url", QUEUE), {}, "nowhere to send findings"),
+        (("--queue-url", "sqs://nope", "--findings-file", "f"), {}, "--queue-url='sqs://nope'"),
+        (
+            ("--queue-url", QUEUE, "--findings-file", "f"),
+            {"DETECTOR_RECEIVERS": "0"},
+            "DETECTOR_RECEIVERS='0'",
+        ),
+        (
+            ("--queue-url", QUEUE, "--findings-file", "f", "--metrics-port", "http"),
+            {},
+            "--metrics-port",
+        ),
+        (("--queue-url", QUEUE, "--findings-file", "f", "--log-level", "loud"), {}, "--log-level"),
+    ],
+)
+def test_a_bad_setting_names_its_flag_or_variable(
+    argv: tuple[str, ...], environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message.replace("?", r"\?")):
+        resolve_settings(parse(*argv), environ)
+
+
+def test_every_setting_has_a_flag_a_variable_and_a_row_in_the_table() -> None:
+    table = options_table()
+    for option in OPTIONS:
+        assert option.flag.startswith("--")
+        assert (
+            option.env == "DETECTOR_" + option.flag[2:].upper().replace("-", "_")
+            or option.env == "DETECTOR_MODEL"
+        )
+        assert f"`{option.env}`" in table
+    names = {o.name for o in OPTIONS} | {"region", "endpoint_url"}
+    assert names == set(ServiceSettings.__dataclass_fields__)
+
+
+def test_the_consumer_takes_its_visibility_timeout_and_receive_limit_from_the_queue() -> None:
+    settings = ServiceSettings(queue_url=QUEUE, findings_file=Path("f"))
+    attributes = {
+        "VisibilityTimeout": "300",
+        "RedrivePolicy": '{"deadLetterTargetArn": "arn:aws:sqs:eu-west-1:1:dlq", "maxReceiveCount": "5"}',
+    }
+    config = consumer_config(settings, attributes)
+    assert (config.visibility_timeout, config.max_receive_count) == (300, 5)
+    unknown = consumer_config(settings, {})
+    assert (unknown.visibility_timeout, unknown.max_receive_count) == (300, None)
+    mine = consumer_config(
+        ServiceSettings(
+            queue_url=QUEUE, findings_file=Path("f"), visibility_timeout=120, max_receive_count=3
+        ),
+        attributes,
+    )
+    assert (mine.visibility_timeout, mine.max_receive_count) == (120, 3)
