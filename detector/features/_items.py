@@ -154,15 +154,16 @@ def event_item_exprs() -> list[pl.Expr]:
     return [by_kind[kind].alias(value_column(kind)) for kind in EVENT_ITEM_KINDS]
 
 
-def derived_item_exprs() -> list[pl.Expr]:
+@functools.cache
+def derived_item_exprs() -> tuple[pl.Expr, ...]:
     """The :data:`DERIVED_ITEM_KINDS` values, from ``value_public_ip`` and the raw
     ``user_agent`` column, named :func:`value_column`."""
     public_ip = pl.col(value_column("public_ip"))
-    return [
+    return (
         public_ip.map_batches(lambda s: _per_distinct(s, _network_memo), pl.String).alias(
             value_column("public_network")
         ),
         pl.col("user_agent")
         .map_batches(lambda s: _per_distinct(s, _family_memo), pl.String)
         .alias(value_column("user_agent")),
-    ]
+    )

@@ -19,6 +19,7 @@ Imports: polars and this package.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -137,13 +138,21 @@ def _lookup(column: pl.Expr, mapping: Mapping[str, object], default: object, dty
     return result
 
 
-def service_family(source: pl.Expr) -> pl.Expr:
-    """The :data:`~detector.features._columns.ServiceFamily` of an ``event_source``."""
-    return _lookup(source, FAMILY_OF_SOURCE, "other", ServiceFamily)
+@functools.cache
+def service_family(column: str) -> pl.Expr:
+    """The :data:`~detector.features._columns.ServiceFamily` of an ``event_source`` column."""
+    return _lookup(pl.col(column), FAMILY_OF_SOURCE, "other", ServiceFamily)
 
 
 def prepare_events(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
     """Project a :data:`~detector.events.EVENT_SCHEMA` frame to :data:`PENDING_SCHEMA`."""
+    return events.select(_prepare_exprs(config))
+
+
+# Expressions are values: built once per configuration (building them costs about as much as
+# running them on a micro-batch).
+@functools.lru_cache(maxsize=8)
+def _prepare_exprs(config: FeatureConfig) -> tuple[pl.Expr, ...]:
     error = pl.col("error_code")
     direct = pl.col("invoked_by").is_null()
     login = pl.col("event_name") == "ConsoleLogin"
@@ -158,17 +167,15 @@ def prepare_events(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
         & ~pl.col("principal_key").is_in(sorted(config.kms_excluded_principals))
     )
     kind = pl.col("source_ip_kind")
-    return events.select(
-        "event_id",
-        "event_time",
+    identity = ("principal_key", "principal_type", "principal_arn", "account_id")
+    return (
+        pl.col("event_id"),
+        pl.col("event_time"),
         _window_start(config),
-        "principal_key",
-        "principal_type",
-        "principal_arn",
-        "account_id",
-        "event_source",
-        "source_ip",
-        "user_agent",
+        *(pl.col(name) for name in identity),
+        pl.col("event_source"),
+        pl.col("source_ip"),
+        pl.col("user_agent"),
         *event_item_exprs(),
         (kind == "private").fill_null(False).alias("is_private_ip"),
         kind.is_in(["aws_service", "aws_internal"]).fill_null(False).alias("is_aws_service_ip"),
@@ -193,21 +200,28 @@ def prepare_events(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
 
 def with_codes(pending: pl.LazyFrame) -> pl.LazyFrame:
     """Add :data:`CODES_SCHEMA` to a :data:`PENDING_SCHEMA` frame."""
+    for stage in _code_stages():
+        pending = pending.with_columns(stage)
+    return pending
+
+
+@functools.cache
+def _code_stages() -> tuple[tuple[pl.Expr, ...], ...]:
     items = [hash_column(kind) for kind in EVENT_ITEM_KINDS]
     return (
-        pending.with_columns(
+        (
             pl.col("event_id").hash().alias("event_hash"),
             pl.col("principal_key").hash().alias("principal_hash"),
             pl.col("event_source").hash().alias("source_hash"),
             pl.col("user_agent").hash().alias("user_agent_hash"),
             *(value_hash(pl.col(value_column(k))).alias(hash_column(k)) for k in EVENT_ITEM_KINDS),
-        )
-        .with_columns(pl.struct("principal_hash", "window_start").hash().alias("window_hash"))
-        .with_columns(
+        ),
+        (pl.struct("principal_hash", "window_start").hash().alias("window_hash"),),
+        (
             pl.struct("window_hash", "source_hash", "user_agent_hash", *items, *COMBINED_FLAGS)
             .hash()
-            .alias("combination_hash")
-        )
+            .alias("combination_hash"),
+        ),
     )
 
 

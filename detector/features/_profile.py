@@ -218,23 +218,27 @@ def _cap_items(items: pl.DataFrame, values: pl.DataFrame, cap: int) -> pl.DataFr
     return pl.concat([rest, kept.select(rest.columns)], how="vertical")
 
 
-def _hour_buckets(totals: pl.DataFrame, column: str, keys: pl.Series) -> pl.Series:
-    """Dense per-principal hour-of-week sums of ``column``, rows in the order of ``keys``."""
+def _hour_buckets(totals: pl.DataFrame, keys: pl.Series) -> list[pl.Series]:
+    """Dense per-principal hour-of-week sums of calls and KMS decrypts, rows in ``keys`` order."""
     index = pl.DataFrame({"principal_hash": keys}).with_row_index("row")
     located = totals.join(index, on="principal_hash").select(
         (pl.col("row").cast(pl.Int64) * HOURS_OF_WEEK + pl.col("hour_of_week")).alias("slot"),
-        pl.col(column).cast(pl.Float64),
+        pl.col("calls", "kms_decrypts").cast(pl.Float64),
     )
-    sums = np.bincount(
-        located.get_column("slot").to_numpy(),
-        weights=located.get_column(column).to_numpy(),
-        minlength=keys.len() * HOURS_OF_WEEK,
-    )
-    dense = np.minimum(sums, _COUNT_MAX).astype(np.uint32).reshape(-1, HOURS_OF_WEEK)
-    return pl.Series(column, dense, dtype=BUCKETS)
+    slots = located.get_column("slot").to_numpy()
+    buckets = []
+    for column in ("calls", "kms_decrypts"):
+        sums = np.bincount(
+            slots,
+            weights=located.get_column(column).to_numpy(),
+            minlength=keys.len() * HOURS_OF_WEEK,
+        )
+        dense = np.minimum(sums, _COUNT_MAX).astype(np.uint32).reshape(-1, HOURS_OF_WEEK)
+        buckets.append(pl.Series(f"{column}_by_hour_of_week", dense, dtype=BUCKETS))
+    return buckets
 
 
-def _learn_principals(known: pl.DataFrame, totals: pl.DataFrame) -> pl.DataFrame:
+def _learn_principals(known: pl.LazyFrame, totals: pl.DataFrame) -> pl.LazyFrame:
     # Only the last segment counts: a principal forgotten before a later window starts anew.
     recent = totals.filter(pl.col("segment") == pl.col("segment").max().over("principal_hash"))
     learned = recent.group_by("principal_hash").agg(
@@ -246,16 +250,12 @@ def _learn_principals(known: pl.DataFrame, totals: pl.DataFrame) -> pl.DataFrame
         pl.col("tls_max").max(),
         (pl.col("segment").max() > 0).alias("restarted"),
     )
-    keys = learned.get_column("principal_hash")
-    learned = learned.with_columns(
-        _hour_buckets(recent, "calls", keys).alias("calls_by_hour_of_week"),
-        _hour_buckets(recent, "kms_decrypts", keys).alias("kms_decrypts_by_hour_of_week"),
-    )
-    restarted = learned.filter(pl.col("restarted")).select("principal_hash")
+    learned = learned.with_columns(_hour_buckets(recent, learned.get_column("principal_hash")))
+    restarted = learned.lazy().filter(pl.col("restarted")).select("principal_hash")
     prior = known.join(restarted, on="principal_hash", how="anti")
     zeros = pl.lit([0] * HOURS_OF_WEEK, dtype=BUCKETS)
     return prior.join(
-        learned.drop("restarted"),
+        learned.lazy().drop("restarted"),
         on="principal_hash",
         how="full",
         coalesce=True,
@@ -297,24 +297,28 @@ def learn(
         return profiles
     cutoff = pl.lit(forget_before, dtype=UTC_MS)
     codes = profiles.item_codes.lazy()
+    values = profiles.values.lazy()
     if items.height:
         codes = _learn_items(codes, items.lazy())
-    values = pl.concat([profiles.values.lazy(), items.lazy().select(VALUES_SCHEMA.names())])
-    kept_codes, all_values = pl.collect_all(
-        [
-            codes.filter(pl.col("last_seen") >= cutoff).cast(ITEM_CODES_SCHEMA),
-            values.unique("value_hash", keep="first", maintain_order=True),
-        ]
-    )
-    kept_codes = _cap_items(kept_codes, all_values, config.max_items_per_kind)
-    principals = profiles.principals
+        values = pl.concat([values, items.lazy().select(VALUES_SCHEMA.names())]).unique(
+            "value_hash", keep="first", maintain_order=True
+        )
+    principals = profiles.principals.lazy()
     if totals.height:
         principals = _learn_principals(principals, totals)
-    used = kept_codes.select("value_hash")
-    return Profiles(
-        kept_codes.select(ITEM_CODES_SCHEMA.names()),
-        all_values.join(used, on="value_hash", how="semi", maintain_order="left"),
-        principals.filter(pl.col("last_seen") >= cutoff)
-        .select(_PRINCIPALS_IN_STATE.names())
-        .cast(_PRINCIPALS_IN_STATE),
+    learned_codes, all_values, kept_principals = pl.collect_all(
+        [
+            codes.cast(ITEM_CODES_SCHEMA),
+            values,
+            principals.filter(pl.col("last_seen") >= cutoff)
+            .select(_PRINCIPALS_IN_STATE.names())
+            .cast(_PRINCIPALS_IN_STATE),
+        ]
     )
+    kept_codes = learned_codes.filter(pl.col("last_seen") >= cutoff)
+    capped = _cap_items(kept_codes, all_values, config.max_items_per_kind)
+    if capped.height < learned_codes.height:
+        # Some items were forgotten or capped: drop the texts no item points to any more.
+        used = capped.select("value_hash")
+        all_values = all_values.join(used, on="value_hash", how="semi", maintain_order="left")
+    return Profiles(capped.select(ITEM_CODES_SCHEMA.names()), all_values, kept_principals)

@@ -6,12 +6,15 @@ knows them (``shift().over(..., order_by=window_start)``), and the hour-of-week 
 habits (VPC endpoint, TLS) add running sums of earlier windows to the stored totals. So a
 window's row is the same whether its predecessors closed in this call or in earlier ones.
 
-How: the events are read twice. Once grouped on their combination code (window + every item
-value + service, see :mod:`detector.features._prepare`), which folds alike events into one row
-of counts; every count, distinct count and item of a window is then computed from those few
-rows. And once sorted by ``(event_time, event_id)`` for what depends on order (the latest
-identity, the earliest event ids, source addresses in order of first use). Everything is keyed
-on 64-bit codes; text is only carried for the row's context.
+How: the events are read twice. Once grouped on their combination code (window, service,
+user agent, every item value and every flag, see :mod:`detector.features._prepare`), which
+folds events alike into one row with a count and a time span; every count, distinct count and
+item of a window is then computed from those rows, far fewer than events (a busy workload
+repeats the same calls from the same places). And once sorted by ``(event_time, event_id)``
+for what depends on order (the latest identity, the earliest event ids, source addresses in
+order of first use). Everything is keyed on 64-bit codes; text is carried only for the row's
+context and the items' names. Expressions are built once per configuration and cached: on a
+micro-batch, building them would cost as much as running them.
 
 Rates: the usual rate of a principal at hour-of-week ``h`` is its calls summed over bucket
 ``h`` divided by the windows of bucket ``h`` that elapsed since the principal was first seen;
@@ -128,7 +131,7 @@ def _combinations(folded: pl.DataFrame, shared: pl.DataFrame) -> pl.DataFrame:
     return (
         folded.hstack(shared)
         .lazy()
-        .with_columns(service_family(pl.col("event_source")).alias("family"), *derived_item_exprs())
+        .with_columns(service_family("event_source").alias("family"), *derived_item_exprs())
         .with_columns(
             value_hash(pl.col(value_column(k))).alias(hash_column(k)) for k in DERIVED_ITEM_KINDS
         )
@@ -168,6 +171,11 @@ def _in_order(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
 
 
 def _window_totals(combinations: pl.LazyFrame) -> pl.LazyFrame:
+    return combinations.group_by(WINDOW).agg(_totals_aggs())
+
+
+@functools.cache
+def _totals_aggs() -> tuple[pl.Expr, ...]:
     family = pl.col("family")
     n = pl.col("n")
     direct = pl.col("is_direct")
@@ -176,7 +184,7 @@ def _window_totals(combinations: pl.LazyFrame) -> pl.LazyFrame:
     def calls(condition: pl.Expr, name: str) -> pl.Expr:
         return n.filter(condition).sum().cast(pl.UInt32).alias(name)
 
-    return combinations.group_by(WINDOW).agg(
+    return (
         pl.col("principal_hash", "window_start").first(),
         pl.col("first_time").min().alias("first_seen"),
         pl.col("last_time").max().alias("last_seen"),
@@ -320,13 +328,21 @@ class _Running:
 
 def _rates(totals: pl.DataFrame, profiles: Profiles, config: FeatureConfig) -> pl.LazyFrame:
     """Priors from the profile plus earlier windows of this call, and the features using them."""
-    w = config.window_ms
     principal = totals.get_column("principal_hash")
-    running = _Running(single=principal.n_unique() == principal.len())
     known = profiles.principals.lazy().select(
         "principal_hash",
         pl.all().exclude("principal_hash", "principal_key").name.prefix("known_"),
     )
+    rates = totals.lazy().join(known, on="principal_hash", how="left")
+    for stage in _rates_stages(config, single=principal.n_unique() == principal.len()):
+        rates = rates.with_columns(stage)
+    return rates
+
+
+@functools.lru_cache(maxsize=16)
+def _rates_stages(config: FeatureConfig, *, single: bool) -> tuple[tuple[pl.Expr, ...], ...]:
+    w = config.window_ms
+    running = _Running(single)
     start = pl.col("window_start")
     start_ms = start.cast(pl.Int64)
     by_principal = ["principal_hash"]
@@ -378,12 +394,10 @@ def _rates(totals: pl.DataFrame, profiles: Profiles, config: FeatureConfig) -> p
     off_vpce = pl.when(habit("vpce_calls")).then(direct - pl.col("vpce_calls")).otherwise(0)
     age_ms = (start - pl.col("prior_first")).dt.total_milliseconds().clip(lower_bound=0)
     return (
-        totals.lazy()
-        .join(known, on="principal_hash", how="left")
-        .with_columns(running.sum_through(segment, by_principal).alias("segment"))
-        .with_columns(prior_first.alias("prior_first"), hour.alias("hour_of_week"))
-        .with_columns(elapsed.alias("elapsed"))
-        .with_columns(
+        (running.sum_through(segment, by_principal).alias("segment"),),
+        (prior_first.alias("prior_first"), hour.alias("hour_of_week")),
+        (elapsed.alias("elapsed"),),
+        (
             ratio("calls", "known_calls_by_hour_of_week").alias("calls_rate_ratio"),
             ratio("kms_decrypts", "known_kms_decrypts_by_hour_of_week").alias(
                 "kms_decrypt_rate_ratio"
@@ -408,11 +422,12 @@ def _rates(totals: pl.DataFrame, profiles: Profiles, config: FeatureConfig) -> p
             # Multiply by the reciprocal: polars divides a column by a scalar that way on some
             # chunk layouts and not others, which would make rows depend on batch boundaries.
             (age_ms.fill_null(0).cast(pl.Float64) * (1.0 / _HOUR_MS)).alias("profile_age_hours"),
-        )
+        ),
     )
 
 
-def _feature_exprs(config: FeatureConfig) -> list[pl.Expr]:
+@functools.lru_cache(maxsize=8)
+def _feature_exprs(config: FeatureConfig) -> tuple[pl.Expr, ...]:
     """Every feature, in FEATURE_COLUMNS order, from the assembled per-window columns."""
     calls = pl.col("calls")
     by_stem: dict[str, pl.Expr] = {
@@ -441,10 +456,28 @@ def _feature_exprs(config: FeatureConfig) -> list[pl.Expr]:
         "profile_age_hours": pl.col("profile_age_hours"),
     }
     schema = closed_window_schema(config.window)
-    return [
+    return tuple(
         by_stem[stem].cast(schema[name]).alias(name)
         for stem, name in zip(by_stem, feature_columns(config.window), strict=True)
-    ]
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _row_exprs(
+    config: FeatureConfig, *, late: bool
+) -> tuple[tuple[pl.Expr, ...], tuple[pl.Expr, ...]]:
+    """The columns a row adds to the joined parts, then its columns in schema order."""
+    context = context_schema()
+    window = timedelta(milliseconds=config.window_ms)
+    added = (
+        (pl.col("window_start") + window).alias("window_end"),
+        pl.lit(late).alias("late_correction"),
+        *(
+            pl.col(c).fill_null(pl.lit([], dtype=context[c])).alias(c)
+            for c in NEW_ITEM_COLUMNS.values()
+        ),
+    )
+    return added, (*(pl.col(c).cast(context[c]) for c in context), *_feature_exprs(config))
 
 
 def close_windows(
@@ -465,25 +498,18 @@ def close_windows(
             _window_items(combinations.lazy()),
         ]
     )
-    rates = _rates(totals, profiles, config).collect().lazy()
-    context = context_schema()
-    new_lists = [
-        pl.col(c).fill_null(pl.lit([], dtype=context[c])).alias(c)
-        for c in NEW_ITEM_COLUMNS.values()
-    ]
-    window = timedelta(milliseconds=config.window_ms)
-    assembled, learned = pl.collect_all(
-        [
-            rates.join(_novelty(items.lazy(), profiles, config), on=WINDOW, how="left")
-            .join(_main_region(items.lazy()), on=WINDOW, how="left")
-            .with_columns(
-                (pl.col("window_start") + window).alias("window_end"),
-                pl.lit(late).alias("late_correction"),
-                *new_lists,
-            )
-            .select(*(pl.col(c).cast(context[c]) for c in context), *_feature_exprs(config))
-            .sort("principal_key", "window_start"),
-            rates.select(TOTALS_SCHEMA.names()).cast(TOTALS_SCHEMA),
-        ]
+    rates = _rates(totals, profiles, config).collect()
+    assembled_lf = (
+        rates.lazy()
+        .join(_novelty(items.lazy(), profiles, config), on=WINDOW, how="left")
+        .join(_main_region(items.lazy()), on=WINDOW, how="left")
     )
-    return ClosedWindows(assembled, items.select(ITEMS_SCHEMA.names()), learned)
+    added, selected = _row_exprs(config, late=late)
+    return ClosedWindows(
+        assembled_lf.with_columns(added)
+        .select(selected)
+        .sort("principal_key", "window_start")
+        .collect(),
+        items.select(ITEMS_SCHEMA.names()),
+        rates.select(TOTALS_SCHEMA.names()).cast(TOTALS_SCHEMA),
+    )
