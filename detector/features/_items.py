@@ -10,9 +10,10 @@ derived when windows close (:func:`derived_item_exprs`), once per distinct value
 windows' folded events rather than per event, with their answers remembered.
 
 Each value also gets a 64-bit hash (:func:`value_hash`): windows, profiles and novelty work on
-the hashes, and the text is kept only for what a finding shows (new items by name) and for
-snapshots. Two different values sharing a hash would be judged as one item; among the few
-thousand values of a principal the chance is about ``n**2 / 2**65``, i.e. never in practice.
+the hashes, and the text is kept only for what a finding shows (new items by name), in one
+dictionary shared by all principals, and in snapshots. Two different values sharing a hash
+would be judged as one item; among ``n`` values the chance of any such pair is about
+``n**2 / 2**65`` (1e-7 for a million values): accepted.
 
 Imports: polars, the standard library and this package's column definitions.
 """

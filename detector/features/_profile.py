@@ -1,4 +1,4 @@
-"""Principal profiles: what is known about each principal, as two polars frames.
+"""Principal profiles: what is known about each principal, as three polars frames.
 
 Items are long form, one row per remembered thing; :attr:`Profiles.items` shows them as::
 
@@ -7,7 +7,8 @@ Items are long form, one row per remembered thing; :attr:`Profiles.items` shows 
 but they are kept as codes (:attr:`Profiles.item_codes`: principal and value as 64-bit hashes,
 see :mod:`detector.features._items`) plus one shared dictionary of value texts
 (:attr:`Profiles.values`): a region, an event name or a NAT address is stored once however
-many principals know it, and novelty joins compare integers instead of ARNs.
+many principals know it, and novelty joins compare integers instead of ARNs. Profile memory:
+about 40 bytes per item plus ~1.5 KB per principal row (the hour-of-week buckets).
 
 ``principals`` is one row per principal: first/last seen, call totals (all, direct, through a
 VPC endpoint, with TLS details), the best TLS version seen, and calls / KMS decrypts summed per
@@ -21,14 +22,14 @@ Cap: at most ``max_items_per_kind`` items per principal and kind, the most recen
 so an address-spraying principal cannot grow its profile without bound.
 
 Profiles learn a window when it closes (:func:`learn`), never before, so a window is always
-judged against what was known before it. Snapshots hold the text form (:data:`PROFILE_ITEMS_SCHEMA`,
-:data:`PRINCIPALS_SCHEMA`); :func:`encode_profiles` recomputes the codes on restore.
-Imports: polars, numpy and this package.
+judged against what was known before it. Snapshots hold the text form
+(:data:`PROFILE_ITEMS_SCHEMA`, :data:`PRINCIPALS_SCHEMA`); :func:`encode_profiles` recomputes
+the codes on restore. Imports: polars, numpy and this package.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
@@ -120,6 +121,7 @@ class Profiles:
     item_codes: pl.DataFrame  # ITEM_CODES_SCHEMA
     values: pl.DataFrame  # VALUES_SCHEMA, one row per value_hash of item_codes
     principals: pl.DataFrame  # principal_hash, then PRINCIPALS_SCHEMA
+    _oldest: datetime | None = field(init=False, repr=False, compare=False)
 
     @property
     def items(self) -> pl.DataFrame:
@@ -135,11 +137,16 @@ class Profiles:
 
     def oldest_seen(self) -> datetime | None:
         """The earliest ``last_seen`` of any item or principal: nothing to forget before it."""
+        return self._oldest
+
+    def __post_init__(self) -> None:
+        # Computed once per value: updates that close nothing ask for it, and must stay cheap
+        # however large the profiles are.
         oldest = [
             frame.get_column("last_seen").min() for frame in (self.item_codes, self.principals)
         ]
         known = [value for value in oldest if isinstance(value, datetime)]
-        return min(known) if known else None
+        object.__setattr__(self, "_oldest", min(known) if known else None)
 
     def estimated_size(self) -> int:
         return int(

@@ -171,29 +171,36 @@ def _in_order(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
 
 
 def _window_totals(combinations: pl.LazyFrame) -> pl.LazyFrame:
-    return combinations.group_by(WINDOW).agg(_totals_aggs())
+    masked, aggs = _totals_exprs()
+    return combinations.with_columns(masked).group_by(WINDOW).agg(aggs)
 
 
 @functools.cache
-def _totals_aggs() -> tuple[pl.Expr, ...]:
+def _totals_exprs() -> tuple[tuple[pl.Expr, ...], tuple[pl.Expr, ...]]:
+    """Per folded row, its calls under each condition (0 when it does not hold); then the
+    window aggregates. Plain sums of masked columns keep group-by on its fast path, which a
+    ``filter()`` inside ``agg`` leaves."""
     family = pl.col("family")
-    n = pl.col("n")
     direct = pl.col("is_direct")
     tls_rank = pl.col("tls_rank")
-
-    def calls(condition: pl.Expr, name: str) -> pl.Expr:
-        return n.filter(condition).sum().cast(pl.UInt32).alias(name)
-
-    return (
+    conditions = {
+        **{name: pl.col(flag) for flag, name in _FLAG_SUMS.items()},
+        "vpce_calls": direct & pl.col(hash_column("vpc_endpoint")).is_not_null(),
+        "tls_calls": direct & pl.col("tls_present"),
+        **{f"tls_{level}_calls": tls_rank == level for level in _TLS_LEVELS},
+        **{f"{f}_calls": family == f for f in SERVICE_FAMILIES},
+    }
+    masked = tuple(
+        pl.when(condition).then(pl.col("n")).otherwise(0).alias(name)
+        for name, condition in conditions.items()
+    )
+    aggs = (
         pl.col("principal_hash", "window_start").first(),
         pl.col("first_time").min().alias("first_seen"),
         pl.col("last_time").max().alias("last_seen"),
-        n.sum().cast(pl.UInt32).alias("calls"),
-        *(calls(pl.col(flag), name) for flag, name in _FLAG_SUMS.items()),
-        calls(direct & pl.col(hash_column("vpc_endpoint")).is_not_null(), "vpce_calls"),
-        calls(direct & pl.col("tls_present"), "tls_calls"),
+        pl.col("n").sum().cast(pl.UInt32).alias("calls"),
+        *(pl.col(name).sum().cast(pl.UInt32) for name in conditions),
         tls_rank.max().alias("tls_max"),
-        *(calls(tls_rank == level, f"tls_{level}_calls") for level in _TLS_LEVELS),
         pl.col(hash_column("public_ip"))
         .drop_nulls()
         .n_unique()
@@ -205,8 +212,8 @@ def _totals_aggs() -> tuple[pl.Expr, ...]:
         .cast(pl.UInt32)
         .alias("event_names_distinct"),
         pl.col("source_hash").n_unique().cast(pl.UInt32).alias("services_distinct"),
-        *(calls(family == f, f"{f}_calls") for f in SERVICE_FAMILIES),
     )
+    return masked, aggs
 
 
 def _window_items(combinations: pl.LazyFrame) -> pl.LazyFrame:
@@ -258,13 +265,30 @@ def _novelty(items: pl.LazyFrame, profiles: Profiles, config: FeatureConfig) -> 
         .group_by(WINDOW, "kind", maintain_order=True)
         .agg(pl.len().alias("count"), pl.col("value").head(config.sample_new_items))
     )
+    return (
+        per_kind.with_columns(_novelty_columns())
+        .group_by(WINDOW)
+        .agg(
+            *(pl.col(f"new_{k}s_count").sum() for k in ITEM_KINDS),
+            *(pl.col(NEW_ITEM_COLUMNS[k]).first(ignore_nulls=True) for k in ITEM_KINDS),
+        )
+    )
+
+
+@functools.cache
+def _novelty_columns() -> tuple[pl.Expr, ...]:
+    # One row per window and kind: spread each kind into its own columns (a pivot).
     kind = pl.col("kind")
-    return per_kind.group_by(WINDOW).agg(
+    return (
         *(
-            pl.col("count").filter(kind == k).sum().cast(pl.UInt32).alias(f"new_{k}s_count")
+            pl.when(kind == k)
+            .then(pl.col("count"))
+            .otherwise(0)
+            .cast(pl.UInt32)
+            .alias(f"new_{k}s_count")
             for k in ITEM_KINDS
         ),
-        *(pl.col("value").filter(kind == k).first().alias(NEW_ITEM_COLUMNS[k]) for k in ITEM_KINDS),
+        *(pl.when(kind == k).then(pl.col("value")).alias(NEW_ITEM_COLUMNS[k]) for k in ITEM_KINDS),
     )
 
 

@@ -64,3 +64,26 @@ def test_profile_memory_per_principal_stays_small() -> None:
     state, _, _ = flush(state, config)
     assert state.profiles.principals.height == 50
     assert state.profiles.estimated_size() / 50 < 4096
+
+
+def test_item_texts_are_stored_once_however_many_principals_know_them() -> None:
+    config = FeatureConfig()
+    batch = [record(p, 1, who=f"user{p}", ip=f"203.0.113.{p}") for p in range(20)]
+    state, _, _ = flush(update(empty_state(), events(batch), config)[0], config)
+    profiles = state.profiles
+    regions = profiles.items.filter(pl.col("kind") == "region")
+    assert regions.height == 20
+    assert set(regions.get_column("value")) == {"us-east-1"}
+    texts = profiles.values.get_column("value").to_list()
+    assert texts.count("us-east-1") == 1  # one text, twenty item codes
+    assert profiles.values.height == profiles.item_codes.get_column("value_hash").n_unique()
+
+
+def test_an_update_that_closes_no_window_leaves_the_profiles_as_they_are() -> None:
+    config = FeatureConfig()
+    state, _, _ = update(empty_state(), events([record(1, 1), record(2, 30)]), config)
+    before = state.profiles
+    state, rows, report = update(state, events([record(3, 31), record(4, 32)]), config)
+    assert rows.height == 0
+    assert report.windows_closed == report.late_events == 0
+    assert state.profiles is before  # nothing learned, nothing to forget: not even a copy
