@@ -6,7 +6,14 @@ classes are for conditions that stop an operation as a whole::
     DetectorError
     ├── ConfigError            bad flag, variable or missing resource at start-up
     ├── StateError             a state snapshot that cannot be read or written
-    └── ModelError             a model artifact that cannot be trusted or used
+    ├── ModelError             a model artifact that cannot be trusted or used
+    ├── ArchiveReadError       one archive object could not be read (detector.archive);
+    │                          that file becomes a failure and the replay goes on
+    ├── QueueError             the queue as a whole refuses (detector.ingest)
+    │   └── QueueUnavailableError   receive failed after every retry
+    └── SinkError              findings not delivered before the deadline (detector.sinks)
+
+Each lives beside the port it belongs to and subclasses :class:`DetectorError`.
 """
 
 from __future__ import annotations

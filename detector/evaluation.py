@@ -47,6 +47,7 @@ __all__ = [
     "QualityReport",
     "budget_curve",
     "evaluate",
+    "label_principals",
     "label_windows",
     "run_pipeline",
     "synthetic_quality_report",
@@ -107,7 +108,7 @@ class QualityReport:
         return "\n".join(lines)
 
 
-def _label_keys(labels: Sequence[AttackLabel], events: pl.DataFrame) -> dict[str, str | None]:
+def label_principals(labels: Sequence[AttackLabel], events: pl.DataFrame) -> dict[str, str | None]:
     """The principal key of each label, from its first event as the event model keys it."""
     first_ids = {label.scenario_id: label.event_ids[0] for label in labels if label.event_ids}
     keys = dict(
@@ -139,7 +140,7 @@ def evaluate(
 ) -> QualityReport:
     """Score ``findings`` (of the evaluated period) against ``labels``; ``events`` are the
     evaluated period's events (for principal keys and principal-days)."""
-    keys = _label_keys(labels, events)
+    keys = label_principals(labels, events)
     true_ids: set[str] = set()
     outcomes = []
     for label in labels:
@@ -239,7 +240,7 @@ def label_windows(
     scored: pl.DataFrame, labels: Sequence[AttackLabel], events: pl.DataFrame, window: timedelta
 ) -> pl.DataFrame:
     """Adds ``scenario``: the labelled attack a window belongs to (principal and time), or null."""
-    keys = _label_keys(labels, events)
+    keys = label_principals(labels, events)
     spans = pl.DataFrame(
         {
             "principal_key": [keys.get(lb.scenario_id) for lb in labels],

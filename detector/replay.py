@@ -139,9 +139,10 @@ def _resume_point(
         # The state of a service or of another replay: start from its profiles, read it all.
         return state, None
     try:
-        return state, ArchiveCursor.from_dict(orjson.loads(text))
-    except ValueError as err:
-        raise StateError(f"replay checkpoint cursor is unreadable: {err}") from None
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError as err:
+        raise StateError(f"replay checkpoint cursor is not JSON: {err}") from None
+    return state, ArchiveCursor.from_dict(document)  # a bad cursor raises StateError
 
 
 def _save(

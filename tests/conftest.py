@@ -35,10 +35,12 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def small_trail() -> Any:
-    """A small synthetic organisation: 4 clean days, then 1 day with every attack."""
+    """A small synthetic organisation: 4 clean days, then 1 day with every attack (applications
+    at a quarter of their default rate, to keep the suite fast)."""
     from detector.synthetic import SyntheticConfig, generate
 
-    return generate(SyntheticConfig(baseline_days=4, attack_days=1), seed=11)
+    config = SyntheticConfig(baseline_days=4, attack_days=1, app_calls_per_instance_hour=15)
+    return generate(config, seed=11)
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,11 @@ _CONDITIONS: Final[dict[str, Callable[[dict[str, pl.Expr]], pl.Expr]]] = {
     "tls_downgrade": lambda f: f["tls_below_usual_calls_count"] > 0,
     "new_user_agent": lambda f: (f["new_user_agents_count"] > 0) & _known(f),
     "new_access_key": lambda f: (f["new_access_keys_count"] > 0) & _known(f),
-    "console_login_without_mfa": lambda f: f["console_logins_without_mfa_count"] > 0,
+    # Federated sign-ins (role sessions: SSO, SAML) report MFAUsed "No" whatever the identity
+    # provider did; only IAM users' and root's own sign-ins say something about MFA.
+    "console_login_without_mfa": lambda f: (
+        (f["console_logins_without_mfa_count"] > 0) & f["signs_in_with_own_password"]
+    ),
     "failed_sign_ins": lambda f: f["console_login_failures_count"] >= FAILED_SIGN_INS,
 }
 
@@ -138,4 +142,5 @@ def signal_frame(windows: pl.DataFrame, window: timedelta = DEFAULT_WINDOW) -> p
     suffix = window_suffix(window)
     stems = {stem for s in SIGNALS for stem in s.stems} | {"profile_age_hours"}
     f = {stem: pl.col(f"{stem}_by_principal_{suffix}").fill_null(0) for stem in stems}
+    f["signs_in_with_own_password"] = pl.col("principal_type").is_in(["IAMUser", "Root"])
     return windows.select([s.condition(f).fill_null(False).alias(s.name) for s in SIGNALS])
