@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 import polars as pl
 
@@ -129,7 +129,9 @@ def _window_start(config: FeatureConfig) -> pl.Expr:
     return ((ms // config.window_ms) * config.window_ms).cast(UTC_MS).alias("window_start")
 
 
-def _lookup(column: pl.Expr, mapping: Mapping[str, object], default: object, dtype: Any) -> pl.Expr:
+def _lookup(
+    column: pl.Expr, mapping: Mapping[str, object], default: object, dtype: pl.DataType
+) -> pl.Expr:
     """``mapping[column]`` or ``default``, as nested when/then: replace_strict has a fixed cost
     per call that dominates micro-batches."""
     result = pl.lit(default, dtype)
@@ -189,7 +191,7 @@ def _prepare_exprs(config: FeatureConfig) -> tuple[pl.Expr, ...]:
         ).alias("is_foreign_vpce"),
         kms_decrypt.alias("is_kms_decrypt"),
         pl.col("tls_version").is_not_null().alias("tls_present"),
-        _lookup(pl.col("tls_version"), TLS_RANKS, 0, pl.UInt8).alias("tls_rank"),
+        _lookup(pl.col("tls_version"), TLS_RANKS, 0, pl.UInt8()).alias("tls_rank"),
         login.alias("is_console_login"),
         (login & ~failed & (pl.col("mfa_authenticated") != True).fill_null(True)).alias(  # noqa: E712
             "is_console_login_without_mfa"
