@@ -22,7 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from detector.service._consumer import Consumer, DrainReport
+    from detector.service._consumer import Consumer, ConsumerCounts, DrainReport
     from detector.service._decode import DecodedBatch, decode_batch
     from detector.service._http import Health, OpsServer
     from detector.service._ledger import HeldMessage, Ledger, Phase
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     )
 
 _HOMES = {
-    "_consumer": ("Consumer", "DrainReport"),
+    "_consumer": ("Consumer", "ConsumerCounts", "DrainReport"),
     "_decode": ("DecodedBatch", "decode_batch"),
     "_http": ("Health", "OpsServer"),
     "_ledger": ("HeldMessage", "Ledger", "Phase"),
@@ -64,6 +64,7 @@ __all__ = [
     "OPTIONS",
     "Consumer",
     "ConsumerConfig",
+    "ConsumerCounts",
     "DecodedBatch",
     "DrainReport",
     "Health",

@@ -2,7 +2,8 @@
 
 Message lifecycle (see :mod:`detector.service._ledger` for the phases)::
 
-    receive(10, long poll) ─► held, BUFFERED ─► micro-batch (1,000 msgs or 2 s)
+    receive(10, long poll) ─► held, BUFFERED ─► micro-batch (1,000 msgs or 2 s; under load
+        everything buffered, up to 10,000: the step's cost is mostly per batch)
         ─► decode + pipeline step (worker thread) ─► findings sent to every sink
         ─► PROCESSED (held; its events live in the in-memory state)
         ─► checkpoint (every 10 s, when too much is held, or when the queue looks drained)
@@ -77,11 +78,12 @@ from detector.service._policy import (
 from detector.sinks import FindingMessage, FindingSink, SinkError
 from detector.state import StateStore
 
-__all__ = ["Consumer", "DrainReport"]
+__all__ = ["Consumer", "ConsumerCounts", "DrainReport"]
 
 _FATAL_RECEIVE_ERRORS: Final = 5  # non-transient receive errors in a row before giving up
 _MAX_BACKOFF_SECONDS: Final = 10.0
 _LOGGED_REASONS: Final = 5
+_DELETE_GROUP: Final = 100  # messages per delete task: 10 DeleteMessageBatch calls
 _HANDLE_GONE: Final = frozenset(
     {"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"}
 )
@@ -102,6 +104,19 @@ class DrainReport:
     @property
     def clean(self) -> bool:
         return self.checkpointed and self.fatal is None
+
+
+@dataclass(slots=True)
+class ConsumerCounts:
+    """Running totals since start (the metrics hold the same; these are plain ints, cheap to
+    read in a loop and in tests)."""
+
+    received: int = 0
+    events: int = 0
+    deleted: int = 0
+    poison: int = 0
+    findings: int = 0
+    checkpoints: int = 0
 
 
 @dataclass(slots=True)
@@ -156,6 +171,7 @@ class Consumer:
         self.metrics = metrics or ServiceMetrics()
         self.health = health
         self.ledger = Ledger()
+        self.counts = ConsumerCounts()
         self.fatal: str | None = None
         self._clock = clock
         self._monotonic = monotonic
@@ -240,8 +256,11 @@ class Consumer:
     async def _accept(self, messages: Sequence[QueueMessage]) -> int:
         self._queue_idle = not messages
         if not messages:
+            if self.ledger.count(Phase.PROCESSED):
+                self._wake.set()  # a drained queue may make a checkpoint due
             return 0
         self.metrics.messages_received.inc(len(messages))
+        self.counts.received += len(messages)
         if self._stopping:
             # A long poll that returned after stop(): released once every receiver is done, so
             # that another receiver's poll cannot take them again (each receive counts
@@ -250,7 +269,11 @@ class Consumer:
             return 0
         added = self.ledger.add(messages, self._clock(), self.config.visibility_timeout)
         self._update_room()
-        self._wake.set()
+        buffered = self.ledger.count(Phase.BUFFERED)
+        # Wake the processor only when a decision changes: the first buffered message starts
+        # the batch's clock, a full batch is due at once; otherwise its timer suffices.
+        if buffered == len(added) or buffered >= self.config.batch_size:
+            self._wake.set()
         return len(added)
 
     def _update_room(self) -> None:
@@ -281,7 +304,7 @@ class Consumer:
                 return 0
             if not self.batch_is_due():
                 return 0
-        batch = self.ledger.take_batch(self.config.batch_size)
+        batch = self.ledger.take_batch(self.config.max_batch_size)
         if not batch:
             return 0
         await self._process(batch)
@@ -416,6 +439,7 @@ class Consumer:
                 ),
             )
         self.metrics.messages_failed.inc(len(entries))
+        self.counts.poison += len(entries)
         if bound:
             self.metrics.messages_dlq_bound.inc(bound)
         retry = self.config.poison_retry_seconds
@@ -438,6 +462,8 @@ class Consumer:
             for severity, count in report.findings_by_severity.items():
                 m.findings.labels(severity=severity).inc(count)
         m.events_processed.inc(events)
+        self.counts.events += events
+        self.counts.findings += len(outcome.findings)
         m.events_duplicate.inc(duplicates + outcome.duplicates_in_batch)
         m.events_late.inc(late)
         for lags in outcome.lags:
@@ -506,6 +532,7 @@ class Consumer:
         self._checkpoint_retry_at = None
         self._last_checkpoint = now
         self.metrics.checkpoints.inc()
+        self.counts.checkpoints += 1
         self.metrics.checkpoint_seconds.observe(seconds)
         self.ledger.mark((e.handle for e in entries), Phase.CHECKPOINTED)
         _log.debug(
@@ -520,7 +547,9 @@ class Consumer:
         self.store.save(self.pipeline.snapshot(state))
 
     async def _delete(self, entries: Sequence[HeldMessage]) -> None:
-        groups = [entries[i : i + 10] for i in range(0, len(entries), 10)]
+        # Groups of 10 calls, at most delete_concurrency of them at once: few tasks, and the
+        # held count drops as each group is done.
+        groups = [entries[i : i + _DELETE_GROUP] for i in range(0, len(entries), _DELETE_GROUP)]
         await asyncio.gather(*(self._delete_group(group) for group in groups))
 
     async def _delete_group(self, group: Sequence[HeldMessage]) -> None:
@@ -535,6 +564,7 @@ class Consumer:
                 )
             else:
                 self.metrics.messages_processed.inc(len(outcome.succeeded))
+                self.counts.deleted += len(outcome.succeeded)
                 if outcome.failed:
                     self.metrics.messages_delete_failed.inc(len(outcome.failed))
                     for failure in outcome.failed:
@@ -667,7 +697,7 @@ class Consumer:
         late_arrivals, self._received_after_stop = self._received_after_stop, []
         await self._release(late_arrivals, "received while stopping")
         while self.ledger.count(Phase.BUFFERED) and left(reserve) > 0:
-            batch = self.ledger.take_batch(self.config.batch_size)
+            batch = self.ledger.take_batch(self.config.max_batch_size)
             if not await self._process(batch):
                 break  # findings cannot be delivered now: release instead
         checkpointed = await self.checkpoint() if self.ledger.count(Phase.PROCESSED) else True

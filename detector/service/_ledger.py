@@ -19,7 +19,7 @@ only owner. Imports: the standard library and :mod:`detector.ingest`'s message v
 from __future__ import annotations
 
 import enum
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,11 +29,13 @@ from detector.ingest import QueueMessage
 __all__ = ["HeldMessage", "Ledger", "Phase"]
 
 
-class Phase(enum.Enum):
-    BUFFERED = "buffered"  # received, waiting for a micro-batch
-    PROCESSING = "processing"  # in the micro-batch being decoded, scored and sent
-    PROCESSED = "processed"  # in the in-memory state and its findings sent; not yet durable
-    CHECKPOINTED = "checkpointed"  # in a durable checkpoint; its delete is under way
+class Phase(enum.IntEnum):
+    """(An IntEnum: the ledger counts by phase per message, and a plain Enum hashes slowly.)"""
+
+    BUFFERED = 0  # received, waiting for a micro-batch
+    PROCESSING = 1  # in the micro-batch being decoded, scored and sent
+    PROCESSED = 2  # in the in-memory state and its findings sent; not yet durable
+    CHECKPOINTED = 3  # in a durable checkpoint; its delete is under way
 
 
 @dataclass(slots=True)
@@ -54,7 +56,7 @@ class Ledger:
     def __init__(self) -> None:
         self._held: dict[str, HeldMessage] = {}
         self._buffer: deque[str] = deque()  # may hold handles no longer buffered (skipped)
-        self._counts: Counter[Phase] = Counter()
+        self._counts = [0] * len(Phase)
 
     # -- reading ---------------------------------------------------------------------------
 

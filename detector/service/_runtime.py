@@ -122,6 +122,7 @@ def consumer_config(settings: ServiceSettings, attributes: Mapping[str, str]) ->
         wait_seconds=settings.wait_seconds,
         visibility_timeout=max(1, visibility),
         batch_size=settings.batch_size,
+        max_batch_size=max(settings.max_batch_size, settings.batch_size),
         batch_seconds=settings.batch_seconds,
         checkpoint_seconds=settings.checkpoint_seconds,
         max_held_messages=max(settings.max_held_messages, settings.batch_size),

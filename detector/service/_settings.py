@@ -25,6 +25,7 @@ from detector.service._policy import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CHECKPOINT_SECONDS,
     DEFAULT_GRACE_SECONDS,
+    DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_HELD_MESSAGES,
     DEFAULT_POISON_RETRY_SECONDS,
     DEFAULT_RECEIVERS,
@@ -137,6 +138,9 @@ OPTIONS: Final[tuple[Option, ...]] = (
            "invisibility asked for at each receive and each heartbeat", "S"),
     Option("batch_size", "--batch-size", "DETECTOR_BATCH_SIZE", _positive_int, DEFAULT_BATCH_SIZE,
            str(DEFAULT_BATCH_SIZE), "messages per micro-batch", "N"),
+    Option("max_batch_size", "--max-batch-size", "DETECTOR_MAX_BATCH_SIZE", _positive_int,
+           DEFAULT_MAX_BATCH_SIZE, str(DEFAULT_MAX_BATCH_SIZE),
+           "when behind, one step takes everything buffered up to this many messages", "N"),
     Option("batch_seconds", "--batch-seconds", "DETECTOR_BATCH_SECONDS", _positive_float,
            DEFAULT_BATCH_SECONDS, f"{DEFAULT_BATCH_SECONDS:g}",
            "a micro-batch is cut when its oldest message has waited this long", "S"),
@@ -178,6 +182,7 @@ class ServiceSettings:
     wait_seconds: int = DEFAULT_WAIT_SECONDS
     visibility_timeout: int | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     batch_seconds: float = DEFAULT_BATCH_SECONDS
     checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS
     max_held_messages: int = DEFAULT_MAX_HELD_MESSAGES

@@ -355,7 +355,7 @@ async def test_backpressure_stops_receiving_while_too_much_is_held(
         store=store,
         batch_size=50,
         max_held_messages=100,
-        max_pending_batches=1,
+        max_batch_size=50,
     )
     await consumer.start()
 

@@ -12,6 +12,7 @@ INTENDED = {
     "OPTIONS",
     "Consumer",
     "ConsumerConfig",
+    "ConsumerCounts",
     "DecodedBatch",
     "DrainReport",
     "Health",

@@ -33,13 +33,20 @@ def test_defaults_are_the_documented_ones() -> None:
     config = ConsumerConfig()
     assert (config.receivers, config.wait_seconds, config.batch_size) == (4, 20, 1000)
     assert (config.batch_seconds, config.checkpoint_seconds) == (2.0, 10.0)
+    assert (config.max_batch_size, config.max_held_messages) == (10_000, 20_000)
     assert config.visibility_timeout == 300
     assert config.heartbeat_margin == timedelta(seconds=100)
 
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("receivers", 0), ("wait_seconds", 21), ("batch_size", 0), ("max_held_messages", 10)],
+    [
+        ("receivers", 0),
+        ("wait_seconds", 21),
+        ("batch_size", 0),
+        ("max_held_messages", 10),
+        ("max_batch_size", 999),
+    ],
 )
 def test_a_bad_setting_is_a_config_error_naming_it(setting: str, value: int) -> None:
     with pytest.raises(ConfigError, match=setting):
@@ -67,7 +74,7 @@ def test_a_checkpoint_is_due_on_its_interval_on_pressure_or_on_a_drained_queue()
 
 
 def test_receiving_pauses_when_too_much_is_held_or_scoring_is_behind() -> None:
-    config = ConsumerConfig(batch_size=100, max_held_messages=1000, max_pending_batches=2)
+    config = ConsumerConfig(batch_size=100, max_held_messages=1000, max_batch_size=200)
     assert may_receive(held=999, buffered=199, config=config)
     assert not may_receive(held=1000, buffered=0, config=config)
     assert not may_receive(held=200, buffered=200, config=config)
