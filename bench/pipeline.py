@@ -1,0 +1,209 @@
+"""Throughput of the whole path through the real consumer, beside the bare decode rate.
+
+    python -m bench.pipeline [--events 100000] [--batch 1000] [--model DIR] [--repeats 3]
+
+Bodies are EventBridge envelopes of the synthetic organisation's trail (200,000 events a day,
+so windows close and findings are produced). In the same run, on the same bodies:
+
+1. ``bare decode``: :func:`envelopes_to_events` on micro-batches of ``--batch`` bodies (the
+   reference: what any consumer must pay to get a DataFrame);
+2. ``decode + step``: the same, then :meth:`Pipeline.step` on each batch (the pipeline alone,
+   no queue);
+3. ``consumer``: every body in an :class:`InMemoryQueue`, consumed by :class:`Consumer.run`
+   (4 receive loops, micro-batches of ``--batch``, findings to a memory sink, checkpoints to a
+   :class:`LocalStateStore` in a temporary folder every 10 s, deletes after each checkpoint),
+   timed until every event is processed (the deletes that follow the last checkpoint are
+   then awaited, untimed), once with the step in a worker thread (the service's default) and
+   once on the event loop.
+
+Figures: events/s (wall) and CPU µs per event (``time.process_time``, all threads), and the
+ratio of each rate to the bare decode rate (target for the consumer: >= 0.75). The machine's
+load average is printed too: other processes on a 2-core machine move wall-clock figures, CPU
+per event much less. Each variant's best of ``--repeats`` counts. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import itertools
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from detector.events import envelopes_to_events
+from detector.ingest import InMemoryQueue, OutgoingMessage, QueueCounts
+from detector.pipeline import Pipeline
+from detector.runtime import tune_gc
+from detector.scoring import DEFAULT_MODEL_DIR, load_artifact
+from detector.service import Consumer, ConsumerConfig, ServiceMetrics
+from detector.sinks import MemoryFindingSink
+from detector.state import LocalStateStore
+from detector.synthetic import SyntheticConfig, envelope, iter_records
+
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+@dataclass
+class Figure:
+    name: str
+    events: int
+    seconds: float
+    cpu_seconds: float
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_seconds / self.events * 1e6
+
+
+def timed(name: str, events: int, run: Callable[[], str | None]) -> Figure:
+    gc.collect()
+    wall, cpu = time.perf_counter(), time.process_time()
+    note = run() or ""
+    return Figure(name, events, time.perf_counter() - wall, time.process_time() - cpu, note)
+
+
+def best(figures: list[Figure]) -> Figure:
+    return min(figures, key=lambda f: f.seconds)
+
+
+def bodies_of(events: int) -> list[bytes]:
+    config = SyntheticConfig().with_events_per_day(200_000)
+    records = itertools.islice(iter_records(config, seed=7), events)
+    return [orjson.dumps(envelope(r, f"env-{i}")) for i, r in enumerate(records)]
+
+
+def bare_decode(batches: list[list[bytes]]) -> Callable[[], str | None]:
+    def run() -> None:
+        for batch in batches:
+            envelopes_to_events(batch)
+
+    return run
+
+
+def decode_and_step(pipeline: Pipeline, batches: list[list[bytes]]) -> Callable[[], str | None]:
+    def run() -> str:
+        state = pipeline.initial_state()
+        findings = 0
+        for batch in batches:
+            state, found, _ = pipeline.step(state, envelopes_to_events(batch).events, NOW)
+            findings += len(found)
+        return f"{findings} findings"
+
+    return run
+
+
+async def fill(queue: InMemoryQueue, bodies: list[bytes]) -> None:
+    for start in range(0, len(bodies), 1000):
+        chunk = bodies[start : start + 1000]
+        outcome = await queue.send([OutgoingMessage(str(i), b) for i, b in enumerate(chunk)])
+        assert outcome.ok
+
+
+async def consume(
+    pipeline: Pipeline, bodies: list[bytes], batch: int, step_in_thread: bool, state_dir: Path
+) -> Figure:
+    queue = InMemoryQueue(visibility_timeout=300)
+    await fill(queue, bodies)
+    sink = MemoryFindingSink()
+    metrics = ServiceMetrics()
+    consumer = Consumer(
+        pipeline,
+        queue,
+        [sink],
+        LocalStateStore(state_dir),
+        ConsumerConfig(batch_size=batch, wait_seconds=1, step_in_thread=step_in_thread),
+        metrics=metrics,
+    )
+    await consumer.start()
+    gc.collect()
+    wall, cpu = time.perf_counter(), time.process_time()
+    run = asyncio.create_task(consumer.run())
+    while consumer.counts.events < len(bodies):
+        await asyncio.sleep(0.01)
+    seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
+    # Deletes follow the next checkpoint (deferred by design): wait for them, untimed.
+    while queue.counts() != QueueCounts(0, 0) or len(consumer.ledger):
+        await asyncio.sleep(0.01)
+    consumer.stop()
+    report = await run
+    assert report.clean
+    events = int(metrics.value("detector_events_processed_total"))
+    assert events == len(bodies), (events, len(bodies))
+    where = "in a worker thread" if step_in_thread else "on the event loop"
+    checkpoints = int(metrics.value("detector_checkpoints_total"))
+    return Figure(
+        f"consumer, step {where}",
+        events,
+        seconds,
+        cpu_seconds,
+        f"{len(sink.findings)} findings, {checkpoints} checkpoints, "
+        f"{queue.api_calls['ReceiveMessage']} receives, "
+        f"{queue.api_calls['DeleteMessageBatch']} delete batches",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    tune_gc()
+
+    print(f"generating {args.events:,} envelopes ...", flush=True)
+    bodies = bodies_of(args.events)
+    batches = [bodies[i : i + args.batch] for i in range(0, len(bodies), args.batch)]
+    pipeline = Pipeline(load_artifact(args.model))
+    n = len(bodies)
+
+    figures: dict[str, list[Figure]] = {}
+    for round_number in range(args.repeats):
+        print(f"round {round_number + 1}/{args.repeats} ...", flush=True)
+        figures.setdefault("bare", []).append(timed("bare decode", n, bare_decode(batches)))
+        figures.setdefault("step", []).append(
+            timed("decode + pipeline.step", n, decode_and_step(pipeline, batches))
+        )
+        for in_thread in (True, False):
+            with tempfile.TemporaryDirectory(prefix="bench-state-") as state_dir:
+                figure = asyncio.run(
+                    consume(pipeline, bodies, args.batch, in_thread, Path(state_dir))
+                )
+            figures.setdefault(figure.name, []).append(figure)
+
+    reference = best(figures["bare"])
+    load = os.getloadavg()
+    print()
+    print(
+        f"{n:,} events, micro-batches of {args.batch:,}, model {args.model}, "
+        f"best of {args.repeats}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
+        f"on {os.cpu_count()} CPUs"
+    )
+    header = f"{'variant':<38} {'events/s':>10} {'CPU µs/event':>13} {'x bare decode':>14}"
+    print(header)
+    print("-" * len(header))
+    for runs in figures.values():
+        figure = best(runs)
+        print(
+            f"{figure.name:<38} {figure.rate:>10,.0f} {figure.cpu_us:>13.1f} "
+            f"{figure.rate / reference.rate:>14.2f}   {figure.note}"
+        )
+    print()
+    print("target: consumer >= 0.75 x bare decode (events/s)")
+
+
+if __name__ == "__main__":
+    main()
