@@ -13,7 +13,10 @@ Each measurement runs in its own subprocess, so its peak RSS is its own:
    bare group-by timed again in the same process between repeats, so the ratio compares two
    timings taken under the same load (target <= 5x);
 3. ``stream``: consecutive time-ordered slices of 1k, 10k and 100k events fed to ``update``
-   (a micro-batch stream), then ``flush``: events/s and ms per call;
+   (a micro-batch stream), then ``flush``: events/s and ms per call; once for the main
+   account, once for a busier one (``--busy-events-per-day``), where a batch spans less event
+   time and so fewer calls close windows (windows of all principals close together, once per
+   window length of event time);
 4. the profile memory per principal after the whole frame (``Profiles.estimated_size``).
 
 Timings are the best of ``--repeats``; the machine's load average is printed with them, because
@@ -202,10 +205,34 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batches", default="1000,10000,100000", help="micro-batch sizes")
     parser.add_argument("--stream-events", type=int, default=300_000)
+    parser.add_argument(
+        "--busy-events-per-day",
+        type=int,
+        default=20_000_000,
+        help="also stream a busier account's events (0: skip)",
+    )
     parser.add_argument("--cache", default="/tmp")
     parser.add_argument("--one", choices=sorted(_MEASURES), help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1000, help=argparse.SUPPRESS)
     return parser
+
+
+def _print_streams(args: argparse.Namespace, argv: list[str], per_day: int) -> None:
+    mib = 1024 * 1024
+    print(
+        f"micro-batch stream ({args.stream_events:,} events, time-ordered slices, "
+        f"{per_day:,} events/day):"
+    )
+    for size in (int(s) for s in args.batches.split(",")):
+        r = _in_subprocess("stream", argv, "--batch", str(size))
+        print(
+            f"  {size:>7,} events/call  {r['events'] / r['update_seconds']:>10,.0f} events/s  "
+            f"{r['update_seconds'] / r['calls'] * 1000:7.2f} ms/call  "
+            f"slowest {r['slowest_call'] * 1000:6.1f} ms  "
+            f"{r['closing_calls']}/{r['calls']} calls closed windows  "
+            f"(with flush {r['events'] / r['total_seconds']:,.0f} events/s)  "
+            f"peak RSS {r['peak_rss'] / mib:.0f} MiB"
+        )
 
 
 def main() -> None:
@@ -238,17 +265,12 @@ def main() -> None:
         f"  ratio features / bare: {full['seconds'] / full['bare_seconds']:.1f}x "
         f"(bare {full['bare_seconds']:.3f} s timed in the same process; target <= 5x)"
     )
-    print(f"micro-batch stream ({args.stream_events:,} events, time-ordered slices):")
-    for size in (int(s) for s in args.batches.split(",")):
-        r = _in_subprocess("stream", argv, "--batch", str(size))
-        print(
-            f"  {size:>7,} events/call  {r['events'] / r['update_seconds']:>10,.0f} events/s  "
-            f"{r['update_seconds'] / r['calls'] * 1000:7.2f} ms/call  "
-            f"slowest {r['slowest_call'] * 1000:6.1f} ms  "
-            f"{r['closing_calls']}/{r['calls']} calls closed windows  "
-            f"(with flush {r['events'] / r['total_seconds']:,.0f} events/s)  "
-            f"peak RSS {r['peak_rss'] / mib:.0f} MiB"
-        )
+    _print_streams(args, argv, args.events_per_day)
+    if args.busy_events_per_day:
+        # A busier account: a batch spans less event time, so fewer calls close windows.
+        busy = [*argv, "--events-per-day", str(args.busy_events_per_day)]
+        _in_subprocess("data", [*busy, "--events", str(args.stream_events)])
+        _print_streams(args, [*busy, "--events", str(args.stream_events)], args.busy_events_per_day)
     per = full["profile_bytes"] / max(full["principals"], 1)
     print(
         f"profiles after the run: {full['principals']:,} principals, "
