@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the main job on the embedded default")
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="working folder")
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--seed", type=int, default=0, help="synthetic organisation (0: the model's)")
 
     train = commands.add_parser("train", help="train a model on an archive of CloudTrail")
     _archive_arguments(train)
