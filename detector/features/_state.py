@@ -32,12 +32,20 @@ from detector.features._profile import (
 )
 from detector.state import Snapshot
 
-__all__ = ["SEEN_IDS_SCHEMA", "STATE_FORMAT", "FeatureState", "empty_state"]
+__all__ = [
+    "OPEN_WINDOWS_SCHEMA",
+    "SEEN_IDS_SCHEMA",
+    "STATE_FORMAT",
+    "FeatureState",
+    "empty_state",
+    "open_windows_of",
+]
 
 UTC_MS: Final = pl.Datetime("ms", "UTC")
 STATE_FORMAT: Final = "features/2"  # 2: pending events keep normalised item values
 SEEN_IDS_SCHEMA: Final = pl.Schema({"event_id": pl.String(), "event_time": UTC_MS})
 _SEEN_IN_STATE: Final = pl.Schema({**SEEN_IDS_SCHEMA, "event_hash": pl.UInt64()})
+OPEN_WINDOWS_SCHEMA: Final = pl.Schema({"window_hash": pl.UInt64(), "window_start": UTC_MS})
 _FRAMES: Final = {
     "profile_items": PROFILE_ITEMS_SCHEMA,
     "profile_principals": PRINCIPALS_SCHEMA,
@@ -54,10 +62,13 @@ class FeatureState:
     pending: pl.DataFrame  # events of open windows (PENDING_SCHEMA + CODES_SCHEMA)
     seen_ids: pl.DataFrame  # ids of recent events, for deduplication (SEEN_IDS_SCHEMA + hash)
     watermark: datetime | None  # windows ending at or before it are closed
+    # The open windows, one row each (OPEN_WINDOWS_SCHEMA): derived from ``pending``, kept so
+    # that an update does not scan the open windows' events to count or find them.
+    windows: pl.DataFrame
 
     @property
     def open_windows(self) -> int:
-        return int(self.pending.get_column("window_hash").n_unique())
+        return self.windows.height
 
     def snapshot(self, config: FeatureConfig) -> Snapshot:
         """The state as frames + text metadata, for a :class:`~detector.state.StateStore`."""
@@ -106,7 +117,13 @@ class FeatureState:
             pending,
             seen,
             watermark,
+            open_windows_of(pending),
         )
+
+
+def open_windows_of(events: pl.DataFrame) -> pl.DataFrame:
+    """The windows of pending events, one row each (:data:`OPEN_WINDOWS_SCHEMA`)."""
+    return events.select(OPEN_WINDOWS_SCHEMA.names()).unique("window_hash", maintain_order=True)
 
 
 def _with_id_codes(seen: pl.DataFrame) -> pl.LazyFrame:
@@ -116,5 +133,9 @@ def _with_id_codes(seen: pl.DataFrame) -> pl.LazyFrame:
 def empty_state() -> FeatureState:
     """The state before any event: empty profiles, nothing open, no watermark."""
     return FeatureState(
-        empty_profiles(), empty_pending(), pl.DataFrame(schema=_SEEN_IN_STATE), None
+        empty_profiles(),
+        empty_pending(),
+        pl.DataFrame(schema=_SEEN_IN_STATE),
+        None,
+        pl.DataFrame(schema=OPEN_WINDOWS_SCHEMA),
     )

@@ -50,7 +50,7 @@ import polars as pl
 from detector.features._config import FeatureConfig
 from detector.features._prepare import prepare_events, with_codes
 from detector.features._profile import learn
-from detector.features._state import FeatureState
+from detector.features._state import FeatureState, open_windows_of
 from detector.features._windows import close_windows
 
 __all__ = ["UpdateReport", "flush", "update"]
@@ -120,6 +120,28 @@ def _remembered_ids(
     return seen
 
 
+def _not_seen_before(
+    batch: pl.DataFrame, state: FeatureState, config: FeatureConfig
+) -> pl.DataFrame:
+    """The batch less the events whose id the state remembers."""
+    # Every event enters the recent ids when it arrives, and an open window's events are
+    # younger than the dedup horizon whenever the horizon is at least one window: then the
+    # recent ids already hold the open windows' ids.
+    frames = [state.seen_ids]
+    if config.dedup_horizon < config.window:
+        frames.append(state.pending)
+    known = [frame.lazy().select("event_hash") for frame in frames if frame.height]
+    if not known or batch.height == 0:
+        return batch
+    # Look the (small) batch up in the (large) remembered ids, rather than joining: a join
+    # would build a hash table of every remembered id on every call.
+    ids = batch.get_column("event_hash").implode()
+    again = pl.concat(known).filter(pl.col("event_hash").is_in(ids)).collect()
+    if again.height == 0:
+        return batch
+    return batch.filter(~pl.col("event_hash").is_in(again.get_column("event_hash").implode()))
+
+
 def _ordered_rows(on_time: pl.DataFrame, corrections: pl.DataFrame) -> pl.DataFrame:
     # Each part is sorted by (principal_key, window_start) already.
     if corrections.height == 0:
@@ -133,14 +155,19 @@ def _ordered_rows(on_time: pl.DataFrame, corrections: pl.DataFrame) -> pl.DataFr
 
 def _advance(
     state: FeatureState,
-    pending: pl.DataFrame,
+    open_: tuple[pl.DataFrame, pl.DataFrame],
     late: pl.DataFrame,
     watermark: datetime | None,
     new_ids: pl.DataFrame,
     config: FeatureConfig,
     counts: tuple[int, int],
 ) -> tuple[FeatureState, pl.DataFrame, UpdateReport]:
-    closing, still_open = _split(pending, watermark, config)
+    pending, windows = open_
+    if _any_closed(windows, watermark, config):
+        closing, still_open = _split(pending, watermark, config)
+        windows = _split(windows, watermark, config)[1]
+    else:
+        closing, still_open = pending.clear(), pending
     on_time = close_windows(closing, state.profiles, config, late=False)
     corrections = close_windows(late, state.profiles, config, late=True)
     profiles = state.profiles
@@ -151,7 +178,7 @@ def _advance(
             profiles = learn(profiles, corrections.items, corrections.totals, forget_before, config)
     seen = _remembered_ids(state.seen_ids, new_ids, watermark, config)
     rows = _ordered_rows(on_time.rows, corrections.rows)
-    new_state = FeatureState(profiles, still_open, seen, watermark)
+    new_state = FeatureState(profiles, still_open, seen, watermark, windows)
     events_in, duplicates = counts
     report = UpdateReport(
         events_in=events_in,
@@ -176,13 +203,12 @@ def update(
     Returns the new state, the closed window rows (:func:`closed_window_schema`, sorted by
     principal, window start, then late corrections after on-time rows) and a report.
     """
-    fresh = with_codes(prepare_events(events.lazy(), config)).filter(
-        pl.col("event_hash").is_first_distinct()
+    batch = (
+        with_codes(prepare_events(events.lazy(), config))
+        .filter(pl.col("event_hash").is_first_distinct())
+        .collect()
     )
-    known = [frame.lazy().select("event_hash") for frame in (state.seen_ids, state.pending)]
-    if state.seen_ids.height or state.pending.height:
-        fresh = fresh.join(pl.concat(known), on="event_hash", how="anti", maintain_order="left")
-    fresh_events = fresh.collect()
+    fresh_events = _not_seen_before(batch, state, config)
     late, on_time = _split(fresh_events, state.watermark, config)
     watermark = state.watermark
     latest = fresh_events.get_column("event_time").max()
@@ -190,9 +216,12 @@ def update(
         candidate = latest - config.allowed_lateness
         watermark = candidate if watermark is None else max(watermark, candidate)
     pending = _append(state.pending, on_time)
+    windows = state.windows
+    if on_time.height:
+        windows = open_windows_of(pl.concat([windows, open_windows_of(on_time)]))
     new_ids = fresh_events.select(state.seen_ids.columns)
     counts = (events.height, events.height - fresh_events.height)
-    return _advance(state, pending, late, watermark, new_ids, config, counts)
+    return _advance(state, (pending, windows), late, watermark, new_ids, config, counts)
 
 
 def flush(
@@ -200,10 +229,9 @@ def flush(
 ) -> tuple[FeatureState, pl.DataFrame, UpdateReport]:
     """Close every open window now (end of replay, shutdown); same outputs as :func:`update`."""
     watermark = state.watermark
-    last_end = state.pending.select(_window_end(config).max()).item()
+    last_end = state.windows.select(_window_end(config).max()).item()
     if isinstance(last_end, datetime):
         watermark = last_end if watermark is None else max(watermark, last_end)
     no_events = state.pending.clear()
-    return _advance(
-        state, state.pending, no_events, watermark, state.seen_ids.clear(), config, (0, 0)
-    )
+    open_ = (state.pending, state.windows)
+    return _advance(state, open_, no_events, watermark, state.seen_ids.clear(), config, (0, 0))
