@@ -32,9 +32,11 @@ later than that is treated as a new, late event.
 end of the last open window; events for those windows arriving afterwards are late.
 
 Cost: an update that closes no window (most micro-batches: windows of all principals close
-together, once per window length of event time) prepares and deduplicates its batch, appends
-it to the open windows' events (no copy of what is already there) and touches nothing else;
-the window stage and the profiles run only when a window closes or a late event arrives.
+together, once per window length of event time) prepares its batch (one collect), looks its ids
+up in the remembered ids, appends it to the open windows' events (no copy of what is already
+there) and touches nothing else; the window stage and the profiles run only when a window
+closes or a late event arrives, and then cost a few milliseconds plus time proportional to
+the closing events and to the profiles (learning rewrites the profile frames).
 
 Imports: polars, the standard library and this package.
 """
