@@ -330,3 +330,6 @@ def run_command(flags: Mapping[str, Any], environ: Mapping[str, str]) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except Exception:  # a bug: what was not checkpointed was not deleted, so nothing is lost
+        _log.exception("the service failed", extra=fields(exit_code=EXIT_FAILED))
+        return EXIT_FAILED
