@@ -232,7 +232,7 @@ def window_scores(artifact: ModelArtifact, windows: pl.DataFrame) -> pl.DataFram
     return ordered.with_columns(
         pl.Series("forest_score", raw.forest),
         pl.Series("deviation_sd", raw.deviation),
-        pl.Series("score", combined_score(artifact, raw)),
+        pl.Series("score", combined_score(artifact, raw, ordered)),
     )
 
 

@@ -36,14 +36,15 @@ from detector.scoring import (
     PeerBaseline,
     WindowAnomalyModel,
     calibrate_threshold,
+    combine,
     feature_matrix,
     fit_knots,
     fit_peer_baseline,
     library_versions,
-    normalise,
     principal_days,
     raw_scores,
     save_artifact,
+    signal_weights,
 )
 
 __all__ = [
@@ -142,10 +143,8 @@ def fit_model(
     _, raw = raw_scores(model, peers, OwnBaseline(tuple(names)), data.windows, names)
     mask = fit.to_numpy()
     knots = {"forest": fit_knots(raw.forest[mask]), "deviation": fit_knots(raw.deviation[mask])}
-    scores = np.maximum(
-        normalise(raw.forest[mask], knots["forest"]),
-        normalise(raw.deviation[mask], knots["deviation"]),
-    )
+    weights = signal_weights(data.windows, window)
+    scores = combine(raw.forest[mask], raw.deviation[mask], weights[mask], knots)
     days = principal_days(rows)
     threshold = calibrate_threshold(scores, days, config.alert_budget)
     types = rows.group_by("principal_type").agg(
@@ -226,7 +225,8 @@ def model_card(manifest: dict[str, Any]) -> str:
         "A window's score is the larger of two views, each mapped through its distribution on "
         "the training windows (0.99 = above 99% of them; above 1.0 = beyond anything seen): the "
         "isolation forest's anomaly score, and the largest rise of one feature above the "
-        "principal's own running mean. Higher is more anomalous.",
+        "principal's own running mean; plus 0.001 per severity point of the explicit signals "
+        "present. Higher is more anomalous.",
         "",
         "| quantile | " + " | ".join(manifest["score_quantiles"]) + " |",
         "|---|" + "---|" * len(manifest["score_quantiles"]),

@@ -33,10 +33,12 @@ from detector.scoring._score import (
     MODEL_KIND,
     RawScores,
     ScoredBatch,
+    combine,
     combined_score,
     raw_scores,
     score_windows,
     severity_of,
+    signal_weights,
 )
 from detector.scoring._signals import SIGNALS, Signal, signal_frame
 
@@ -54,6 +56,7 @@ __all__ = [
     "Signal",
     "WindowAnomalyModel",
     "calibrate_threshold",
+    "combine",
     "combined_score",
     "deviation_score",
     "explain_row",
@@ -70,4 +73,5 @@ __all__ = [
     "score_windows",
     "severity_of",
     "signal_frame",
+    "signal_weights",
 ]

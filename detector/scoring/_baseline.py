@@ -30,7 +30,13 @@ import polars as pl
 from detector.scoring._explain import PeerBaseline
 from detector.scoring._model import Matrix, transform
 
-__all__ = ["OwnBaseline", "deviation_score", "deviations", "score_and_update"]
+__all__ = [
+    "OwnBaseline",
+    "deviation_score",
+    "deviations",
+    "measured_features",
+    "score_and_update",
+]
 
 PRIOR_WINDOWS: Final = 20.0  # weight of the peer baseline, in windows of own history
 SPREAD_FLOOR: Final = 0.25  # on the log1p scale: changes smaller than ~28% never count
@@ -154,9 +160,18 @@ def score_and_update(
     return current, z, usual
 
 
-def deviation_score(z: Matrix) -> Matrix:
-    """The largest positive deviation of each row (0 when nothing rose)."""
+def measured_features(names: Sequence[str]) -> np.ndarray[tuple[int], np.dtype[np.bool_]]:
+    """Which features a deviation is measured on: volumes, rates, shares and errors. Not the
+    novelty counts (new IPs, new API calls, ...: already "against its own history", and judged
+    by the forest and the signals) nor the profile's age (it only ever grows)."""
+    stems = [name.split("_by_principal_", 1)[0] for name in names]
+    return np.array([not (s.startswith("new_") or s == "profile_age_hours") for s in stems])
+
+
+def deviation_score(z: Matrix, measured: np.ndarray[tuple[int], np.dtype[np.bool_]]) -> Matrix:
+    """The largest positive deviation of each row over the measured features (0 when nothing
+    rose)."""
     if z.size == 0:
         return np.zeros(z.shape[0])
-    out: Matrix = np.clip(z, 0.0, None).max(axis=1)
+    out: Matrix = np.clip(z[:, measured], 0.0, None).max(axis=1)
     return out

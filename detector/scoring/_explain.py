@@ -100,7 +100,12 @@ def explain_row(
     with ``usual`` its expected value), largest first, each also set against its peers; then
     the new items by name. ``contribution`` is each feature's share of the listed deviation."""
     peer_median, _ = peers.of(principal_type)
-    order = [int(i) for i in np.argsort(-z, kind="stable") if z[i] > 1.0][:top]
+    # Novelty counts are explained by the new items' names below; the profile's age only grows.
+    listed = [
+        not (n.split("_by_principal_")[0].startswith("new_") or n.startswith("profile_age_hours"))
+        for n in peers.feature_names
+    ]
+    order = [int(i) for i in np.argsort(-z, kind="stable") if z[i] > 1.0 and listed[i]][:top]
     total = float(sum(z[i] for i in order)) or 1.0
     items = []
     for i in order:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
@@ -34,7 +34,12 @@ import polars as pl
 from detector.features import NEW_ITEM_COLUMNS
 from detector.findings import MAX_SEVERITY, MIN_SEVERITY, ExplanationItem, Finding, finding_id_of
 from detector.scoring._artifact import ModelArtifact
-from detector.scoring._baseline import OwnBaseline, deviation_score, score_and_update
+from detector.scoring._baseline import (
+    OwnBaseline,
+    deviation_score,
+    measured_features,
+    score_and_update,
+)
 from detector.scoring._explain import PeerBaseline, explain_row
 from detector.scoring._model import Matrix, WindowAnomalyModel, feature_matrix
 from detector.scoring._normalise import normalise
@@ -44,13 +49,16 @@ __all__ = [
     "MODEL_KIND",
     "RawScores",
     "ScoredBatch",
+    "combine",
     "combined_score",
     "raw_scores",
     "score_windows",
     "severity_of",
+    "signal_weights",
 ]
 
 MODEL_KIND: Final = "model_anomaly"
+SIGNAL_BOOST: Final = 0.001  # score units per severity point of the signals present
 BASE_SEVERITY: Final = 3.0
 SCORE_SEVERITY_RANGE: Final = 3.0
 _SIGNAL_BY_NAME: Final = {s.name: s for s in SIGNALS}
@@ -86,7 +94,7 @@ def raw_scores(
     x = feature_matrix(windows, names)
     forest = model.anomaly_score(x, feature_names=names)
     baseline, z, usual = score_and_update(baseline, windows, x, peers)
-    return baseline, RawScores(x, forest, deviation_score(z), z, usual)
+    return baseline, RawScores(x, forest, deviation_score(z, measured_features(names)), z, usual)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +105,39 @@ class ScoredBatch:
     findings: list[Finding]
 
 
-def combined_score(artifact: ModelArtifact, raw: RawScores) -> Matrix:
-    knots = artifact.manifest["score_knots"]
-    out: Matrix = np.maximum(
-        normalise(raw.forest, knots["forest"]), normalise(raw.deviation, knots["deviation"])
+def combine(
+    forest: Matrix,
+    deviation: Matrix,
+    signal_weights: Matrix,
+    knots: dict[str, list[float]],
+) -> Matrix:
+    """The window's score: the larger normalised view, nudged up by its signals' weights
+    (:data:`SIGNAL_BOOST` per severity point). Training calibrates the threshold on exactly
+    this, so the nudge moves no more windows over it than the alert budget allows; it lets a
+    window that is both extreme and *named* (a Decrypt spike, credentials off their endpoint)
+    rank above one that is merely extreme."""
+    out: Matrix = (
+        np.maximum(normalise(forest, knots["forest"]), normalise(deviation, knots["deviation"]))
+        + SIGNAL_BOOST * signal_weights
     )
     return out
+
+
+def signal_weights(windows: pl.DataFrame, window: timedelta) -> Matrix:
+    """Per window, the summed weights of the signals present."""
+    weights = np.array([s.weight for s in SIGNALS])
+    present = signal_frame(windows, window).to_numpy().astype(np.float64)
+    out: Matrix = present @ weights if present.size else np.zeros(windows.height)
+    return out
+
+
+def combined_score(artifact: ModelArtifact, raw: RawScores, windows: pl.DataFrame) -> Matrix:
+    return combine(
+        raw.forest,
+        raw.deviation,
+        signal_weights(windows, artifact.window),
+        artifact.manifest["score_knots"],
+    )
 
 
 def _calls_column(names: Sequence[str]) -> str:
@@ -177,7 +212,7 @@ def score_windows(
         return baseline, ScoredBatch(np.empty(0), [])
     names = artifact.feature_names
     baseline, raw = raw_scores(artifact.model, artifact.peers, baseline, windows, names)
-    scores = combined_score(artifact, raw)
+    scores = combined_score(artifact, raw, windows)
     flagged = np.flatnonzero(scores > artifact.threshold)
     if flagged.size == 0:
         return baseline, ScoredBatch(scores, [])

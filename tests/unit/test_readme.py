@@ -19,3 +19,15 @@ def table_first_column(heading: str) -> list[str]:
 
 def test_the_event_schema_table_is_the_schema() -> None:
     assert table_first_column("## The event model") == list(EVENT_COLUMNS)
+
+
+def test_the_detection_table_lists_the_shipped_detections() -> None:
+    from detector.detections import default_detections
+
+    assert table_first_column("## Signature detections") == [d.id for d in default_detections()]
+
+
+def test_the_service_options_table_is_the_services() -> None:
+    from detector.service import options_table
+
+    assert options_table() in README
