@@ -122,18 +122,27 @@ class Profiles:
     values: pl.DataFrame  # VALUES_SCHEMA, one row per value_hash of item_codes
     principals: pl.DataFrame  # principal_hash, then PRINCIPALS_SCHEMA
     _oldest: datetime | None = field(init=False, repr=False, compare=False)
+    _items: pl.DataFrame | None = field(init=False, repr=False, compare=False, default=None)
 
     @property
     def items(self) -> pl.DataFrame:
-        """The items as text (:data:`PROFILE_ITEMS_SCHEMA`), in storage order."""
-        keys = self.principals.select("principal_hash", "principal_key")
-        return (
-            self.item_codes.lazy()
-            .join(keys.lazy(), on="principal_hash", how="left", maintain_order="left")
-            .join(self.values.lazy(), on="value_hash", how="left", maintain_order="left")
-            .select(PROFILE_ITEMS_SCHEMA.names())
-            .collect()
-        )
+        """The items as text (:data:`PROFILE_ITEMS_SCHEMA`), in storage order.
+
+        Decoded on first use and remembered: a value is immutable, and updates that learn
+        nothing hand the same value on, so a caller reading this per batch decodes once per
+        learning step, not once per batch."""
+        if self._items is None:
+            keys = self.principals.select("principal_hash", "principal_key")
+            decoded = (
+                self.item_codes.lazy()
+                .join(keys.lazy(), on="principal_hash", how="left", maintain_order="left")
+                .join(self.values.lazy(), on="value_hash", how="left", maintain_order="left")
+                .select(PROFILE_ITEMS_SCHEMA.names())
+                .collect()
+            )
+            object.__setattr__(self, "_items", decoded)
+        assert self._items is not None
+        return self._items
 
     def oldest_seen(self) -> datetime | None:
         """The earliest ``last_seen`` of any item or principal: nothing to forget before it."""
