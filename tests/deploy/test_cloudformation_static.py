@@ -277,7 +277,7 @@ def test_service_role_gets_exactly_what_the_service_needs(full: dict[str, Any]) 
             "sqs:GetQueueAttributes",
             "sqs:GetQueueUrl",
         },
-        "PublishFindings": {"sqs:SendMessage"},
+        "PublishFindings": {"sqs:SendMessage", "sqs:GetQueueAttributes"},
         "UseQueueKey": {"kms:Decrypt", "kms:GenerateDataKey"},
         "ListTrailPrefix": {"s3:ListBucket"},
         "ReadTrailObjects": {"s3:GetObject"},
