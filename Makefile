@@ -39,8 +39,15 @@ unit: $(STAMP) $(TOOLS_STAMP)
 
 test: lint typecheck unit
 
+# Benchmarks (not part of the tests): each prints its figures beside a reference measured in
+# the same run. bench.end_to_end also needs fauxqs: cd bench/node && npm install.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench.parse
+	$(BIN)/python -m bench.features
+	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.sqs_cost
+	$(BIN)/python -m bench.replay
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
