@@ -17,6 +17,8 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_gc() -> None:
+    """For the whole process (the service); :func:`detector.archive.replay_gc` is the scoped
+    form replay uses, with the same thresholds."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)

@@ -24,9 +24,11 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Final
 
+from detector.runtime import GC_THRESHOLDS
+
 __all__ = ["REPLAY_GC_THRESHOLDS", "decode_process_pool", "replay_gc"]
 
-REPLAY_GC_THRESHOLDS: Final = (50_000, 20, 20)
+REPLAY_GC_THRESHOLDS: Final = GC_THRESHOLDS  # one setting for every long run (detector.runtime)
 
 
 @contextmanager

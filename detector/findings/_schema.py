@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from detector.findings._finding import FINDING_SCHEMA_VERSION, MAX_SEVERITY, MIN_SEVERITY
+from detector.findings._json import FINDING_FIELDS
 
 __all__ = ["FINDING_JSON_SCHEMA"]
 
@@ -27,33 +28,7 @@ FINDING_JSON_SCHEMA: Final[dict[str, Any]] = {
     "title": "CloudTrail detector finding",
     "type": "object",
     "additionalProperties": False,
-    "required": [
-        "finding_id",
-        "schema_version",
-        "kind",
-        "title",
-        "severity",
-        "severity_label",
-        "principal",
-        "principal_arn",
-        "principal_type",
-        "account_id",
-        "region",
-        "window_start",
-        "window_end",
-        "first_seen",
-        "last_seen",
-        "created_at",
-        "score",
-        "signals",
-        "explanation",
-        "event_ids",
-        "event_count",
-        "source_ips",
-        "model_version",
-        "mitre",
-        "evidence",
-    ],
+    "required": list(FINDING_FIELDS),
     "properties": {
         "finding_id": {
             "type": "string",

@@ -34,7 +34,6 @@ __all__ = [
     "OwnBaseline",
     "deviation_score",
     "deviations",
-    "measured_features",
     "score_and_update",
 ]
 
@@ -158,14 +157,6 @@ def score_and_update(
         for key, idx in by_key.items():
             stats[key] = _merge(stats.get(key), z_values[idx])
     return current, z, usual
-
-
-def measured_features(names: Sequence[str]) -> np.ndarray[tuple[int], np.dtype[np.bool_]]:
-    """Which features a deviation is measured on: volumes, rates, shares and errors. Not the
-    novelty counts (new IPs, new API calls, ...: already "against its own history", and judged
-    by the forest and the signals) nor the profile's age (it only ever grows)."""
-    stems = [name.split("_by_principal_", 1)[0] for name in names]
-    return np.array([not (s.startswith("new_") or s == "profile_age_hours") for s in stems])
 
 
 def deviation_score(z: Matrix, measured: np.ndarray[tuple[int], np.dtype[np.bool_]]) -> Matrix:

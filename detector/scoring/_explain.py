@@ -83,8 +83,13 @@ def fit_peer_baseline(
     return PeerBaseline(tuple(feature_names), median, spread)
 
 
-def _stem(feature: str) -> str:
-    return feature.split("_by_principal_", 1)[0]
+def measured_features(names: Sequence[str]) -> np.ndarray[tuple[int], np.dtype[np.bool_]]:
+    """Which features a deviation is measured on and explained by: volumes, rates, shares and
+    errors. Not the novelty counts (new IPs, new API calls, ...: already "against its own
+    history", judged by the forest and the signals, and named in the explanation) nor the
+    profile's age (it only ever grows)."""
+    stems = [name.split("_by_principal_", 1)[0] for name in names]
+    return np.array([not (s.startswith("new_") or s == "profile_age_hours") for s in stems])
 
 
 def explain_row(
@@ -101,10 +106,7 @@ def explain_row(
     the new items by name. ``contribution`` is each feature's share of the listed deviation."""
     peer_median, _ = peers.of(principal_type)
     # Novelty counts are explained by the new items' names below; the profile's age only grows.
-    listed = [
-        not (n.split("_by_principal_")[0].startswith("new_") or n.startswith("profile_age_hours"))
-        for n in peers.feature_names
-    ]
+    listed = measured_features(peers.feature_names)
     order = [int(i) for i in np.argsort(-z, kind="stable") if z[i] > 1.0 and listed[i]][:top]
     total = float(sum(z[i] for i in order)) or 1.0
     items = []

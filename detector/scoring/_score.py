@@ -34,13 +34,8 @@ import polars as pl
 from detector.features import NEW_ITEM_COLUMNS
 from detector.findings import MAX_SEVERITY, MIN_SEVERITY, ExplanationItem, Finding, finding_id_of
 from detector.scoring._artifact import ModelArtifact
-from detector.scoring._baseline import (
-    OwnBaseline,
-    deviation_score,
-    measured_features,
-    score_and_update,
-)
-from detector.scoring._explain import PeerBaseline, explain_row
+from detector.scoring._baseline import OwnBaseline, deviation_score, score_and_update
+from detector.scoring._explain import PeerBaseline, explain_row, measured_features
 from detector.scoring._model import Matrix, WindowAnomalyModel, feature_matrix
 from detector.scoring._normalise import normalise
 from detector.scoring._signals import SIGNALS, signal_frame
