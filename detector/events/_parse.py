@@ -121,14 +121,14 @@ def _bool(value: Any, name: str) -> bool | None:
     raise _FieldError(name, f"expected a boolean, got {value!r:.60}")
 
 
-def _kms_key(record: dict[str, Any], resources: Any, params: Any) -> str | None:
+def _kms_key(event_source: Any, resources: Any, params: Any) -> str | None:
     if isinstance(resources, list):
         for res in resources:
             if isinstance(res, dict) and res.get("type") == "AWS::KMS::Key":
                 arn = res.get("ARN")
                 if isinstance(arn, str):
                     return arn
-    if record.get("eventSource") == "kms.amazonaws.com" and isinstance(params, dict):
+    if event_source == "kms.amazonaws.com" and isinstance(params, dict):
         key = params.get("keyId")
         if isinstance(key, str):
             return key
@@ -146,101 +146,163 @@ def _resource_arns(resources: Any) -> str | None:
     return orjson.dumps(arns).decode()
 
 
-def _mfa(record: dict[str, Any], attributes: dict[str, Any], extra: Any) -> bool | None:
-    if isinstance(extra, dict) and "MFAUsed" in extra:
-        return bool(extra["MFAUsed"] == "Yes")
-    value = attributes.get("mfaAuthenticated")
-    if value is None:
-        return None
-    return value is True or value == "true"
-
-
 def _row(record: Any) -> tuple[Any, ...]:
-    """The row of one decoded record, in :data:`EVENT_COLUMNS` order (timestamps as text)."""
-    if not isinstance(record, dict):
+    """The row of one decoded record, in :data:`_ROW_COLUMNS` order (timestamps as text).
+
+    This runs once per record and is the parser's floor, so the common shapes take the
+    shortest path: the checks that name a bad field are kept, helpers are inlined.
+    """
+    if record.__class__ is not dict and not isinstance(record, dict):
         raise _FieldError("<record>", f"expected a JSON object, got {type(record).__name__}")
-    event_id = record.get("eventID")
+    get = record.get
+    event_id = get("eventID")
     if event_id is None:
         event_id = _content_id(record)
-    elif not isinstance(event_id, str) or not event_id:
+    elif event_id.__class__ is not str or not event_id:
         raise _FieldError("eventID", f"not a non-empty string: {event_id!r:.60}")
-    for name in _REQUIRED:
-        value = record.get(name)
-        if not isinstance(value, str) or not value:
-            raise _FieldError(name, _why_not_string(record, name, value))
-    ui = record.get("userIdentity")
-    if ui is not None and not isinstance(ui, dict):
-        raise _FieldError("userIdentity", "expected an object")
-    ui = ui or _EMPTY
-    ctx = ui.get("sessionContext") or _EMPTY
-    if not isinstance(ctx, dict):
-        raise _FieldError("userIdentity.sessionContext", "expected an object")
-    attributes = ctx.get("attributes") or _EMPTY
-    if not isinstance(attributes, dict):
-        raise _FieldError("userIdentity.sessionContext.attributes", "expected an object")
-    recipient = record.get("recipientAccountId")
-    principal = principal_of(ui or None, recipient if isinstance(recipient, str) else None)
-    raw_ip = record.get("sourceIPAddress")
-    if raw_ip is not None and not isinstance(raw_ip, str):
+    event_time = get("eventTime")
+    event_source = get("eventSource")
+    event_name = get("eventName")
+    if (
+        event_time.__class__ is not str
+        or event_source.__class__ is not str
+        or event_name.__class__ is not str
+        or not (event_time and event_source and event_name)
+    ):
+        for name in _REQUIRED:
+            value = get(name)
+            if not isinstance(value, str) or not value:
+                raise _FieldError(name, _why_not_string(record, name, value))
+    ui = get("userIdentity")
+    recipient = get("recipientAccountId")
+    if ui is None:
+        ui = _EMPTY
+        ctx = attributes = _EMPTY
+        principal = principal_of(None, recipient if isinstance(recipient, str) else None)
+    else:
+        if ui.__class__ is not dict:
+            raise _FieldError("userIdentity", "expected an object")
+        ctx = ui.get("sessionContext") or _EMPTY
+        if ctx.__class__ is not dict:
+            raise _FieldError("userIdentity.sessionContext", "expected an object")
+        attributes = ctx.get("attributes") or _EMPTY
+        if attributes.__class__ is not dict:
+            raise _FieldError("userIdentity.sessionContext.attributes", "expected an object")
+        principal = principal_of(ui or None, recipient if isinstance(recipient, str) else None)
+    raw_ip = get("sourceIPAddress")
+    if raw_ip is not None and raw_ip.__class__ is not str:
         raise _FieldError("sourceIPAddress", f"expected a string, got {raw_ip!r:.60}")
     ip_kind, ip_address = classify_source_ip(raw_ip)
-    tls = record.get("tlsDetails") or _EMPTY
-    if not isinstance(tls, dict):
+    tls = get("tlsDetails") or _EMPTY
+    if tls.__class__ is not dict:
         raise _FieldError("tlsDetails", "expected an object")
-    params = record.get("requestParameters")
-    resources = record.get("resources")
-    extra = record.get("additionalEventData")
+    read_only = get("readOnly")
+    if read_only is not None and read_only.__class__ is not bool:
+        read_only = _bool(read_only, "readOnly")
+    management = get("managementEvent")
+    if management is not None and management.__class__ is not bool:
+        management = _bool(management, "managementEvent")
+    params = get("requestParameters")
+    resources = get("resources")
+    extra = get("additionalEventData")
+    response = get("responseElements")
+    if isinstance(extra, dict) and "MFAUsed" in extra:
+        mfa: bool | None = extra["MFAUsed"] == "Yes"
+    else:
+        mfa_value = attributes.get("mfaAuthenticated")
+        mfa = None if mfa_value is None else (mfa_value is True or mfa_value == "true")
     return (
         event_id,
-        record["eventTime"],
-        None,  # received_time: set per batch
-        record.get("eventVersion"),
+        event_time,
+        get("eventVersion"),
         ui.get("accountId") or recipient,
         recipient,
-        record.get("awsRegion"),
-        record["eventSource"],
-        record["eventName"],
-        _bool(record.get("readOnly"), "readOnly"),
-        record.get("eventType"),
-        record.get("eventCategory"),
-        _bool(record.get("managementEvent"), "managementEvent"),
-        record.get("errorCode"),
-        record.get("errorMessage"),
-        principal.key,
-        principal.type,
-        principal.arn,
+        get("awsRegion"),
+        event_source,
+        event_name,
+        read_only,
+        get("eventType"),
+        get("eventCategory"),
+        management,
+        get("errorCode"),
+        get("errorMessage"),
+        *principal,
         ui.get("principalId"),
-        principal.session_issuer_arn,
-        principal.session_name,
-        principal.source_identity,
         ui.get("accessKeyId") or None,
-        _mfa(record, attributes, extra),
+        mfa,
         attributes.get("creationDate"),
         ctx.get("ec2RoleDelivery"),
         raw_ip,
         ip_kind,
         ip_address,
-        record.get("userAgent"),
-        record.get("vpcEndpointId"),
-        record.get("vpcEndpointAccountId"),
+        get("userAgent"),
+        get("vpcEndpointId"),
+        get("vpcEndpointAccountId"),
         tls.get("tlsVersion"),
         tls.get("cipherSuite"),
-        record.get("sessionCredentialFromConsole") in ("true", True),
+        get("sessionCredentialFromConsole") in _TRUE,
         ui.get("invokedBy"),
-        record.get("sharedEventID"),
-        _kms_key(record, resources, params),
-        _resource_arns(resources),
-        _json_text(params, "requestParameters"),
-        _json_text(record.get("responseElements"), "responseElements"),
-        _json_text(extra, "additionalEventData"),
+        get("sharedEventID"),
+        _kms_key(event_source, resources, params) if resources or params else None,
+        _resource_arns(resources) if resources else None,
+        None if params is None else _json_text(params, "requestParameters"),
+        None if response is None else _json_text(response, "responseElements"),
+        None if extra is None else _json_text(extra, "additionalEventData"),
     )
+
+
+_TRUE: Final = ("true", True)
+# The columns of a row as :func:`_row` builds it: the principal's fields come together (in
+# :class:`Principal` order) and ``received_time`` is set per batch, not per record.
+_ROW_COLUMNS: Final = (
+    "event_id",
+    "event_time",
+    "event_version",
+    "account_id",
+    "recipient_account_id",
+    "region",
+    "event_source",
+    "event_name",
+    "read_only",
+    "event_type",
+    "event_category",
+    "management_event",
+    "error_code",
+    "error_message",
+    "principal_key",
+    "principal_type",
+    "principal_arn",
+    "session_issuer_arn",
+    "session_name",
+    "source_identity",
+    "principal_id",
+    "access_key_id",
+    "mfa_authenticated",
+    "session_created",
+    "ec2_role_delivery",
+    "source_ip",
+    "source_ip_kind",
+    "source_ip_address",
+    "user_agent",
+    "vpc_endpoint_id",
+    "vpc_endpoint_account_id",
+    "tls_version",
+    "tls_cipher",
+    "console",
+    "invoked_by",
+    "shared_event_id",
+    "kms_key_arn",
+    "resource_arns",
+    "request_parameters",
+    "response_elements",
+    "additional_event_data",
+)
 
 
 _TIME_COLUMNS: Final = ("event_time", "session_created")
 _TEXT_COLUMNS: Final = (*_TIME_COLUMNS, "resource_arns")
 _TEXT_TIME_SCHEMA: Final = pl.Schema(
-    {n: (pl.String() if n in _TEXT_COLUMNS else d) for n, d in EVENT_SCHEMA.items()}
-    | {"received_time": UTC_MS}
+    {n: (pl.String() if n in _TEXT_COLUMNS else EVENT_SCHEMA[n]) for n in _ROW_COLUMNS}
 )
 # Which source field fills each column, for error messages when a column will not type.
 _SOURCE_FIELD: Final = {
@@ -304,7 +366,7 @@ def _build(rows: list[tuple[Any, ...]]) -> tuple[pl.DataFrame, dict[int, str]]:
     """Frame from rows; returns the rows that would not type (position -> field) as well."""
     if not rows:
         return pl.DataFrame(schema=_TEXT_TIME_SCHEMA), {}
-    columns = dict(zip(EVENT_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+    columns = dict(zip(_ROW_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
     try:
         frame = pl.DataFrame(columns, schema=_TEXT_TIME_SCHEMA, strict=True)
         return frame, {}

@@ -103,8 +103,38 @@ def _fallback_id(ui: dict[str, Any]) -> str:
     return f"unknown:{_s(ui.get('accountId')) or '-'}#{_s(ui.get('principalId')) or '-'}"
 
 
+# Role sessions are most of a trail and repeat: their principal depends only on the session
+# ARN, the issuer ARN and sourceIdentity, so it is computed once per distinct triple.
+_SESSION_CACHE: dict[tuple[Any, Any, Any], Principal] = {}
+_SESSION_CACHE_MAX = 65536
+
+
+def _cached_assumed_role(ui: dict[str, Any]) -> Principal:
+    raw_ctx = ui.get("sessionContext")
+    ctx = raw_ctx if isinstance(raw_ctx, dict) else None
+    if ctx is None:
+        return _assumed_role(ui, None)
+    issuer = ctx.get("sessionIssuer")
+    issuer_arn = issuer.get("arn") if isinstance(issuer, dict) else None
+    arn = ui.get("arn")
+    if _s(issuer_arn) is None and _s(arn) is None:
+        return _assumed_role(ui, ctx)  # the key falls back on accountId/principalId
+    triple = (arn, issuer_arn, ctx.get("sourceIdentity"))
+    try:
+        hit = _SESSION_CACHE.get(triple)
+    except TypeError:  # a malformed (unhashable) value: compute without the cache
+        return _assumed_role(ui, ctx)
+    if hit is None:
+        if len(_SESSION_CACHE) >= _SESSION_CACHE_MAX:
+            _SESSION_CACHE.clear()
+        hit = _SESSION_CACHE[triple] = _assumed_role(ui, ctx)
+    return hit
+
+
 def principal_of(ui: Any, recipient_account: str | None) -> Principal:
     """The principal of one record's ``userIdentity`` (which may be absent or malformed)."""
+    if isinstance(ui, dict) and ui.get("type") == "AssumedRole":
+        return _cached_assumed_role(ui)
     if not isinstance(ui, dict):
         return Principal(f"missing:{recipient_account or '-'}", "Missing", None, None, None, None)
     kind = _s(ui.get("type")) or "Missing"
