@@ -279,6 +279,30 @@ def test_people_sharing_a_role_get_their_own_key_workloads_share_one() -> None:
     assert len(workload) == 1
 
 
+def test_cached_session_principals_follow_every_input_of_the_key() -> None:
+    # Role-session principals are memoised; the memo must not merge sessions whose key differs.
+    arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/app/i-01"
+    issuer = {"arn": f"arn:aws:iam::{ACCOUNT}:role/app"}
+    plain = {"type": "AssumedRole", "arn": arn, "sessionContext": {"sessionIssuer": issuer}}
+    person = copy.deepcopy(plain)
+    person["sessionContext"]["sourceIdentity"] = "carol"
+    keys = [principal_of(ui, ACCOUNT).key for ui in (plain, person, plain, person)]
+    assert keys == [issuer["arn"], f"{issuer['arn']}#carol"] * 2
+    # No ARN at all: the key falls back on the account and principal id, per session.
+    anonymous = [
+        {"type": "AssumedRole", "accountId": ACCOUNT, "principalId": p, "sessionContext": {}}
+        for p in ("AROA1:x", "AROA2:y")
+    ]
+    assert [principal_of(ui, ACCOUNT).key for ui in anonymous] == [
+        f"unknown:{ACCOUNT}#AROA1:x",
+        f"unknown:{ACCOUNT}#AROA2:y",
+    ]
+    # A malformed, unhashable value is read without the memo rather than failing the record.
+    odd = {"type": "AssumedRole", "arn": arn, "sessionContext": {"sessionIssuer": issuer}}
+    odd["sessionContext"]["sourceIdentity"] = ["not", "a", "string"]
+    assert principal_of(odd, ACCOUNT).key == issuer["arn"]
+
+
 def envelope(record: dict[str, Any], detail_type: str = "AWS API Call via CloudTrail") -> bytes:
     return orjson.dumps(
         {
