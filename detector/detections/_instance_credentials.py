@@ -45,18 +45,22 @@ _AGENT_CALL = pl.col("event_source").is_in(_AGENT_SOURCES) | (
     (pl.col("event_source") == "ssm.amazonaws.com")
     & (pl.col("event_name") == "UpdateInstanceInformation")
 )
+# What the event alone decides; it is the detection's selection, so the batch-wide pass
+# keeps only these rows (instance roles make much of a trail, nearly all of it in-VPC).
+_FROM_OUTSIDE = (
+    _INSTANCE_CREDENTIALS
+    & pl.col("source_ip_kind").is_in(_PUBLIC)
+    & pl.col("vpc_endpoint_id").is_null()
+    & pl.col("invoked_by").is_null()
+    & ~_AGENT_CALL
+)
 _PAIR: Final = ("principal_key", "source_ip_address")
 
 
 def _used_outside(
     events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
 ) -> pl.LazyFrame:
-    outside = events.filter(
-        pl.col("source_ip_kind").is_in(_PUBLIC)
-        & pl.col("vpc_endpoint_id").is_null()
-        & pl.col("invoked_by").is_null()
-        & ~_AGENT_CALL
-    )
+    outside = events
     if context.known_source_ips is not None:
         known = context.known_source_ips.lazy().select(_PAIR)
         outside = outside.join(known, on=list(_PAIR), how="anti")
@@ -84,7 +88,7 @@ INSTANCE_CREDENTIALS_USED_OUTSIDE = Detection(
     "service acting for it, and not the instance's SSM/EC2 agent.",
     severity=8.0,
     mitre=("T1552.005", "T1078.004"),
-    selects=_INSTANCE_CREDENTIALS,
+    selects=_FROM_OUTSIDE,
     matches=_used_outside,
     positives=(
         (
