@@ -140,7 +140,8 @@ def context_schema() -> pl.Schema:
             "region": pl.String(),  # most frequent region
             "first_seen": UTC_MS,
             "last_seen": UTC_MS,
-            "event_ids": pl.List(pl.String()),  # earliest ones, capped
+            # earliest ones (ties in time: by the id's code), capped
+            "event_ids": pl.List(pl.String()),
             "source_ips": pl.List(
                 pl.String()
             ),  # distinct sourceIPAddress, first seen first, capped

@@ -54,8 +54,7 @@ ITEMS_SCHEMA: Final = pl.Schema(
         "principal_hash": pl.UInt64(),
         "window_start": UTC_MS,
         "kind": ItemKind,
-        "value_hash": pl.UInt64(),
-        "value": pl.String(),
+        "value_hash": pl.UInt64(),  # the text travels apart, once per value (VALUES_SCHEMA)
         "first_time": UTC_MS,  # first event of the window with this value
         "last_time": UTC_MS,
         "n": pl.UInt32(),  # events of the window with this value

@@ -297,14 +297,16 @@ def _learn_principals(known: pl.LazyFrame, totals: pl.DataFrame) -> pl.LazyFrame
 def learn(
     profiles: Profiles,
     items: pl.DataFrame,
+    values: pl.DataFrame,
     totals: pl.DataFrame,
     forget_before: datetime,
     config: FeatureConfig,
 ) -> Profiles:
     """Fold closed windows into the profiles, then forget and cap.
 
-    ``items`` are window items (:data:`~detector.features._items.ITEMS_SCHEMA`), ``totals``
-    window totals (:data:`TOTALS_SCHEMA`). Anything last seen before ``forget_before`` (the
+    ``items`` are window items (:data:`~detector.features._items.ITEMS_SCHEMA`), ``values``
+    their texts (:data:`VALUES_SCHEMA`, one row per code), ``totals`` window totals
+    (:data:`TOTALS_SCHEMA`). Anything last seen before ``forget_before`` (the
     watermark minus window minus TTL: no window that can still close would know it) is dropped.
     Returns ``profiles`` itself when there is nothing to learn or forget.
     """
@@ -313,19 +315,19 @@ def learn(
         return profiles
     cutoff = pl.lit(forget_before, dtype=UTC_MS)
     codes = profiles.item_codes.lazy()
-    values = profiles.values.lazy()
+    known_values = profiles.values.lazy()
     if items.height:
         codes = _learn_items(codes, items.lazy())
-        values = pl.concat([values, items.lazy().select(VALUES_SCHEMA.names())]).unique(
-            "value_hash", keep="first", maintain_order=True
-        )
+        known_values = pl.concat(
+            [known_values, values.lazy().select(VALUES_SCHEMA.names())]
+        ).unique("value_hash", keep="first", maintain_order=True)
     principals = profiles.principals.lazy()
     if totals.height:
         principals = _learn_principals(principals, totals)
     learned_codes, all_values, kept_principals = pl.collect_all(
         [
             codes.cast(ITEM_CODES_SCHEMA),
-            values,
+            known_values,
             principals.filter(pl.col("last_seen") >= cutoff)
             .select(_PRINCIPALS_IN_STATE.names())
             .cast(_PRINCIPALS_IN_STATE),

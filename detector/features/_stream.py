@@ -175,9 +175,18 @@ def _advance(
     profiles = state.profiles
     if watermark is not None:
         forget_before = watermark - config.window - config.profile_ttl
-        profiles = learn(profiles, on_time.items, on_time.totals, forget_before, config)
+        profiles = learn(
+            profiles, on_time.items, on_time.values, on_time.totals, forget_before, config
+        )
         if late.height:
-            profiles = learn(profiles, corrections.items, corrections.totals, forget_before, config)
+            profiles = learn(
+                profiles,
+                corrections.items,
+                corrections.values,
+                corrections.totals,
+                forget_before,
+                config,
+            )
     seen = _remembered_ids(state.seen_ids, new_ids, watermark, config)
     rows = _ordered_rows(on_time.rows, corrections.rows)
     new_state = FeatureState(profiles, still_open, seen, watermark, windows)

@@ -10,9 +10,15 @@ How: the events are read twice. Once grouped on their combination code (window, 
 user agent, every item value and every flag, see :mod:`detector.features._prepare`), which
 folds events alike into one row with a count and a time span; every count, distinct count and
 item of a window is then computed from those rows, far fewer than events (a busy workload
-repeats the same calls from the same places). And once sorted by ``(event_time, event_id)``
-for what depends on order (the latest identity, the earliest event ids, source addresses in
-order of first use). Everything is keyed on 64-bit codes; text is carried only for the row's
+repeats the same calls from the same places). And once grouped by window for what depends on
+order (the latest identity, the earliest event ids, source addresses in order of first use),
+ordered by an *order key* (:func:`_order_key`): the event time, ties broken by the event id's
+64-bit code. CloudTrail times are whole seconds, so most events of a window tie on time; the
+code (not the id text) decides among them, so the sample ids are a deterministic pick among
+the events of the first second, the same for any batching or arrival order (two ids of one
+millisecond sharing the code's top 42 bits, odds 2**-42 per pair, would tie: accepted, like
+code collisions). Only a group's picked rows are sorted and gathered, never the whole frame.
+Everything is keyed on 64-bit codes; text is carried only for the row's
 context and the items' names. Expressions are built once per configuration and cached: on a
 micro-batch, building them would cost as much as running them.
 
@@ -52,7 +58,7 @@ from detector.features._items import (
     value_hash,
 )
 from detector.features._prepare import COMBINED_FLAGS, service_family
-from detector.features._profile import TOTALS_SCHEMA, Profiles
+from detector.features._profile import TOTALS_SCHEMA, VALUES_SCHEMA, Profiles
 
 __all__ = ["ClosedWindows", "close_windows", "empty_closed_windows"]
 
@@ -62,6 +68,8 @@ _HOUR_MS: Final = 3_600_000
 _WEEK_MS: Final = 168 * _HOUR_MS
 _MONDAY_SHIFT_MS: Final = 72 * _HOUR_MS  # 1970-01-01 was a Thursday
 _TLS_LEVELS: Final = (1, 2, 3, 4)
+# The order key's low bits: milliseconds into a window, which is at most an hour (< 2**22 ms).
+_OFFSET_BITS: Final = 22
 # Per-event flags summed per window (column in the pending frame -> total's name).
 _FLAG_SUMS: Final = {
     "is_write": "write_calls",
@@ -82,6 +90,7 @@ _FLAG_SUMS: Final = {
 class ClosedWindows:
     rows: pl.DataFrame  # closed_window_schema(config.window)
     items: pl.DataFrame  # what the windows touched, for learning (ITEMS_SCHEMA)
+    values: pl.DataFrame  # the items' texts, one row per value code (VALUES_SCHEMA)
     totals: pl.DataFrame  # what the principal rows learn (TOTALS_SCHEMA)
 
 
@@ -96,8 +105,20 @@ def _empty_closed_windows(window: timedelta) -> ClosedWindows:
     return ClosedWindows(
         pl.DataFrame(schema=closed_window_schema(window)),
         pl.DataFrame(schema=ITEMS_SCHEMA),
+        pl.DataFrame(schema=VALUES_SCHEMA),
         pl.DataFrame(schema=TOTALS_SCHEMA),
     )
+
+
+def _order_key(config: FeatureConfig) -> pl.Expr:
+    """One integer that orders the events of a window: milliseconds into the window in the high
+    bits, the top bits of the id's hash below them (events of one second tie on time)."""
+    assert config.window_ms < 1 << _OFFSET_BITS  # a window divides one hour
+    offset = (pl.col("event_time").cast(pl.Int64) - pl.col("window_start").cast(pl.Int64)).cast(
+        pl.UInt64
+    )
+    id_bits = pl.col("event_hash") // (1 << _OFFSET_BITS)
+    return (offset * (1 << (64 - _OFFSET_BITS)) + id_bits).alias("order_key")
 
 
 def _folded(events: pl.LazyFrame) -> pl.LazyFrame:
@@ -140,32 +161,29 @@ def _combinations(folded: pl.DataFrame, shared: pl.DataFrame) -> pl.DataFrame:
 
 
 def _in_order(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
-    """Per window, what depends on event order: (event_time, event_id) decides, so the result
-    is the same whatever order the events arrived in."""
+    """Per window, what depends on event order (:func:`_order_key` decides, so the result is
+    the same whatever order the events arrived in): the latest identity, the earliest ids.
+    A sort within each group, not of the whole frame: only the picked rows are gathered."""
+    key = pl.col("order_key")
+    return events.group_by(WINDOW).agg(
+        pl.col("principal_key").first(),
+        pl.col("principal_type", "principal_arn", "account_id").sort_by(key).last(),
+        pl.col("event_id").sort_by(key).head(config.sample_event_ids).alias("event_ids"),
+    )
+
+
+def _source_ips(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
+    """Per window, its distinct source addresses in order of first use (:func:`_order_key`)."""
     return (
-        events.select(
-            WINDOW,
-            "event_time",
-            "event_id",
-            "principal_key",
-            "principal_type",
-            "principal_arn",
-            "account_id",
-            "source_ip",
-        )
-        .sort(pl.struct("event_time", "event_id"))
-        # An address's first use in its window (cheaper than a unique() per group).
-        .with_columns(
-            pl.when(pl.struct(WINDOW, "source_ip").is_first_distinct())
-            .then(pl.col("source_ip"))
-            .alias("source_ip")
-        )
+        events.filter(pl.col("source_ip").is_not_null())
+        .group_by(WINDOW, "source_ip")
+        .agg(pl.col("order_key").min())
         .group_by(WINDOW)
         .agg(
-            pl.col("principal_key").first(),
-            pl.col("principal_type", "principal_arn", "account_id").last(),
-            pl.col("event_id").head(config.sample_event_ids).alias("event_ids"),
-            pl.col("source_ip").drop_nulls().head(config.sample_source_ips).alias("source_ips"),
+            pl.col("source_ip")
+            .sort_by("order_key")
+            .head(config.sample_source_ips)
+            .alias("source_ips")
         )
     )
 
@@ -217,17 +235,25 @@ def _totals_exprs() -> tuple[tuple[pl.Expr, ...], tuple[pl.Expr, ...]]:
 
 
 def _window_items(combinations: pl.LazyFrame) -> pl.LazyFrame:
-    """All item kinds of every window, long form (:data:`ITEMS_SCHEMA` plus the window code)."""
+    """All item kinds of every window, long form (:data:`ITEMS_SCHEMA` plus the window code).
+
+    One group-by per kind on integer keys; the texts come apart (:func:`_item_values`): taking
+    a string ``first()`` per item would cost as much as the rest."""
     kind_dtype = ITEMS_SCHEMA["kind"]
-    long = pl.concat(
+    keys = (WINDOW, "principal_hash", "window_start")
+    return pl.concat(
         [
-            combinations.select(
-                WINDOW,
-                "principal_hash",
-                "window_start",
+            combinations.filter(pl.col(hash_column(kind)).is_not_null())
+            .group_by(*keys, hash_column(kind))
+            .agg(
+                pl.col("first_time").min(),
+                pl.col("last_time").max(),
+                pl.col("n").sum().cast(pl.UInt32),
+            )
+            .select(
+                *keys,
                 pl.lit(kind, kind_dtype).alias("kind"),
                 pl.col(hash_column(kind)).alias("value_hash"),
-                pl.col(value_column(kind)).alias("value"),
                 "first_time",
                 "last_time",
                 "n",
@@ -236,19 +262,27 @@ def _window_items(combinations: pl.LazyFrame) -> pl.LazyFrame:
         ],
         how="vertical",
     )
-    return (
-        long.filter(pl.col("value_hash").is_not_null())
-        .group_by(WINDOW, "kind", "value_hash")
-        .agg(
-            pl.col("principal_hash", "window_start", "value").first(),
-            pl.col("first_time").min(),
-            pl.col("last_time").max(),
-            pl.col("n").sum().cast(pl.UInt32),
-        )
-    )
 
 
-def _novelty(items: pl.LazyFrame, profiles: Profiles, config: FeatureConfig) -> pl.LazyFrame:
+def _item_values(combinations: pl.LazyFrame) -> pl.LazyFrame:
+    """The text of each item code of the windows, once (:data:`VALUES_SCHEMA`)."""
+    return pl.concat(
+        [
+            combinations.select(
+                pl.col(hash_column(kind)).alias("value_hash"),
+                pl.col(value_column(kind)).alias("value"),
+            )
+            .drop_nulls("value_hash")
+            .unique("value_hash")
+            for kind in ITEM_KINDS
+        ],
+        how="vertical",
+    ).unique("value_hash")
+
+
+def _novelty(
+    items: pl.LazyFrame, values: pl.LazyFrame, profiles: Profiles, config: FeatureConfig
+) -> pl.LazyFrame:
     """Per window: how many items of each kind are new, and which (capped, by first use)."""
     item_keys = ["principal_hash", "kind", "value_hash"]
     known = profiles.item_codes.lazy().select(*item_keys, pl.col("last_seen").alias("known_until"))
@@ -261,6 +295,7 @@ def _novelty(items: pl.LazyFrame, profiles: Profiles, config: FeatureConfig) -> 
     # Sort the (few) new items once, then take the first few per kind: no sort per group.
     per_kind = (
         marked.filter(pl.col("is_new"))
+        .join(values, on="value_hash", how="left")
         .sort(WINDOW, "kind", "first_time", "value")
         .group_by(WINDOW, "kind", maintain_order=True)
         .agg(pl.len().alias("count"), pl.col("value").head(config.sample_new_items))
@@ -292,10 +327,11 @@ def _novelty_columns() -> tuple[pl.Expr, ...]:
     )
 
 
-def _main_region(items: pl.LazyFrame) -> pl.LazyFrame:
+def _main_region(items: pl.LazyFrame, values: pl.LazyFrame) -> pl.LazyFrame:
     """The most frequent region of each window (ties: the first in name order)."""
     return (
         items.filter(pl.col("kind") == "region")
+        .join(values, on="value_hash", how="left")
         .sort(WINDOW, "n", "value", descending=[False, True, False])
         .group_by(WINDOW, maintain_order=True)
         .agg(pl.col("value").first().alias("region"))
@@ -498,7 +534,7 @@ def _row_exprs(
         pl.lit(late).alias("late_correction"),
         *(
             pl.col(c).fill_null(pl.lit([], dtype=context[c])).alias(c)
-            for c in NEW_ITEM_COLUMNS.values()
+            for c in ("source_ips", *NEW_ITEM_COLUMNS.values())
         ),
     )
     return added, (*(pl.col(c).cast(context[c]) for c in context), *_feature_exprs(config))
@@ -513,20 +549,27 @@ def close_windows(
     """
     if events.height == 0:
         return empty_closed_windows(config)
-    lf = events.lazy()
-    folded, shared, in_order = pl.collect_all([_folded(lf), _shared(lf), _in_order(lf, config)])
+    lf = events.lazy().with_columns(_order_key(config))
+    folded, shared, in_order = pl.collect_all(
+        [
+            _folded(lf),
+            _shared(lf),
+            _in_order(lf, config).join(_source_ips(lf, config), on=WINDOW, how="left"),
+        ]
+    )
     combinations = _combinations(folded, shared)
-    totals, items = pl.collect_all(
+    totals, items, values = pl.collect_all(
         [
             _window_totals(combinations.lazy()).join(in_order.lazy(), on=WINDOW, how="left"),
             _window_items(combinations.lazy()),
+            _item_values(combinations.lazy()),
         ]
     )
     rates = _rates(totals, profiles, config).collect()
     assembled_lf = (
         rates.lazy()
-        .join(_novelty(items.lazy(), profiles, config), on=WINDOW, how="left")
-        .join(_main_region(items.lazy()), on=WINDOW, how="left")
+        .join(_novelty(items.lazy(), values.lazy(), profiles, config), on=WINDOW, how="left")
+        .join(_main_region(items.lazy(), values.lazy()), on=WINDOW, how="left")
     )
     added, selected = _row_exprs(config, late=late)
     return ClosedWindows(
@@ -535,5 +578,6 @@ def close_windows(
         .sort("principal_key", "window_start")
         .collect(),
         items.select(ITEMS_SCHEMA.names()),
+        values,
         rates.select(TOTALS_SCHEMA.names()).cast(TOTALS_SCHEMA),
     )

@@ -392,3 +392,18 @@ def test_sample_lists_are_capped() -> None:
     assert len(r["source_ips"]) == 2
     assert r["new_public_ips"] == ["198.51.100.10", "198.51.100.11"]
     assert r[f("new_public_ips_count")] == 10
+
+
+def test_events_of_one_second_are_sampled_by_id_code_whatever_the_arrival() -> None:
+    # CloudTrail times are whole seconds: most events of a window tie on time. The id's code
+    # breaks the tie, so the sample is the same for any order or split of the batch.
+    config = FeatureConfig(sample_event_ids=3, sample_source_ips=3)
+    tied = [record(i, 1, ip=f"198.51.100.{i}") for i in range(20)]
+    later = [record(99, 2, ip="198.51.100.99")]
+    by_code = sorted(tied, key=lambda r: pl.Series([r["eventID"]]).hash().item())
+    expected = [r["eventID"] for r in by_code[:3]]
+    for batches in ([tied + later], [later + tied[::-1]], [tied[7:], tied[:7] + later]):
+        r = row(run(*batches, config=config), 0)
+        assert r["event_ids"] == expected
+        assert r["source_ips"] == [r2["sourceIPAddress"] for r2 in by_code[:3]]
+        assert r["principal_arn"] == user_key("alice")
