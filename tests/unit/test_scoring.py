@@ -30,6 +30,7 @@ from detector.scoring import (
     score_windows,
     severity_of,
 )
+from detector.scoring._model import transform
 
 RNG = np.random.default_rng(5)
 NAMES = ("a_count_by_principal_5m", "b_count_by_principal_5m", "c_share_by_principal_5m")
@@ -47,6 +48,25 @@ def test_higher_scores_are_more_anomalous_and_fitting_is_deterministic() -> None
     assert model.anomaly_score(odd)[0] > np.quantile(model.anomaly_score(x), 0.999)
     np.testing.assert_array_equal(model.anomaly_score(x), again.anomaly_score(x))
     assert list(model.feature_names_in_) == list(NAMES)
+
+
+@pytest.mark.parametrize("max_features", [1.0, 0.67])
+def test_scores_equal_scikit_learns_own_score_samples(max_features: float) -> None:
+    # The model walks the trees itself (no joblib per tree); it must stay bit-identical to
+    # scikit-learn, with and without per-tree feature subsets, for any row count.
+    x = normal_data()
+    model = WindowAnomalyModel(n_estimators=40, max_features=max_features, random_state=3)
+    model.fit(x, feature_names=NAMES)
+    probe = np.vstack([normal_data(300), [[200.0, 40.0, 0.9]], [[0.0, 0.0, 0.0]]])
+    for rows in (probe, probe[:1]):
+        expected = -model.forest_.score_samples(transform(rows))
+        np.testing.assert_array_equal(model.anomaly_score(rows), expected)
+    # Non-finite input takes scikit-learn's own path rather than a wrong answer.
+    with_inf = probe[:3].copy()
+    with_inf[0, 0] = np.inf
+    np.testing.assert_array_equal(
+        model.anomaly_score(with_inf), -model.forest_.score_samples(transform(with_inf))
+    )
 
 
 def test_the_estimator_refuses_misuse() -> None:
