@@ -60,7 +60,7 @@ KMS_DECRYPT_EVENT_NAMES: Final = (
 )
 # Ordinal of tlsDetails.tlsVersion; 0 = absent or unrecognised.
 TLS_RANKS: Final = {"TLSv1": 1, "TLSv1.1": 2, "TLSv1.2": 3, "TLSv1.3": 4}
-_DENIED_PATTERN: Final = r"AccessDenied|UnauthorizedOperation|UnauthorizedAccess"
+_DENIED_CODES: Final = ("AccessDenied", "UnauthorizedOperation", "UnauthorizedAccess")
 _CONSOLE_FAILURE: Final = '"ConsoleLogin":"Failure"'
 FAMILY_OF_SOURCE: Final = {
     "iam.amazonaws.com": "iam",
@@ -166,8 +166,9 @@ def _prepare_exprs(config: FeatureConfig) -> tuple[pl.Expr, ...]:
         (pl.col("event_source") == "kms.amazonaws.com")
         & pl.col("event_name").is_in(KMS_DECRYPT_EVENT_NAMES)
         & direct
-        & ~pl.col("principal_key").is_in(sorted(config.kms_excluded_principals))
     )
+    if config.kms_excluded_principals:
+        kms_decrypt &= ~pl.col("principal_key").is_in(sorted(config.kms_excluded_principals))
     kind = pl.col("source_ip_kind")
     identity = ("principal_key", "principal_type", "principal_arn", "account_id")
     return (
@@ -183,7 +184,8 @@ def _prepare_exprs(config: FeatureConfig) -> tuple[pl.Expr, ...]:
         kind.is_in(["aws_service", "aws_internal"]).fill_null(False).alias("is_aws_service_ip"),
         (pl.col("read_only") == False).fill_null(False).alias("is_write"),  # noqa: E712
         error.is_not_null().alias("is_error"),
-        error.str.contains(_DENIED_PATTERN).fill_null(False).alias("is_denied"),
+        # contains_any (Aho-Corasick) is several times cheaper than the same regex alternation
+        error.str.contains_any(list(_DENIED_CODES)).fill_null(False).alias("is_denied"),
         direct.alias("is_direct"),
         (
             pl.col("vpc_endpoint_account_id").is_not_null()

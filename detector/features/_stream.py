@@ -214,11 +214,11 @@ def update(
     Returns the new state, the closed window rows (:func:`closed_window_schema`, sorted by
     principal, window start, then late corrections after on-time rows) and a report.
     """
-    batch = (
-        with_codes(prepare_events(events.lazy(), config))
-        .filter(pl.col("event_hash").is_first_distinct())
-        .collect()
-    )
+    batch = with_codes(prepare_events(events.lazy(), config)).collect()
+    # Redeliveries within a batch are rare: find them first, copy the batch only if there are.
+    first = batch.select(pl.col("event_hash").is_first_distinct()).to_series()
+    if not first.all():
+        batch = batch.filter(first)
     fresh_events = _not_seen_before(batch, state, config)
     late, on_time = _split(fresh_events, state.watermark, config)
     watermark = state.watermark

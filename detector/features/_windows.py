@@ -162,29 +162,20 @@ def _combinations(folded: pl.DataFrame, shared: pl.DataFrame) -> pl.DataFrame:
 
 def _in_order(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
     """Per window, what depends on event order (:func:`_order_key` decides, so the result is
-    the same whatever order the events arrived in): the latest identity, the earliest ids.
-    A sort within each group, not of the whole frame: only the picked rows are gathered."""
+    the same whatever order the events arrived in): the latest identity, the earliest ids, the
+    distinct source addresses in order of first use. A sort within each group, not of the
+    whole frame: only the picked rows are gathered."""
     key = pl.col("order_key")
     return events.group_by(WINDOW).agg(
         pl.col("principal_key").first(),
-        pl.col("principal_type", "principal_arn", "account_id").sort_by(key).last(),
+        pl.col("principal_type", "principal_arn", "account_id").get(key.arg_max()),
         pl.col("event_id").sort_by(key).head(config.sample_event_ids).alias("event_ids"),
-    )
-
-
-def _source_ips(events: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
-    """Per window, its distinct source addresses in order of first use (:func:`_order_key`)."""
-    return (
-        events.filter(pl.col("source_ip").is_not_null())
-        .group_by(WINDOW, "source_ip")
-        .agg(pl.col("order_key").min())
-        .group_by(WINDOW)
-        .agg(
-            pl.col("source_ip")
-            .sort_by("order_key")
-            .head(config.sample_source_ips)
-            .alias("source_ips")
-        )
+        pl.col("source_ip")
+        .sort_by(key)
+        .unique(maintain_order=True)
+        .drop_nulls()
+        .head(config.sample_source_ips)
+        .alias("source_ips"),
     )
 
 
@@ -534,7 +525,7 @@ def _row_exprs(
         pl.lit(late).alias("late_correction"),
         *(
             pl.col(c).fill_null(pl.lit([], dtype=context[c])).alias(c)
-            for c in ("source_ips", *NEW_ITEM_COLUMNS.values())
+            for c in NEW_ITEM_COLUMNS.values()
         ),
     )
     return added, (*(pl.col(c).cast(context[c]) for c in context), *_feature_exprs(config))
@@ -554,7 +545,7 @@ def close_windows(
         [
             _folded(lf),
             _shared(lf),
-            _in_order(lf, config).join(_source_ips(lf, config), on=WINDOW, how="left"),
+            _in_order(lf, config),
         ]
     )
     combinations = _combinations(folded, shared)
