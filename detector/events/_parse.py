@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import orjson
@@ -445,11 +445,25 @@ def _typed(
 ) -> pl.DataFrame:
     received: pl.Expr | pl.Series
     if received_times is not None:
-        received = pl.Series("received_time", [received_times[p] for p in positions], dtype=UTC_MS)
+        received = _received_column([received_times[p] for p in positions])
     else:
         received = pl.lit(received_time, dtype=UTC_MS).alias("received_time")
     # A file of ~150 records pays polars' fixed cost per call: the expressions are built once.
     return frame.with_columns(*_TYPING_EXPRESSIONS, received).select(EVENT_COLUMNS)
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND: Final = timedelta(milliseconds=1)
+
+
+def _received_column(times: list[datetime | None]) -> pl.Series:
+    """Datetimes as a column: via integer milliseconds, as polars converts each Python
+    datetime object slowly (~2 µs, against ~0.15 µs for the subtraction)."""
+    try:
+        millis = [None if t is None else (t - _EPOCH) // _MILLISECOND for t in times]
+    except TypeError:  # a naive datetime: polars' own conversion reads it as UTC
+        return pl.Series("received_time", times, dtype=UTC_MS)
+    return pl.Series("received_time", millis, dtype=pl.Int64).cast(UTC_MS)
 
 
 def _failure(
