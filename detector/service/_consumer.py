@@ -4,7 +4,8 @@ Message lifecycle (see :mod:`detector.service._ledger` for the phases)::
 
     receive(10, long poll) ─► held, BUFFERED ─► micro-batch (1,000 msgs or 2 s; under load
         everything buffered, up to 10,000: the step's cost is mostly per batch)
-        ─► decode + pipeline step (worker thread) ─► findings sent to every sink
+        ─► decode (worker thread; the next due batch is decoded while this one steps)
+        ─► pipeline step (worker thread) ─► findings sent to every sink
         ─► PROCESSED (held; its events live in the in-memory state)
         ─► checkpoint (every 10 s, when too much is held, or when the queue looks drained)
         ─► CHECKPOINTED ─► DeleteMessageBatch ─► forgotten
@@ -63,7 +64,7 @@ from detector.ingest import (
     utc_now,
 )
 from detector.pipeline import Pipeline, PipelineState, StepReport
-from detector.service._decode import decode_batch
+from detector.service._decode import DecodedBatch, decode_batch
 from detector.service._http import Health
 from detector.service._ledger import HeldMessage, Ledger, Phase
 from detector.service._logging import fields
@@ -192,6 +193,10 @@ class Consumer:
         self._delete_slots = asyncio.Semaphore(self.config.delete_concurrency)
         self._deletes: set[asyncio.Task[None]] = set()
         self._received_after_stop: list[QueueMessage] = []
+        # The next micro-batch, taken while the current one steps, and its decode under way
+        # in a thread: decoding (Python, holding the GIL) overlaps the step (mostly polars,
+        # releasing it), so two cores do both.
+        self._ahead: tuple[list[HeldMessage], asyncio.Future[DecodedBatch]] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -302,21 +307,60 @@ class Consumer:
         if not force:
             if self._sink_retry_at is not None and now < self._sink_retry_at:
                 return 0
-            if not self.batch_is_due():
+            if self._ahead is None and not self.batch_is_due():
                 return 0
+        if self._ahead is not None:
+            batch, decoding = self._ahead
+            self._ahead = None
+            await self._process(batch, decoding)
+            return len(batch)
         batch = self.ledger.take_batch(self.config.max_batch_size)
         if not batch:
             return 0
         await self._process(batch)
         return len(batch)
 
-    async def _process(self, batch: list[HeldMessage]) -> bool:
+    def _decode(self, messages: Sequence[QueueMessage]) -> DecodedBatch:
+        return decode_batch(messages, max_body_bytes=self.config.max_body_bytes)
+
+    def _start_decode(self, batch: Sequence[HeldMessage]) -> asyncio.Future[DecodedBatch]:
+        messages = [entry.message for entry in batch]
+        return asyncio.ensure_future(asyncio.to_thread(self._decode, messages))
+
+    def _look_ahead(self) -> None:
+        """Take the next batch now, if it is already due, and start decoding it."""
+        if self._ahead is not None or self._stopping or not self.batch_is_due():
+            return
+        batch = self.ledger.take_batch(self.config.max_batch_size)
+        if batch:
+            self._ahead = (batch, self._start_decode(batch))
+
+    async def _return_ahead(self) -> None:
+        """Put the batch taken ahead back in the buffer (its decode is discarded)."""
+        if self._ahead is None:
+            return
+        batch, decoding = self._ahead
+        self._ahead = None
+        with contextlib.suppress(Exception):
+            await decoding
+        self.ledger.requeue(batch)
+        self._update_room()
+
+    async def _process(
+        self, batch: list[HeldMessage], decoding: asyncio.Future[DecodedBatch] | None = None
+    ) -> bool:
         started = self._monotonic()
         now = self._clock()
         state = self.state
         messages = [entry.message for entry in batch]
         if self.config.step_in_thread:
-            outcome = await asyncio.to_thread(self._step_isolating, state, messages, now)
+            decoding = decoding or self._start_decode(batch)
+            try:
+                decoded: DecodedBatch | None = await decoding
+            except Exception:  # decoding never raises for bad data; isolate it if it does
+                decoded = None
+            self._look_ahead()
+            outcome = await asyncio.to_thread(self._step_decoded, state, messages, decoded, now)
         else:
             outcome = self._step_isolating(state, messages, now)
         poison = [entry for entry in batch if entry.handle in outcome.poison]
@@ -343,6 +387,7 @@ class Consumer:
             )
             if self.health is not None:
                 self.health.unready("findings", f"delivery failing: {err}")
+            await self._return_ahead()  # batches go back in order: this one, then the next
             self.ledger.requeue(good)
             self._update_room()
             return False
@@ -356,6 +401,32 @@ class Consumer:
         self._update_room()
         self._record(outcome, len(good), self._monotonic() - started)
         return True
+
+    def _step_decoded(
+        self,
+        state: PipelineState,
+        messages: Sequence[QueueMessage],
+        decoded: DecodedBatch | None,
+        now: datetime,
+    ) -> _StepOutcome:
+        """Step a batch decoded ahead; if that raises, isolate the culprit as
+        :meth:`_step_isolating` does (decoding again: that path is rare)."""
+        if decoded is None:
+            return self._step_isolating(state, messages, now)
+        try:
+            new_state, findings, report = self.pipeline.step(state, decoded.events, now)
+            lags = _lag_seconds(decoded.events, now)
+        except Exception:
+            return self._step_isolating(state, messages, now)
+        return _StepOutcome(
+            new_state,
+            findings,
+            [report],
+            dict(decoded.poison),
+            0,
+            decoded.duplicates_in_batch,
+            [lags],
+        )
 
     def _step_isolating(
         self, state: PipelineState, messages: Sequence[QueueMessage], now: datetime
@@ -696,10 +767,16 @@ class Consumer:
                 task.cancel()
         late_arrivals, self._received_after_stop = self._received_after_stop, []
         await self._release(late_arrivals, "received while stopping")
-        while self.ledger.count(Phase.BUFFERED) and left(reserve) > 0:
-            batch = self.ledger.take_batch(self.config.max_batch_size)
-            if not await self._process(batch):
+        while (self._ahead is not None or self.ledger.count(Phase.BUFFERED)) and left(reserve) > 0:
+            if self._ahead is not None:
+                batch, decoding = self._ahead
+                self._ahead = None
+                done = await self._process(batch, decoding)
+            else:
+                done = await self._process(self.ledger.take_batch(self.config.max_batch_size))
+            if not done:
                 break  # findings cannot be delivered now: release instead
+        await self._return_ahead()
         checkpointed = await self.checkpoint() if self.ledger.count(Phase.PROCESSED) else True
         await self.wait_for_deletes(timeout=left())
         released = await self.release_held(

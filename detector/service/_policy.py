@@ -78,8 +78,11 @@ class ConsumerConfig:
     - A poison message is made visible again after ``poison_retry_seconds`` (None: at the end
       of its visibility timeout) and never deleted: after ``max_receive_count`` receives (the
       queue's redrive policy, when known) SQS moves it to the dead-letter queue.
-    - ``step_in_thread`` runs decoding and the pipeline step in a worker thread, so receive
-      loops, heartbeats and the ops port stay responsive during a step.
+    - ``step_in_thread`` runs decoding and the pipeline step in worker threads, so receive
+      loops, heartbeats and the ops port stay responsive during a step; the next due batch is
+      taken and decoded while the current one steps (decoding holds the GIL, the step is
+      mostly polars, which releases it), and goes back to the buffer in order if the current
+      batch's findings cannot be sent.
     """
 
     receivers: int = DEFAULT_RECEIVERS

@@ -162,8 +162,9 @@ async def test_poison_is_counted_logged_never_deleted_and_reaches_the_dead_lette
         assert fragment in reasons
 
 
+@pytest.mark.parametrize("step_in_thread", [False, True])
 async def test_a_message_that_makes_the_step_raise_is_isolated_and_the_rest_goes_on(
-    pipeline: Pipeline, morning_stream: Stream, clock: ManualClock
+    pipeline: Pipeline, morning_stream: Stream, clock: ManualClock, step_in_thread: bool
 ) -> None:
     bodies = morning_stream.bodies[:64]
     culprit = morning_stream.event_ids[37]
@@ -177,14 +178,17 @@ async def test_a_message_that_makes_the_step_raise_is_isolated_and_the_rest_goes
     fragile = Fragile(pipeline.artifact)
     queue = InMemoryQueue(clock=clock)
     await send_bodies(queue, bodies)
-    consumer = make_consumer(fragile, queue, clock)
+    # In a thread, the next batch is decoded while one steps: batches of 16 make that happen.
+    batch = 16 if step_in_thread else len(bodies)
+    consumer = make_consumer(fragile, queue, clock, step_in_thread=step_in_thread, batch_size=batch)
     await consumer.start()
 
     await pump(consumer)
 
     assert consumer.metrics.value("detector_messages_failed_total") == 1
     assert consumer.metrics.value("detector_events_processed_total") == len(bodies) - 1
-    assert consumer.metrics.value("detector_step_failures_total") >= 6  # log2(64) splits
+    splits = batch.bit_length() - 1  # halving a batch down to the culprit
+    assert consumer.metrics.value("detector_step_failures_total") >= splits
     assert queue.counts().in_flight == 1  # the culprit, left for the redrive policy
 
 
@@ -218,6 +222,40 @@ async def test_findings_that_cannot_be_delivered_put_the_batch_back_unchanged(
     assert set(sink.inner.finding_ids) == morning_stream.finding_ids
     assert queue.counts() == QueueCounts(0, 0)
     assert consumer.metrics.value("detector_findings_send_failures_total") == 2
+
+
+async def test_a_batch_decoded_ahead_goes_back_in_order_when_findings_cannot_be_sent(
+    pipeline: Pipeline, morning_stream: Stream, clock: ManualClock
+) -> None:
+    journal = Journal()
+    sink = JournalingSink(journal, fail=1)
+    queue = InMemoryQueue(clock=clock)
+    await send_bodies(queue, morning_stream.bodies)
+    consumer = make_consumer(
+        pipeline, queue, clock, sinks=[sink], batch_size=100, step_in_thread=True
+    )
+    await consumer.start()
+    while await consumer.receive_once():
+        pass
+    arrival = [entry.handle for entry in consumer.ledger.entries()]
+    assert len(arrival) == len(morning_stream)
+
+    while "send-failed" not in journal.calls:
+        assert await consumer.process_due(force=True)
+
+    # Nothing is left half-taken: the failed batch and the one decoded ahead of it are back
+    # in the buffer, in arrival order, after the batches that went through.
+    assert consumer.ledger.count(Phase.PROCESSING) == 0
+    processed = {entry.handle for entry in consumer.ledger.entries(Phase.PROCESSED)}
+    buffered = consumer.ledger.take_batch(len(arrival))
+    assert [entry.handle for entry in buffered] == [h for h in arrival if h not in processed]
+    consumer.ledger.requeue(buffered)
+    clock.advance(1.1)
+    await pump(consumer)
+
+    assert set(sink.inner.finding_ids) == morning_stream.finding_ids
+    assert consumer.metrics.value("detector_events_processed_total") == len(morning_stream)
+    assert queue.counts() == QueueCounts(0, 0)
 
 
 async def test_duplicate_deliveries_give_one_finding_each(
