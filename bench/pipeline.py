@@ -32,6 +32,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,9 +42,10 @@ import orjson
 from detector.events import envelopes_to_events
 from detector.ingest import InMemoryQueue, OutgoingMessage, QueueCounts
 from detector.pipeline import Pipeline
-from detector.runtime import tune_gc
+from detector.runtime import tune_gc, worker_pool
 from detector.scoring import DEFAULT_MODEL_DIR, load_artifact
 from detector.service import Consumer, ConsumerConfig, ServiceMetrics
+from detector.service._decode import decode_bodies
 from detector.sinks import MemoryFindingSink
 from detector.state import LocalStateStore
 from detector.synthetic import SyntheticConfig, envelope, iter_records
@@ -113,7 +115,12 @@ async def fill(queue: InMemoryQueue, bodies: list[bytes]) -> None:
 
 
 async def consume(
-    pipeline: Pipeline, bodies: list[bytes], batch: int, step_in_thread: bool, state_dir: Path
+    pipeline: Pipeline,
+    bodies: list[bytes],
+    batch: int,
+    step_in_thread: bool,
+    state_dir: Path,
+    pool: Executor | None = None,
 ) -> Figure:
     queue = InMemoryQueue(visibility_timeout=300)
     await fill(queue, bodies)
@@ -126,6 +133,7 @@ async def consume(
         LocalStateStore(state_dir),
         ConsumerConfig(batch_size=batch, wait_seconds=1, step_in_thread=step_in_thread),
         metrics=metrics,
+        decode_pool=pool,
     )
     await consumer.start()
     gc.collect()
@@ -143,6 +151,8 @@ async def consume(
     events = int(metrics.value("detector_events_processed_total"))
     assert events == len(bodies), (events, len(bodies))
     where = "in a worker thread" if step_in_thread else "on the event loop"
+    if pool is not None:
+        where += ", decode in a process"
     checkpoints = int(metrics.value("detector_checkpoints_total"))
     return Figure(
         f"consumer, step {where}",
@@ -171,19 +181,32 @@ def main(argv: list[str] | None = None) -> None:
     n = len(bodies)
 
     figures: dict[str, list[Figure]] = {}
+    # The service's decode process (--decode-workers 1), started and warmed up untimed.
+    pool = worker_pool(1)
+    pool.submit(
+        decode_bodies, bodies[:10], ["w"] * 10, ["w"] * 10, [None] * 10, max_body_bytes=1 << 20
+    ).result()
     for round_number in range(args.repeats):
         print(f"round {round_number + 1}/{args.repeats} ...", flush=True)
         figures.setdefault("bare", []).append(timed("bare decode", n, bare_decode(batches)))
         figures.setdefault("step", []).append(
             timed("decode + pipeline.step", n, decode_and_step(pipeline, batches))
         )
-        for in_thread in (True, False):
+        for in_thread, use_pool in ((True, True), (True, False), (False, False)):
             with tempfile.TemporaryDirectory(prefix="bench-state-") as state_dir:
                 figure = asyncio.run(
-                    consume(pipeline, bodies, args.batch, in_thread, Path(state_dir))
+                    consume(
+                        pipeline,
+                        bodies,
+                        args.batch,
+                        in_thread,
+                        Path(state_dir),
+                        pool if use_pool else None,
+                    )
                 )
             figures.setdefault(figure.name, []).append(figure)
 
+    pool.shutdown()
     reference = best(figures["bare"])
     load = os.getloadavg()
     print()

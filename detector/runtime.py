@@ -6,8 +6,11 @@ Imports: the standard library only. Called from entry points, never from the pur
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["tune_gc"]
+__all__ = ["GC_THRESHOLDS", "tune_gc", "worker_pool"]
 
 # CloudTrail decoding allocates millions of short-lived dicts; at CPython's default
 # generation-0 threshold (700) the collector runs constantly and its full collections walk
@@ -22,3 +25,15 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def worker_pool(workers: int | None = None) -> ProcessPoolExecutor:
+    """Processes for decoding (mostly Python holding the interpreter lock, so threads do not
+    add throughput): ``workers`` default to the CPU count. Workers start by ``forkserver``
+    (forking a process that runs polars' thread pool can deadlock the child) with the
+    collector tuned as here. Shut the pool down when done (``with worker_pool() as pool:``)."""
+    return ProcessPoolExecutor(
+        max_workers=workers or os.cpu_count() or 1,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=tune_gc,
+    )

@@ -43,9 +43,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -64,7 +66,7 @@ from detector.ingest import (
     utc_now,
 )
 from detector.pipeline import Pipeline, PipelineState, StepReport
-from detector.service._decode import DecodedBatch, decode_batch
+from detector.service._decode import DecodedBatch, decode_batch, decode_bodies
 from detector.service._http import Health
 from detector.service._ledger import HeldMessage, Ledger, Phase
 from detector.service._logging import fields
@@ -163,6 +165,7 @@ class Consumer:
         health: Health | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         backoff: Callable[[int], float] | None = None,
+        decode_pool: Executor | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.queue = queue
@@ -197,6 +200,9 @@ class Consumer:
         # in a thread: decoding (Python, holding the GIL) overlaps the step (mostly polars,
         # releasing it), so two cores do both.
         self._ahead: tuple[list[HeldMessage], asyncio.Future[DecodedBatch]] | None = None
+        # With step_in_thread: decode in these worker processes instead of a thread, so that
+        # decoding runs in parallel with everything else this process does (the GIL is theirs).
+        self._decode_pool = decode_pool
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -325,7 +331,33 @@ class Consumer:
 
     def _start_decode(self, batch: Sequence[HeldMessage]) -> asyncio.Future[DecodedBatch]:
         messages = [entry.message for entry in batch]
-        return asyncio.ensure_future(asyncio.to_thread(self._decode, messages))
+        if self._decode_pool is None:
+            return asyncio.ensure_future(asyncio.to_thread(self._decode, messages))
+        call = functools.partial(
+            decode_bodies,
+            [m.body for m in messages],
+            [m.message_id for m in messages],
+            [m.receipt_handle for m in messages],
+            [m.sent_time for m in messages],
+            max_body_bytes=self.config.max_body_bytes,
+        )
+        try:
+            return asyncio.get_running_loop().run_in_executor(self._decode_pool, call)
+        except Exception as err:  # a broken pool refuses work at once
+            self._decode_failed(err)
+            return asyncio.ensure_future(asyncio.to_thread(self._decode, messages))
+
+    def _decode_failed(self, err: Exception) -> None:
+        """Decoding never raises for bad data: this is the pool (a worker died). The batch is
+        decoded again in a thread; a broken pool is not used again."""
+        broken = isinstance(err, BrokenExecutor)
+        _log.error(
+            "decoding failed: decoding in this process"
+            + (" from now on" if broken else " for this batch"),
+            extra=fields(error=f"{type(err).__name__}: {err}"),
+        )
+        if broken:
+            self._decode_pool = None
 
     def _look_ahead(self) -> None:
         """Take the next batch now, if it is already due, and start decoding it."""
@@ -357,7 +389,8 @@ class Consumer:
             decoding = decoding or self._start_decode(batch)
             try:
                 decoded: DecodedBatch | None = await decoding
-            except Exception:  # decoding never raises for bad data; isolate it if it does
+            except Exception as err:
+                self._decode_failed(err)
                 decoded = None
             self._look_ahead()
             outcome = await asyncio.to_thread(self._step_decoded, state, messages, decoded, now)

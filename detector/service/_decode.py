@@ -20,7 +20,7 @@ import polars as pl
 from detector.events import RecordFailure, empty_events, envelopes_to_events
 from detector.ingest import QueueMessage
 
-__all__ = ["DECODE_CHUNK", "DecodedBatch", "decode_batch"]
+__all__ = ["DECODE_CHUNK", "DecodedBatch", "decode_batch", "decode_bodies"]
 
 # Decoding costs more per body in batches much larger than this (bigger working set), while
 # the pipeline step costs less per event in larger batches: a large batch is decoded in
@@ -40,30 +40,50 @@ class DecodedBatch:
 def decode_batch(messages: Sequence[QueueMessage], *, max_body_bytes: int) -> DecodedBatch:
     """Decode ``messages``; failures name the message id, the field and the reason.
     ``duplicates_in_batch`` counts the events dropped as repeated within a chunk."""
+    return decode_bodies(
+        [m.body for m in messages],
+        [m.message_id for m in messages],
+        [m.receipt_handle for m in messages],
+        [m.sent_time for m in messages],
+        max_body_bytes=max_body_bytes,
+    )
+
+
+def decode_bodies(
+    bodies: Sequence[bytes],
+    message_ids: Sequence[str],
+    receipt_handles: Sequence[str],
+    sent_times: Sequence[datetime | None],
+    *,
+    max_body_bytes: int,
+) -> DecodedBatch:
+    """:func:`decode_batch` on the messages' fields as plain lists: cheap to send to a decode
+    process (messages are objects, each pickled on its own)."""
     poison: defaultdict[str, list[str]] = defaultdict(list)
     handles_of: defaultdict[str, list[str]] = defaultdict(list)
-    bodies: list[bytes] = []
+    kept: list[bytes] = []
     ids: list[str] = []
     sent: list[datetime | None] = []
-    for message in messages:
-        if len(message.body) > max_body_bytes:
-            poison[message.receipt_handle].append(
-                f"message {message.message_id}: body of {len(message.body)} bytes exceeds "
-                f"{max_body_bytes}"
+    for body, message_id, handle, sent_time in zip(
+        bodies, message_ids, receipt_handles, sent_times, strict=True
+    ):
+        if len(body) > max_body_bytes:
+            poison[handle].append(
+                f"message {message_id}: body of {len(body)} bytes exceeds {max_body_bytes}"
             )
             continue
-        handles_of[message.message_id].append(message.receipt_handle)
-        bodies.append(message.body)
-        ids.append(message.message_id)
-        sent.append(message.sent_time)
-    if not bodies:
+        handles_of[message_id].append(handle)
+        kept.append(body)
+        ids.append(message_id)
+        sent.append(sent_time)
+    if not kept:
         return DecodedBatch(empty_events(), _frozen(poison))
     frames: list[pl.DataFrame] = []
     duplicates = 0
-    for start in range(0, len(bodies), DECODE_CHUNK):
+    for start in range(0, len(kept), DECODE_CHUNK):
         end = start + DECODE_CHUNK
         result = envelopes_to_events(
-            bodies[start:end], message_ids=ids[start:end], received_times=sent[start:end]
+            kept[start:end], message_ids=ids[start:end], received_times=sent[start:end]
         )
         frames.append(result.events)
         duplicates += len(result.duplicate_event_ids)

@@ -32,7 +32,7 @@ from aiobotocore.session import AioSession
 from detector.errors import ConfigError, DetectorError, ModelError
 from detector.ingest import SqsConfig, SqsQueue
 from detector.pipeline import Pipeline
-from detector.runtime import tune_gc
+from detector.runtime import tune_gc, worker_pool
 from detector.scoring import ModelArtifact, load_artifact
 from detector.service._consumer import Consumer
 from detector.service._http import Health, OpsServer
@@ -240,6 +240,10 @@ class ServiceRuntime:
                     visibility_timeout=config.visibility_timeout, grace=settings.grace_seconds
                 ),
             )
+        pool = None
+        if settings.decode_workers:
+            pool = worker_pool(settings.decode_workers)
+            stack.push_async_callback(asyncio.to_thread, pool.shutdown, cancel_futures=True)
         consumer = Consumer(
             Pipeline(artifact),
             queue,
@@ -248,6 +252,7 @@ class ServiceRuntime:
             config,
             metrics=self.metrics,
             health=self.health,
+            decode_pool=pool,
         )
         await consumer.start()
         self.health.ready("state")
@@ -259,6 +264,7 @@ class ServiceRuntime:
                 visibility_timeout=config.visibility_timeout,
                 max_receive_count=config.max_receive_count,
                 receivers=config.receivers,
+                decode_workers=settings.decode_workers,
                 batch_size=config.batch_size,
                 checkpoint_seconds=config.checkpoint_seconds,
             ),

@@ -4,6 +4,7 @@ decision at a time on a manual clock, and ports that fail or record on demand.""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ def make_consumer(
     *,
     sinks: Sequence[FindingSink] | None = None,
     store: StateStore | None = None,
+    decode_pool: Executor | None = None,
     **settings: Any,
 ) -> Consumer:
     return Consumer(
@@ -49,6 +51,7 @@ def make_consumer(
         ConsumerConfig(**(TEST_CONFIG | settings)),
         clock=clock,
         metrics=ServiceMetrics(),
+        decode_pool=decode_pool,
     )
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from collections.abc import Iterator
+from concurrent.futures import BrokenExecutor, Executor
 
 import orjson
 import pytest
 
 from detector.ingest import InMemoryQueue, ManualClock, QueueCounts, QueueError, QueueMessage
 from detector.pipeline import Pipeline, PipelineState
+from detector.runtime import worker_pool
 from detector.service import Consumer, ConsumerConfig, Phase
 from detector.sinks import MemoryFindingSink, SqsFindingSink
 from detector.state import InMemoryStateStore
@@ -224,15 +228,32 @@ async def test_findings_that_cannot_be_delivered_put_the_batch_back_unchanged(
     assert consumer.metrics.value("detector_findings_send_failures_total") == 2
 
 
+@pytest.fixture(scope="module")
+def decode_pool() -> Iterator[Executor]:
+    with worker_pool(1) as pool:
+        yield pool
+
+
+@pytest.mark.parametrize("in_process", [False, True], ids=["decode-thread", "decode-process"])
 async def test_a_batch_decoded_ahead_goes_back_in_order_when_findings_cannot_be_sent(
-    pipeline: Pipeline, morning_stream: Stream, clock: ManualClock
+    pipeline: Pipeline,
+    morning_stream: Stream,
+    clock: ManualClock,
+    in_process: bool,
+    request: pytest.FixtureRequest,
 ) -> None:
     journal = Journal()
     sink = JournalingSink(journal, fail=1)
     queue = InMemoryQueue(clock=clock)
     await send_bodies(queue, morning_stream.bodies)
     consumer = make_consumer(
-        pipeline, queue, clock, sinks=[sink], batch_size=100, step_in_thread=True
+        pipeline,
+        queue,
+        clock,
+        sinks=[sink],
+        batch_size=100,
+        step_in_thread=True,
+        decode_pool=request.getfixturevalue("decode_pool") if in_process else None,
     )
     await consumer.start()
     while await consumer.receive_once():
@@ -255,6 +276,29 @@ async def test_a_batch_decoded_ahead_goes_back_in_order_when_findings_cannot_be_
 
     assert set(sink.inner.finding_ids) == morning_stream.finding_ids
     assert consumer.metrics.value("detector_events_processed_total") == len(morning_stream)
+    assert queue.counts() == QueueCounts(0, 0)
+
+
+async def test_a_decode_process_that_died_leaves_decoding_to_the_service_itself(
+    pipeline: Pipeline, morning_stream: Stream, clock: ManualClock
+) -> None:
+    pool = worker_pool(1)
+    with pytest.raises(BrokenExecutor):
+        pool.submit(os._exit, 1).result()  # the worker dies: the pool is broken for good
+    queue = InMemoryQueue(clock=clock)
+    bodies = morning_stream.bodies[:300]
+    await send_bodies(queue, bodies)
+    consumer = make_consumer(
+        pipeline, queue, clock, batch_size=100, step_in_thread=True, decode_pool=pool
+    )
+    await consumer.start()
+    try:
+        await pump(consumer)
+    finally:
+        pool.shutdown()
+
+    assert consumer.metrics.value("detector_events_processed_total") == len(bodies)
+    assert consumer.metrics.value("detector_messages_failed_total") == 0
     assert queue.counts() == QueueCounts(0, 0)
 
 
