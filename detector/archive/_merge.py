@@ -84,11 +84,24 @@ def _datetime(ms: int) -> datetime:
 
 
 def sorted_events(pieces: list[Piece]) -> pl.DataFrame:
-    """Released pieces as one frame sorted by ``(event_time, event_id)``."""
-    frames = [frame if rows is None else frame[rows] for frame, rows in pieces]
-    if not frames:
+    """Released pieces as one frame sorted by ``(event_time, event_id)``.
+
+    The pieces' frames are joined once and the sort order is found on the two key columns
+    alone, so the wide frame is gathered once, not once per piece and again to sort it.
+    """
+    if not pieces:
         return _EMPTY
-    return pl.concat(frames, how="vertical", rechunk=False).sort(_ORDER)
+    whole = pl.concat([frame for frame, _ in pieces], how="vertical", rechunk=True)
+    selected = []
+    offset = 0
+    for frame, rows in pieces:
+        selected.append(offset + (np.arange(frame.height) if rows is None else rows))
+        offset += frame.height
+    index = pl.Series(np.concatenate(selected), dtype=pl.Int64)
+    order = (
+        whole.select(_ORDER)[index].select(pl.arg_sort_by(_ORDER, maintain_order=True)).to_series()
+    )
+    return whole[index.gather(order)]
 
 
 @dataclass(slots=True)
