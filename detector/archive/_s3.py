@@ -20,11 +20,9 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlparse
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -39,6 +37,11 @@ from detector.archive._layout import DEFAULT_LISTING_CONCURRENCY, Listing, walk_
 from detector.archive._object import ArchiveObject, FilePosition
 from detector.archive._source import ArchiveReadError
 from detector.errors import ConfigError
+
+if TYPE_CHECKING:
+    # aiobotocore itself is imported on opening a source: importing this package (as replay's
+    # decode worker processes do) does not pay for it.
+    from aiobotocore.session import AioSession
 
 __all__ = ["DEFAULT_S3_CONCURRENCY", "S3Credentials", "S3Source"]
 
@@ -129,6 +132,9 @@ class S3Source:
         return f"S3Source(s3://{self.bucket}/{self.prefix}{where})"
 
     async def __aenter__(self) -> Self:
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
         stack = AsyncExitStack()
         session = self._session or get_session()
         config = AioConfig(
