@@ -21,7 +21,7 @@ and :mod:`detector.errors`. Nothing here reads the environment except S3 credent
 """
 
 from detector.archive._cursor import ArchiveCursor
-from detector.archive._decode import DecodedObject, decode_object
+from detector.archive._decode import DecodedBatch, DecodedObject, decode_object, decode_objects
 from detector.archive._filter import EARLY_DELIVERY_SLACK, LATE_DELIVERY_MARGIN, ArchiveFilter
 from detector.archive._jsonl import DEFAULT_LINES_PER_CHUNK, EnvelopeJsonlSource
 from detector.archive._layout import trail_key
@@ -31,6 +31,7 @@ from detector.archive._object import ArchiveObject, FilePosition, ObjectKind
 from detector.archive._read import (
     DEFAULT_CHUNK_EVENTS,
     DEFAULT_CHUNK_FILES,
+    DEFAULT_DECODE_BATCH,
     DEFAULT_LATENESS,
     DEFAULT_READ_AHEAD,
     ChunkCounts,
@@ -50,6 +51,7 @@ from detector.archive._tuning import decode_process_pool, replay_gc
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",
     "DEFAULT_CHUNK_FILES",
+    "DEFAULT_DECODE_BATCH",
     "DEFAULT_LATENESS",
     "DEFAULT_LINES_PER_CHUNK",
     "DEFAULT_READ_AHEAD",
@@ -62,6 +64,7 @@ __all__ = [
     "ArchiveReadError",
     "ArchiveSource",
     "ChunkCounts",
+    "DecodedBatch",
     "DecodedObject",
     "EnvelopeJsonlSource",
     "EventChunk",
@@ -74,6 +77,7 @@ __all__ = [
     "S3Credentials",
     "S3Source",
     "decode_object",
+    "decode_objects",
     "decode_process_pool",
     "read_events",
     "replay_gc",

@@ -2,15 +2,18 @@
 
 The pipeline, with memory bounded by ``read_ahead`` files plus the merge buffer::
 
-    list_objects ──▶ read + decode (concurrently, ``read_ahead`` files ahead, in order)
+    list_objects ──▶ batches of ``decode_batch`` objects: read (concurrently) + decode
+                      (``read_ahead`` files ahead, in order)
                       ──▶ EventMerger (holds back ``lateness``) ──▶ EventChunk ...
 
 Objects the filter rejects by key, digest files and stray files are counted, never read.
 A file that cannot be read or parsed is a failure in the chunk's ``failures``; the replay goes
-on. Decoding runs in one worker thread of its own unless an executor is given: parsing is
-mostly Python code holding the interpreter lock, and more decode threads measured slower (they
-fight over the lock, with the event loop too); a process pool
-(:func:`~detector.archive.decode_process_pool`) spreads it over cores.
+on. A batch of files is decoded in one call (:func:`decode_objects`): a trail file holds only
+~150 records, and typing each on its own would pay polars' fixed cost per file, and hand the
+interpreter lock back and forth with the event loop at every polars call. Decoding runs in one
+worker thread of its own unless an executor is given: parsing is mostly Python code holding the
+interpreter lock, so more threads do not help; a process pool
+(:func:`~detector.archive.decode_process_pool`) runs it beside the consumer on other cores.
 
 Imports: the standard library, polars, :mod:`detector.events` and this package.
 """
@@ -21,13 +24,13 @@ import asyncio
 from collections.abc import AsyncGenerator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import polars as pl
 
 from detector.archive._cursor import ArchiveCursor
-from detector.archive._decode import DecodedObject, decode_object
+from detector.archive._decode import DecodedObject, decode_objects
 from detector.archive._filter import ArchiveFilter
 from detector.archive._merge import EventMerger, sorted_events
 from detector.archive._object import ArchiveObject
@@ -37,6 +40,7 @@ from detector.events import RecordFailure, empty_events
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",
     "DEFAULT_CHUNK_FILES",
+    "DEFAULT_DECODE_BATCH",
     "DEFAULT_LATENESS",
     "DEFAULT_READ_AHEAD",
     "ChunkCounts",
@@ -47,7 +51,8 @@ __all__ = [
 DEFAULT_CHUNK_EVENTS: Final = 50_000
 DEFAULT_CHUNK_FILES: Final = 1_000  # a chunk also ends after this many files, even if small
 DEFAULT_LATENESS: Final = timedelta(minutes=15)
-DEFAULT_READ_AHEAD: Final = 32
+DEFAULT_READ_AHEAD: Final = 48
+DEFAULT_DECODE_BATCH: Final = 16  # objects decoded in one call (one polars typing pass)
 _NO_EVENTS: Final = empty_events()
 
 
@@ -99,7 +104,7 @@ class _End:
     error: BaseException | None = None
 
 
-_Item = asyncio.Task[_Outcome] | _Outcome | _End
+_Item = asyncio.Task[list[_Outcome]] | _End
 
 
 def _skip_reason(obj: ArchiveObject, filter: ArchiveFilter) -> _Skip | None:
@@ -162,6 +167,7 @@ async def read_events(
     lateness: timedelta = DEFAULT_LATENESS,
     start_after: ArchiveCursor | None = None,
     read_ahead: int = DEFAULT_READ_AHEAD,
+    decode_batch: int = DEFAULT_DECODE_BATCH,
     decode_executor: Executor | None = None,
 ) -> AsyncGenerator[EventChunk, None]:
     """Replay ``source``: chunks of about ``chunk_events`` events, in event-time order.
@@ -177,45 +183,78 @@ async def read_events(
     as ``start_after`` to emit exactly the events after it (see :class:`ArchiveCursor`). The
     last chunk (possibly without events) ends the replay; its cursor is complete.
 
-    Close the iterator when stopping early (``contextlib.aclosing``) so reads in flight stop.
+    Files are read and decoded ``decode_batch`` at a time (at most ``read_ahead``), about
+    ``read_ahead`` files ahead of the consumer. Close the iterator when stopping early
+    (``contextlib.aclosing``) so reads in flight stop.
     """
-    if chunk_events < 1 or chunk_files < 1 or read_ahead < 1:
-        raise ValueError("chunk_events, chunk_files and read_ahead must be >= 1")
+    if chunk_events < 1 or chunk_files < 1 or read_ahead < 1 or decode_batch < 1:
+        raise ValueError("chunk_events, chunk_files, read_ahead and decode_batch must be >= 1")
     filter = filter if filter is not None else ArchiveFilter()
     merger = EventMerger(lateness, resume=start_after)
     resumed = start_after if start_after is not None and not start_after.is_complete else None
-    queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=read_ahead)
+    batch_size = min(decode_batch, read_ahead)
+    queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=max(1, read_ahead // batch_size))
     loop = asyncio.get_running_loop()
     own_executor = None
     executor = decode_executor
     if executor is None:
         own_executor = executor = ThreadPoolExecutor(1, thread_name_prefix="archive-decode")
 
-    async def fetch(obj: ArchiveObject) -> _Outcome:
+    async def read(obj: ArchiveObject) -> bytes | RecordFailure:
         try:
-            data = await source.read(obj)
+            return await source.read(obj)
         except ArchiveReadError as err:
-            return _Outcome(obj, failure=RecordFailure(obj.key, None, None, "<file>", str(err)))
-        drop = None
+            return RecordFailure(obj.key, None, None, "<file>", str(err))
+
+    def drop_before(obj: ArchiveObject) -> datetime | None:
         if resumed is not None and resumed.read_through is not None:
-            drop = resumed.watermark if obj.position <= resumed.read_through else None
-        decoded = await loop.run_in_executor(executor, decode_object, obj, data, filter, drop)
-        return _Outcome(obj, decoded, size=len(data))
+            return resumed.watermark if obj.position <= resumed.read_through else None
+        return None
+
+    async def fetch(batch: list[tuple[ArchiveObject, _Skip | None]]) -> list[_Outcome]:
+        wanted = [obj for obj, reason in batch if reason is None]
+        datas = await asyncio.gather(*(read(obj) for obj in wanted))
+        readable = [
+            (obj, data, drop_before(obj))
+            for obj, data in zip(wanted, datas, strict=True)
+            if isinstance(data, bytes)
+        ]
+        decoded: dict[str, DecodedObject] = {}
+        if readable:
+            decoding = await loop.run_in_executor(executor, decode_objects, readable, filter)
+            decoded = {obj.key: d for obj, d in decoding.objects()}
+        read_back = dict(zip((obj.key for obj in wanted), datas, strict=True))
+        outcomes = []
+        for obj, reason in batch:
+            if reason is not None:
+                outcomes.append(_Outcome(obj, skipped=reason))
+                continue
+            data = read_back[obj.key]
+            if isinstance(data, RecordFailure):
+                outcomes.append(_Outcome(obj, failure=data))
+            else:
+                outcomes.append(_Outcome(obj, decoded[obj.key], size=len(data)))
+        return outcomes
+
+    async def submit(batch: list[tuple[ArchiveObject, _Skip | None]]) -> None:
+        task = asyncio.create_task(fetch(batch))
+        try:
+            await queue.put(task)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
 
     async def produce() -> None:
         try:
             after = start_after.done_through if start_after is not None else None
+            batch: list[tuple[ArchiveObject, _Skip | None]] = []
             async for obj in source.list_objects(filter, start_after=after):
-                reason = _skip_reason(obj, filter)
-                if reason is not None:
-                    await queue.put(_Outcome(obj, skipped=reason))
-                    continue
-                task = asyncio.create_task(fetch(obj))
-                try:
-                    await queue.put(task)
-                except asyncio.CancelledError:
-                    task.cancel()
-                    raise
+                batch.append((obj, _skip_reason(obj, filter)))
+                if len(batch) >= batch_size:
+                    await submit(batch)
+                    batch = []
+            if batch:
+                await submit(batch)
             await queue.put(_End())
         except Exception as err:  # handed to the consumer, which raises it
             await queue.put(_End(err))
@@ -229,11 +268,11 @@ async def read_events(
                 if item.error is not None:
                     raise item.error
                 break
-            outcome = await item if isinstance(item, asyncio.Task) else item
-            late = _feed(merger, outcome)
-            counter.add(outcome, late)
-            if merger.ready_events >= chunk_events or counter.objects >= chunk_files:
-                yield await _chunk(merger, counter)
+            for outcome in await item:
+                late = _feed(merger, outcome)
+                counter.add(outcome, late)
+                if merger.ready_events >= chunk_events or counter.objects >= chunk_files:
+                    yield await _chunk(merger, counter)
         merger.finish()
         yield await _chunk(merger, counter)
     finally:

@@ -189,6 +189,7 @@ def test_public_names_are_the_intended_ones() -> None:
         [
             "DEFAULT_CHUNK_EVENTS",
             "DEFAULT_CHUNK_FILES",
+            "DEFAULT_DECODE_BATCH",
             "DEFAULT_LATENESS",
             "DEFAULT_LINES_PER_CHUNK",
             "DEFAULT_READ_AHEAD",
@@ -201,6 +202,7 @@ def test_public_names_are_the_intended_ones() -> None:
             "ArchiveReadError",
             "ArchiveSource",
             "ChunkCounts",
+            "DecodedBatch",
             "DecodedObject",
             "EnvelopeJsonlSource",
             "EventChunk",
@@ -213,6 +215,7 @@ def test_public_names_are_the_intended_ones() -> None:
             "S3Credentials",
             "S3Source",
             "decode_object",
+            "decode_objects",
             "decode_process_pool",
             "read_events",
             "replay_gc",
