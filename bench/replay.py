@@ -12,8 +12,11 @@ cache, so one benchmark reuses the other's): one of ``--records`` events and one
 long (same daily volume, a quarter of the days).
 
 Each measurement runs in its own subprocess (``python -m bench.replay --measure ...``) and
-reports its own peak RSS (``ru_maxrss``, :func:`bench.replay_read.peak_rss_mb`) and CPU time
-(all its threads). The rows of the table:
+reports its own peak RSS and CPU time, its decode worker processes' included: replay decodes in
+a process pool (:func:`detector.archive.decode_process_pool`), whose workers are children of
+multiprocessing's forkserver, so the child stops and waits for the forkserver after the replay
+(:func:`bench.replay_read.stop_forkserver`) to count their CPU time, and samples the RSS of its
+whole process tree while it runs (:class:`bench.replay_read.TreeRssSampler`). The rows:
 
 - ``imports + model, no events``: the child imports the detector and loads the model, then
   stops: the fixed part of every replay's RSS;
@@ -30,9 +33,11 @@ reports its own peak RSS (``ru_maxrss``, :func:`bench.replay_read.peak_rss_mb`) 
 
 Columns: ``s`` is the wall-clock time of the ``replay()`` call alone (imports and the model's
 load excluded, reported as ``setup s``); ``events/s`` is events over that; ``events/cpu-s`` is
-events over the child's CPU time in the same span (all threads: the decode thread, polars'
-pool, DuckDB's pool), which moves much less than wall-clock with other load on the machine;
-``RSS MB`` is the child's peak RSS; ``findings`` is the number of findings with a digest of
+events over the CPU time of the child and its worker processes in the same span (all threads:
+the decode workers, polars' pool, DuckDB's pool), which moves much less than wall-clock with
+other load on the machine; ``RSS MB`` is the peak RSS of the child, or of the child and its
+workers together when that sampled sum is higher (shared library pages count once per
+process, so it overstates); ``findings`` is the number of findings with a digest of
 their ids (same archive => same ids, whichever the source).
 
 Then the verdicts:
@@ -79,9 +84,11 @@ from bench.replay_read import (
     DEFAULT_RECORDS,
     ORG,
     RSS_LIMIT,
+    TreeRssSampler,
     cpu_seconds,
     ensure_archive,
     peak_rss_mb,
+    stop_forkserver,
     upload,
 )
 from bench.replay_read import measure as measure_reading
@@ -104,8 +111,10 @@ def _replay_result(run: Callable[[Any, Any], Any]) -> dict[str, Any]:
     setup = time.perf_counter() - started
     started_cpu = cpu_seconds()
     started = time.perf_counter()
-    summary = asyncio.run(run(pipeline, sink))
+    with TreeRssSampler():
+        summary = asyncio.run(run(pipeline, sink))
     seconds = time.perf_counter() - started
+    stop_forkserver()  # the decode workers' CPU time and RSS count only once it is waited for
     ids = sorted(sink.finding_ids)
     return {
         "events": summary.events,

@@ -6,6 +6,11 @@ through :class:`detector.pipeline.Pipeline` exactly as the stream's do, so the s
 the same findings (same ids). Memory is bounded by the read-ahead and the active principals,
 not by the archive's length.
 
+Decoding (gzip, JSON, the records' fields) is most of a replay's work and is Python code holding
+the interpreter lock, so by default it runs in worker processes
+(:func:`detector.archive.decode_process_pool`, one per CPU), beside the features and scoring in
+this one; on a single CPU, or with ``decode_processes=0``, it runs in a thread of this process.
+
 Checkpoints: with a state store, the pipeline state and the archive cursor are saved together
 every ``checkpoint_every`` events and at the end; a replay started again with the same store
 and source continues after the cursor instead of starting over. The state is the one the
@@ -20,12 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, TextIO
@@ -38,6 +45,7 @@ from detector.archive import (
     ArchiveFilter,
     ArchiveSource,
     EventChunk,
+    decode_process_pool,
     read_events,
     replay_gc,
 )
@@ -172,19 +180,28 @@ async def replay(
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Progress | None = None,
+    decode_processes: int | None = None,
 ) -> ReplaySummary:
-    """Replay ``source`` through ``pipeline``; findings to ``sink``; state to ``store``."""
+    """Replay ``source`` through ``pipeline``; findings to ``sink``; state to ``store``.
+
+    ``decode_processes``: worker processes that decode the files (None: one per CPU when there
+    are several; 0: none, decode in a thread of this process).
+    """
     started = time.monotonic()
     summary = ReplaySummary()
     state, cursor = _resume_point(pipeline, store, source_name)
     summary.resumed = cursor is not None
     since_checkpoint = 0
     reached: datetime | None = None
-    with replay_gc():
-        chunks = read_events(source, filter, start_after=cursor)
+    with replay_gc(), _decode_pool(decode_processes) as pool:
+        chunks = read_events(source, filter, start_after=cursor, decode_executor=pool)
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
-                state, findings, report = pipeline.step(state, chunk.events, clock())
+                # In a thread, so that the event loop keeps handing files to the decode
+                # workers while the step runs (polars releases the interpreter lock).
+                state, findings, report = await asyncio.to_thread(
+                    pipeline.step, state, chunk.events, clock()
+                )
                 _account(summary, chunk, report.principals, findings)
                 if findings:
                     await sink.send(_messages(findings))
@@ -207,6 +224,20 @@ async def replay(
     summary.principals = report.principals
     summary.seconds = time.monotonic() - started
     return summary
+
+
+@contextlib.contextmanager
+def _decode_pool(processes: int | None) -> Iterator[Executor | None]:
+    if processes is None:
+        cpus = os.cpu_count() or 1
+        processes = cpus if cpus > 1 else 0
+    if processes < 0:
+        raise ValueError(f"decode_processes must be >= 0, got {processes}")
+    if processes == 0:
+        yield None
+        return
+    with decode_process_pool(processes) as pool:
+        yield pool
 
 
 def _count_findings(summary: ReplaySummary, findings: list[Finding]) -> None:

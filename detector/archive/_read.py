@@ -51,7 +51,7 @@ __all__ = [
 DEFAULT_CHUNK_EVENTS: Final = 50_000
 DEFAULT_CHUNK_FILES: Final = 1_000  # a chunk also ends after this many files, even if small
 DEFAULT_LATENESS: Final = timedelta(minutes=15)
-DEFAULT_READ_AHEAD: Final = 48
+DEFAULT_READ_AHEAD: Final = 128
 DEFAULT_DECODE_BATCH: Final = 16  # objects decoded in one call (one polars typing pass)
 _NO_EVENTS: Final = empty_events()
 

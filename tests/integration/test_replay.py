@@ -57,6 +57,20 @@ async def test_a_folder_replay_finds_the_attacks(
     assert sum(summary.findings_by_kind.values()) == len(sink.findings) == len(ids(sink))
 
 
+async def test_decoding_in_worker_processes_or_in_a_thread_gives_the_same_findings(
+    archive: Path, trained_model_dir: Path
+) -> None:
+    pooled, in_pool = await run(
+        LocalFolderSource(archive), "a", trained_model_dir, decode_processes=2
+    )
+    threaded, in_thread = await run(
+        LocalFolderSource(archive), "a", trained_model_dir, decode_processes=0
+    )
+    assert ids(in_pool)
+    assert ids(in_pool) == ids(in_thread)
+    assert (pooled.events, pooled.bad_records) == (threaded.events, threaded.bad_records)
+
+
 class FailingAfter(MemoryFindingSink):
     """A sink that dies after some sends, like a replay killed halfway."""
 
