@@ -19,7 +19,8 @@ with ``--receivers`` concurrent loops, three ways:
    decode and pipeline step replaced by a no-op, so its CPU per message is the consumer's SQS
    handling beside the raw loop's (target <= 1.2x);
 3. ``consumer, whole path``: the real consumer and pipeline, findings to an SQS findings
-   queue, checkpoints to a local state folder: events/s end to end.
+   queue, checkpoints to a local state folder, bodies decoded in ``--decode-workers``
+   processes as in the service: events/s end to end.
 
 Figures: messages/s until the queue is empty (every message processed and deleted) and
 client CPU µs per message (``time.process_time``). The consumer deletes after a checkpoint and
@@ -54,12 +55,15 @@ from typing import Any
 from aiobotocore.session import AioSession
 
 from bench.pipeline import bodies_of
+from detector.events import empty_events
 from detector.ingest import QueueMessage, SqsConfig, SqsQueue, StaticCredentials
 from detector.pipeline import Pipeline, PipelineState
-from detector.runtime import tune_gc
+from detector.runtime import tune_gc, worker_pool
 from detector.scoring import DEFAULT_MODEL_DIR, load_artifact
 from detector.service import Consumer, ConsumerConfig, ServiceMetrics
 from detector.service._consumer import _StepOutcome
+from detector.service._decode import DecodedBatch, decode_bodies
+from detector.service._settings import DEFAULT_DECODE_WORKERS
 from detector.sinks import SqsFindingSink
 from detector.state import InMemoryStateStore, LocalStateStore, StateStore
 
@@ -122,6 +126,18 @@ class TransportOnly(Consumer):
 
     def _step_isolating(
         self, state: PipelineState, messages: Sequence[QueueMessage], now: datetime
+    ) -> _StepOutcome:
+        return _StepOutcome(state)
+
+    def _decode(self, messages: Sequence[QueueMessage]) -> DecodedBatch:
+        return DecodedBatch(empty_events())
+
+    def _step_decoded(
+        self,
+        state: PipelineState,
+        messages: Sequence[QueueMessage],
+        decoded: DecodedBatch | None,
+        now: datetime,
     ) -> _StepOutcome:
         return _StepOutcome(state)
 
@@ -278,6 +294,7 @@ async def bench(args: argparse.Namespace, endpoint: str) -> list[Variant]:
                         min_checkpoint_seconds=args.batch_seconds,
                     ),
                     metrics=metrics,
+                    decode_pool=pool if whole else None,
                 )
                 await consumer.start()
                 with Stopwatch() as watch:
@@ -299,6 +316,13 @@ async def bench(args: argparse.Namespace, endpoint: str) -> list[Variant]:
             )
             return watch.timing(consumer.counts.deleted)
 
+        # The service's decode processes (--decode-workers), started and warmed up untimed.
+        pool = worker_pool(args.decode_workers) if args.decode_workers else None
+        if pool is not None:
+            probe = [b.encode() for b in bodies[:10]]
+            pool.submit(
+                decode_bodies, probe, ["w"] * 10, ["w"] * 10, [None] * 10, max_body_bytes=1 << 20
+            ).result()
         variants = [Variant("raw receive(10) + DeleteMessageBatch", raw)]
         transport = Variant("consumer, transport only", lambda: run_consumer(False, transport))
         whole = Variant("consumer, whole path", lambda: run_consumer(True, whole))
@@ -309,6 +333,8 @@ async def bench(args: argparse.Namespace, endpoint: str) -> list[Variant]:
                 await refill()
                 await measure(variant, keep=round_number > 0)
             print(f"round {round_number}/{args.rounds} done", flush=True)
+        if pool is not None:
+            pool.shutdown()
     return variants
 
 
@@ -346,6 +372,12 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=0.2,
         help="the consumer's batch age limit and idle checkpoint delay (service: 2 and 1)",
+    )
+    parser.add_argument(
+        "--decode-workers",
+        type=int,
+        default=DEFAULT_DECODE_WORKERS,
+        help="decode processes of the whole-path consumer, as the service's --decode-workers",
     )
     args = parser.parse_args(argv)
     if args.depth is None:
