@@ -23,7 +23,7 @@ with ``--receivers`` concurrent loops, three ways:
    processes as in the service: events/s end to end.
 
 Figures: messages/s until the queue is empty (every message processed and deleted) and
-client CPU µs per message (``time.process_time``). The consumer deletes after a checkpoint and
+client CPU µs per message (this process's and its decode processes'). The consumer deletes after a checkpoint and
 notices the queue drained after one empty long poll (1 s here): at a shallow depth that tail,
 and the batch age limit (``--batch-seconds``, 0.2 s here, 2 s in the service), dominate its
 wall time, so compare rates at a depth of thousands. Variants alternate round by round; the
@@ -47,6 +47,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,7 +55,7 @@ from typing import Any
 
 from aiobotocore.session import AioSession
 
-from bench.pipeline import bodies_of
+from bench.pipeline import bodies_of, client_cpu_seconds
 from detector.events import empty_events
 from detector.ingest import QueueMessage, SqsConfig, SqsQueue, StaticCredentials
 from detector.pipeline import Pipeline, PipelineState
@@ -150,16 +151,20 @@ class Timing:
 
 
 class Stopwatch:
-    """Wall and CPU time of the measured part only (clients are opened before it)."""
+    """Wall and CPU time of the measured part only (clients are opened before it); CPU
+    includes the decode processes of ``pool``."""
+
+    def __init__(self, pool: Executor | None = None) -> None:
+        self.pool = pool
 
     def __enter__(self) -> Stopwatch:
         gc.collect()
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        self.wall, self.cpu = time.perf_counter(), client_cpu_seconds(self.pool)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.wall
-        self.cpu_seconds = time.process_time() - self.cpu
+        self.cpu_seconds = client_cpu_seconds(self.pool) - self.cpu
 
     def timing(self, handled: int) -> Timing:
         return Timing(handled, self.seconds, self.cpu_seconds)
@@ -297,7 +302,7 @@ async def bench(args: argparse.Namespace, endpoint: str) -> list[Variant]:
                     decode_pool=pool if whole else None,
                 )
                 await consumer.start()
-                with Stopwatch() as watch:
+                with Stopwatch(pool if whole else None) as watch:
                     started = time.perf_counter()
                     task = asyncio.create_task(consumer.run())
                     # Local counters only: asking the server would cost this process CPU.
