@@ -184,6 +184,7 @@ class Consumer:
         self._last_checkpoint = clock()
         self._checkpoint_failures = 0
         self._checkpoint_retry_at: datetime | None = None
+        self._last_checkpoint_seconds = 0.0
         self._sink_failures = 0
         self._sink_retry_at: datetime | None = None
         self._queue_idle = False
@@ -598,6 +599,7 @@ class Consumer:
             queue_idle=(self._queue_idle or self.queue.fifo)
             and self.ledger.count(Phase.BUFFERED) == 0,
             config=self.config,
+            last_checkpoint_seconds=self._last_checkpoint_seconds,
         )
 
     async def checkpoint(self) -> bool:
@@ -630,6 +632,7 @@ class Consumer:
                 self.health.unready("state", f"checkpoint failing: {err}")
             return False
         seconds = self._monotonic() - started
+        self._last_checkpoint_seconds = seconds
         if self._checkpoint_failures and self.health is not None:
             self.health.ready("state")
         self._checkpoint_failures = 0
@@ -883,10 +886,13 @@ class Consumer:
             self._wake.clear()
             if self.health is not None:
                 self.health.tick()
-            if await self.process_due():
-                continue
+            processed = await self.process_due()
+            # Checked after every batch: under a steady stream batches are always due, and
+            # deletes must keep pace with them.
             if self.checkpoint_is_due():
                 await self.checkpoint()
+                continue
+            if processed:
                 continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._seconds_to_next_decision()):

@@ -20,8 +20,10 @@ from typing import Final
 from detector.errors import ConfigError
 
 __all__ = [
+    "CHECKPOINT_TIME_SHARE",
     "DEFAULT_BATCH_SECONDS",
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_CHECKPOINT_MESSAGES",
     "DEFAULT_CHECKPOINT_SECONDS",
     "DEFAULT_DELETE_CONCURRENCY",
     "DEFAULT_GRACE_SECONDS",
@@ -46,6 +48,11 @@ DEFAULT_BATCH_SIZE: Final = 1000
 DEFAULT_BATCH_SECONDS: Final = 2.0
 DEFAULT_CHECKPOINT_SECONDS: Final = 10.0
 DEFAULT_MIN_CHECKPOINT_SECONDS: Final = 1.0
+# Messages processed since the last checkpoint that make the next one due (at most every
+# min_checkpoint_seconds, and never spending more than a tenth of the time checkpointing): deletes
+# then keep pace with a busy stream instead of coming in bursts every checkpoint_seconds.
+DEFAULT_CHECKPOINT_MESSAGES: Final = 5_000
+CHECKPOINT_TIME_SHARE: Final = 0.1
 # SQS allows 120,000 messages in flight on a standard queue and 20,000 on a FIFO queue.
 DEFAULT_MAX_HELD_MESSAGES: Final = 20_000
 # The pipeline step has a large cost per batch (~45 ms): under load, one step takes what is
@@ -68,7 +75,10 @@ class ConsumerConfig:
       consumer that falls behind catches up with bigger, cheaper steps, and one that keeps up
       sees batches of ``batch_size``).
     - State is checkpointed every ``checkpoint_seconds``; sooner when ``max_held_messages`` are
-      held, or (at most every ``min_checkpoint_seconds``) when the queue looks drained. On a
+      held, or (at most every ``min_checkpoint_seconds``) when the queue looks drained or
+      ``checkpoint_messages`` were processed since the last one; the last, only if checkpoints
+      take at most :data:`CHECKPOINT_TIME_SHARE` of the time (a large state is saved less
+      often). Messages are deleted after the checkpoint that includes them. On a
       FIFO queue a group delivers nothing more while a message of it is in flight, so there
       the buffer running empty is enough: deletes are deferred ``min_checkpoint_seconds``.
     - Receiving pauses while ``max_held_messages`` are held, or while scoring is behind: a
@@ -92,6 +102,7 @@ class ConsumerConfig:
     batch_seconds: float = DEFAULT_BATCH_SECONDS
     checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS
     min_checkpoint_seconds: float = DEFAULT_MIN_CHECKPOINT_SECONDS
+    checkpoint_messages: int = DEFAULT_CHECKPOINT_MESSAGES
     max_held_messages: int = DEFAULT_MAX_HELD_MESSAGES
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     heartbeat_margin_seconds: float | None = None
@@ -110,6 +121,7 @@ class ConsumerConfig:
             ("batch_seconds", self.batch_seconds > 0, "positive"),
             ("checkpoint_seconds", self.checkpoint_seconds > 0, "positive"),
             ("min_checkpoint_seconds", self.min_checkpoint_seconds >= 0, "0 or more"),
+            ("checkpoint_messages", self.checkpoint_messages >= 1, "at least 1"),
             (
                 "max_held_messages",
                 self.max_held_messages >= self.batch_size,
@@ -176,9 +188,11 @@ def checkpoint_due(
     retry_after: datetime | None,
     queue_idle: bool,
     config: ConsumerConfig,
+    last_checkpoint_seconds: float = 0.0,
 ) -> bool:
     """Whether to checkpoint the state now (``processed``: messages processed since the last
-    checkpoint; ``retry_after``: set after a failed checkpoint, to back off)."""
+    checkpoint; ``retry_after``: set after a failed checkpoint, to back off;
+    ``last_checkpoint_seconds``: how long the last checkpoint took)."""
     if processed == 0:
         return False
     if retry_after is not None and now < retry_after:
@@ -186,7 +200,12 @@ def checkpoint_due(
     elapsed = (now - last_checkpoint).total_seconds()
     if elapsed >= config.checkpoint_seconds or held >= config.max_held_messages:
         return True
-    return queue_idle and elapsed >= config.min_checkpoint_seconds
+    if elapsed < config.min_checkpoint_seconds:
+        return False
+    if queue_idle:
+        return True
+    affordable = elapsed * CHECKPOINT_TIME_SHARE >= last_checkpoint_seconds
+    return processed >= config.checkpoint_messages and affordable
 
 
 def may_receive(*, held: int, buffered: int, config: ConsumerConfig) -> bool:

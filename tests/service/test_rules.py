@@ -73,6 +73,21 @@ def test_a_checkpoint_is_due_on_its_interval_on_pressure_or_on_a_drained_queue()
     assert not checkpoint_due(**base | {"retry_after": at(70)}, now=at(60), queue_idle=True)
 
 
+def test_a_busy_stream_checkpoints_by_volume_unless_checkpoints_take_too_long() -> None:
+    config = ConsumerConfig(
+        checkpoint_seconds=10, min_checkpoint_seconds=1, checkpoint_messages=5000
+    )
+    base = {"held": 6000, "last_checkpoint": T0, "retry_after": None, "config": config}
+    busy = base | {"queue_idle": False}
+    assert not checkpoint_due(**busy, processed=4999, now=at(2))
+    assert not checkpoint_due(**busy, processed=5000, now=at(0.9))  # min_checkpoint_seconds
+    assert checkpoint_due(**busy, processed=5000, now=at(1))
+    # A checkpoint that took 0.5 s: the next by volume waits until it is 10% of the time.
+    slow = busy | {"last_checkpoint_seconds": 0.5, "processed": 5000}
+    assert not checkpoint_due(**slow, now=at(4.9))
+    assert checkpoint_due(**slow, now=at(5))
+
+
 def test_receiving_pauses_when_too_much_is_held_or_scoring_is_behind() -> None:
     config = ConsumerConfig(batch_size=100, max_held_messages=1000, max_batch_size=200)
     assert may_receive(held=999, buffered=199, config=config)
