@@ -177,6 +177,9 @@ class InMemoryQueue:
         if not 0 <= timeout <= MAX_VISIBILITY_TIMEOUT:
             raise ValueError(f"visibility_timeout must be 0..{MAX_VISIBILITY_TIMEOUT}")
         self.api_calls["ReceiveMessage"] += 1
+        # A network call always suspends the caller; so does this one, or a receive loop on a
+        # non-empty queue would never let the rest of the event loop run.
+        await asyncio.sleep(0)
         got = self._take(max_messages, timeout)
         if got or wait_seconds == 0:
             return got

@@ -324,6 +324,7 @@ class Consumer:
         batch = self.ledger.take_batch(self.config.max_batch_size)
         if not batch:
             return 0
+        self._update_room()  # the buffer has room again: receive while this batch is worked on
         await self._process(batch)
         return len(batch)
 
@@ -367,6 +368,7 @@ class Consumer:
         batch = self.ledger.take_batch(self.config.max_batch_size)
         if batch:
             self._ahead = (batch, self._start_decode(batch))
+            self._update_room()
 
     async def _return_ahead(self) -> None:
         """Put the batch taken ahead back in the buffer (its decode is discarded)."""
