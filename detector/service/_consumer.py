@@ -86,6 +86,10 @@ __all__ = ["Consumer", "ConsumerCounts", "DrainReport"]
 _FATAL_RECEIVE_ERRORS: Final = 5  # non-transient receive errors in a row before giving up
 _MAX_BACKOFF_SECONDS: Final = 10.0
 _LOGGED_REASONS: Final = 5
+_RECEIVE_BATCH: Final = 10  # SQS's most messages per receive
+# A long poll answers at once while the queue has visible messages; one still waiting after
+# this long means the queue is drained (for now), so what is processed may be checkpointed.
+_IDLE_POLL_SECONDS: Final = 0.25
 _DELETE_GROUP: Final = 100  # messages per delete task: 10 DeleteMessageBatch calls
 _HANDLE_GONE: Final = frozenset(
     {"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"}
@@ -188,6 +192,7 @@ class Consumer:
         self._sink_failures = 0
         self._sink_retry_at: datetime | None = None
         self._queue_idle = False
+        self._polls: dict[int, float] = {}  # receive loops' long polls in flight: start times
         self._stopping = False
         self._stop_requested_at: float | None = None
         self._wake = asyncio.Event()
@@ -259,14 +264,17 @@ class Consumer:
             self._update_room()
             return 0
         messages = await self.queue.receive(
-            10,
+            _RECEIVE_BATCH,
             self.config.wait_seconds if wait_seconds is None else wait_seconds,
             self.config.visibility_timeout,
         )
         return await self._accept(messages)
 
     async def _accept(self, messages: Sequence[QueueMessage]) -> int:
-        self._queue_idle = not messages
+        # Fewer messages than asked for: the queue had no more visible (or SQS sampled few of
+        # its servers). Either way it looks drained enough to checkpoint and let deletes go,
+        # rather than holding them until a long poll comes back empty.
+        self._queue_idle = len(messages) < _RECEIVE_BATCH
         if not messages:
             if self.ledger.count(Phase.PROCESSED):
                 self._wake.set()  # a drained queue may make a checkpoint due
@@ -598,7 +606,7 @@ class Consumer:
             retry_after=self._checkpoint_retry_at,
             # A FIFO group delivers nothing more while a message of it is held, so on a FIFO
             # queue every pause of the buffer counts as idle: deletes wait ~1 s, not 10.
-            queue_idle=(self._queue_idle or self.queue.fifo)
+            queue_idle=(self._queue_idle or self.queue.fifo or self._long_poll_waiting())
             and self.ledger.count(Phase.BUFFERED) == 0,
             config=self.config,
             last_checkpoint_seconds=self._last_checkpoint_seconds,
@@ -839,9 +847,11 @@ class Consumer:
                 self._update_room()
                 await self._room.wait()
                 continue
+            poll = id(asyncio.current_task())
+            self._polls[poll] = self._monotonic()
             try:
                 messages = await self.queue.receive(
-                    10, self.config.wait_seconds, self.config.visibility_timeout
+                    _RECEIVE_BATCH, self.config.wait_seconds, self.config.visibility_timeout
                 )
             except QueueUnavailableError as err:
                 errors += 1
@@ -851,6 +861,8 @@ class Consumer:
                 errors += 1
                 await self._receive_failed(err, errors, fatal=errors >= _FATAL_RECEIVE_ERRORS)
                 continue
+            finally:
+                self._polls.pop(poll, None)
             if errors:
                 errors = 0
                 if self.health is not None:
@@ -900,10 +912,17 @@ class Consumer:
                 async with asyncio.timeout(self._seconds_to_next_decision()):
                     await self._wake.wait()
 
+    def _long_poll_waiting(self) -> bool:
+        limit = self._monotonic() - _IDLE_POLL_SECONDS
+        return any(started <= limit for started in self._polls.values())
+
     def _seconds_to_next_decision(self) -> float:
         """The longest the process loop may sleep before a timer makes something due."""
         now = self._clock()
         candidates = [1.0]  # the health tick
+        if self._polls and self.ledger.count(Phase.PROCESSED):
+            oldest_poll = min(self._polls.values())
+            candidates.append(oldest_poll + _IDLE_POLL_SECONDS - self._monotonic())
         oldest = self.ledger.oldest_buffered()
         if oldest is not None:
             candidates.append(self.config.batch_seconds - (now - oldest).total_seconds())

@@ -75,10 +75,11 @@ class ConsumerConfig:
       consumer that falls behind catches up with bigger, cheaper steps, and one that keeps up
       sees batches of ``batch_size``).
     - State is checkpointed every ``checkpoint_seconds``; sooner when ``max_held_messages`` are
-      held, or (at most every ``min_checkpoint_seconds``) when the queue looks drained or
-      ``checkpoint_messages`` were processed since the last one; the last, only if checkpoints
-      take at most :data:`CHECKPOINT_TIME_SHARE` of the time (a large state is saved less
-      often). Messages are deleted after the checkpoint that includes them. On a
+      held, or (at most every ``min_checkpoint_seconds``, and only while checkpoints take at
+      most :data:`CHECKPOINT_TIME_SHARE` of the time, so a large state is saved less often)
+      when the queue looks drained (a receive brought fewer than 10 messages) or
+      ``checkpoint_messages`` were processed since the last one. Messages are deleted after
+      the checkpoint that includes them. On a
       FIFO queue a group delivers nothing more while a message of it is in flight, so there
       the buffer running empty is enough: deletes are deferred ``min_checkpoint_seconds``.
     - Receiving pauses while ``max_held_messages`` are held, or while scoring is behind: a
@@ -202,10 +203,9 @@ def checkpoint_due(
         return True
     if elapsed < config.min_checkpoint_seconds:
         return False
-    if queue_idle:
-        return True
-    affordable = elapsed * CHECKPOINT_TIME_SHARE >= last_checkpoint_seconds
-    return processed >= config.checkpoint_messages and affordable
+    if elapsed * CHECKPOINT_TIME_SHARE < last_checkpoint_seconds:
+        return False  # a large state: saving it this often would cost more than its share
+    return queue_idle or processed >= config.checkpoint_messages
 
 
 def may_receive(*, held: int, buffered: int, config: ConsumerConfig) -> bool:

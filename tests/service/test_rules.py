@@ -73,7 +73,7 @@ def test_a_checkpoint_is_due_on_its_interval_on_pressure_or_on_a_drained_queue()
     assert not checkpoint_due(**base | {"retry_after": at(70)}, now=at(60), queue_idle=True)
 
 
-def test_a_busy_stream_checkpoints_by_volume_unless_checkpoints_take_too_long() -> None:
+def test_checkpoints_by_volume_or_on_a_drained_queue_unless_they_take_too_long() -> None:
     config = ConsumerConfig(
         checkpoint_seconds=10, min_checkpoint_seconds=1, checkpoint_messages=5000
     )
@@ -86,6 +86,9 @@ def test_a_busy_stream_checkpoints_by_volume_unless_checkpoints_take_too_long() 
     slow = busy | {"last_checkpoint_seconds": 0.5, "processed": 5000}
     assert not checkpoint_due(**slow, now=at(4.9))
     assert checkpoint_due(**slow, now=at(5))
+    idle = base | {"queue_idle": True, "processed": 10, "last_checkpoint_seconds": 0.5}
+    assert not checkpoint_due(**idle, now=at(4.9))
+    assert checkpoint_due(**idle, now=at(5))
 
 
 def test_receiving_pauses_when_too_much_is_held_or_scoring_is_behind() -> None:
