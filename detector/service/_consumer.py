@@ -192,6 +192,7 @@ class Consumer:
         self._sink_failures = 0
         self._sink_retry_at: datetime | None = None
         self._queue_idle = False
+        self._last_cut: datetime | None = None  # when the last micro-batch was taken
         self._polls: dict[int, float] = {}  # receive loops' long polls in flight: start times
         self._stopping = False
         self._stop_requested_at: float | None = None
@@ -313,7 +314,15 @@ class Consumer:
             self.ledger.oldest_buffered(),
             self._clock(),
             self.config,
+            self._last_cut,
         )
+
+    def _take_batch(self) -> list[HeldMessage]:
+        batch = self.ledger.take_batch(self.config.max_batch_size)
+        if batch:
+            self._last_cut = self._clock()
+            self._update_room()  # the buffer has room again: receive while it is worked on
+        return batch
 
     async def process_due(self, *, force: bool = False) -> int:
         """Process one micro-batch if one is due (``force``: whatever is buffered, now);
@@ -329,10 +338,9 @@ class Consumer:
             self._ahead = None
             await self._process(batch, decoding)
             return len(batch)
-        batch = self.ledger.take_batch(self.config.max_batch_size)
+        batch = self._take_batch()
         if not batch:
             return 0
-        self._update_room()  # the buffer has room again: receive while this batch is worked on
         await self._process(batch)
         return len(batch)
 
@@ -373,10 +381,9 @@ class Consumer:
         """Take the next batch now, if it is already due, and start decoding it."""
         if self._ahead is not None or self._stopping or not self.batch_is_due():
             return
-        batch = self.ledger.take_batch(self.config.max_batch_size)
+        batch = self._take_batch()
         if batch:
             self._ahead = (batch, self._start_decode(batch))
-            self._update_room()
 
     async def _return_ahead(self) -> None:
         """Put the batch taken ahead back in the buffer (its decode is discarded)."""
@@ -926,6 +933,9 @@ class Consumer:
         oldest = self.ledger.oldest_buffered()
         if oldest is not None:
             candidates.append(self.config.batch_seconds - (now - oldest).total_seconds())
+            if self._last_cut is not None:
+                since_cut = (now - self._last_cut).total_seconds()
+                candidates.append(self.config.min_batch_seconds - since_cut)
         if self.ledger.count(Phase.PROCESSED):
             since = (now - self._last_checkpoint).total_seconds()
             candidates.append(self.config.checkpoint_seconds - since)

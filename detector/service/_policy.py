@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_MAX_BATCH_SIZE",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_HELD_MESSAGES",
+    "DEFAULT_MIN_BATCH_SECONDS",
     "DEFAULT_MIN_CHECKPOINT_SECONDS",
     "DEFAULT_POISON_RETRY_SECONDS",
     "DEFAULT_RECEIVERS",
@@ -46,6 +47,9 @@ DEFAULT_WAIT_SECONDS: Final = 20  # SQS's longest long poll
 DEFAULT_VISIBILITY_TIMEOUT: Final = 300  # the deploy's input queue
 DEFAULT_BATCH_SIZE: Final = 1000
 DEFAULT_BATCH_SECONDS: Final = 2.0
+# A step costs ~30 ms however small its batch: under a busy stream, batches are cut no more
+# often than this (so they grow instead), unless max_batch_size or batch_seconds is reached.
+DEFAULT_MIN_BATCH_SECONDS: Final = 0.5
 DEFAULT_CHECKPOINT_SECONDS: Final = 10.0
 DEFAULT_MIN_CHECKPOINT_SECONDS: Final = 1.0
 # Messages processed since the last checkpoint that make the next one due (at most every
@@ -70,10 +74,11 @@ class ConsumerConfig:
 
     - ``receivers`` long polls (``wait_seconds``, 10 messages each) run at once; each receive
       asks for ``visibility_timeout`` seconds, so the consumer knows every message's deadline.
-    - A micro-batch is cut at ``batch_size`` messages or when its oldest message has waited
-      ``batch_seconds``; it takes everything buffered by then, up to ``max_batch_size`` (so a
-      consumer that falls behind catches up with bigger, cheaper steps, and one that keeps up
-      sees batches of ``batch_size``).
+    - A micro-batch is cut at ``batch_size`` messages (but at most every
+      ``min_batch_seconds``, unless ``max_batch_size`` are buffered) or when its oldest message
+      has waited ``batch_seconds``; it takes everything buffered by then, up to
+      ``max_batch_size`` (so a busy or lagging consumer takes bigger, cheaper steps, and a
+      quiet one sees small batches within ``batch_seconds``).
     - State is checkpointed every ``checkpoint_seconds``; sooner when ``max_held_messages`` are
       held, or (at most every ``min_checkpoint_seconds``, and only while checkpoints take at
       most :data:`CHECKPOINT_TIME_SHARE` of the time, so a large state is saved less often)
@@ -101,6 +106,7 @@ class ConsumerConfig:
     visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
     batch_size: int = DEFAULT_BATCH_SIZE
     batch_seconds: float = DEFAULT_BATCH_SECONDS
+    min_batch_seconds: float = DEFAULT_MIN_BATCH_SECONDS
     checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS
     min_checkpoint_seconds: float = DEFAULT_MIN_CHECKPOINT_SECONDS
     checkpoint_messages: int = DEFAULT_CHECKPOINT_MESSAGES
@@ -120,6 +126,7 @@ class ConsumerConfig:
             ("visibility_timeout", 1 <= self.visibility_timeout <= 43_200, "1..43200"),
             ("batch_size", self.batch_size >= 1, "at least 1"),
             ("batch_seconds", self.batch_seconds > 0, "positive"),
+            ("min_batch_seconds", self.min_batch_seconds >= 0, "0 or more"),
             ("checkpoint_seconds", self.checkpoint_seconds > 0, "positive"),
             ("min_checkpoint_seconds", self.min_checkpoint_seconds >= 0, "0 or more"),
             ("checkpoint_messages", self.checkpoint_messages >= 1, "at least 1"),
@@ -170,14 +177,23 @@ class ConsumerConfig:
 
 
 def batch_due(
-    buffered: int, oldest_received: datetime | None, now: datetime, config: ConsumerConfig
+    buffered: int,
+    oldest_received: datetime | None,
+    now: datetime,
+    config: ConsumerConfig,
+    last_cut: datetime | None = None,
 ) -> bool:
-    """A micro-batch is cut when it is full or its oldest message has waited long enough."""
+    """A micro-batch is cut when its oldest message has waited long enough, or when it is
+    full and the previous one was cut at least ``min_batch_seconds`` ago (``last_cut``)."""
     if buffered == 0 or oldest_received is None:
         return False
-    if buffered >= config.batch_size:
+    if (now - oldest_received).total_seconds() >= config.batch_seconds:
         return True
-    return (now - oldest_received).total_seconds() >= config.batch_seconds
+    if buffered >= config.max_batch_size:
+        return True
+    if buffered < config.batch_size:
+        return False
+    return last_cut is None or (now - last_cut).total_seconds() >= config.min_batch_seconds
 
 
 def checkpoint_due(

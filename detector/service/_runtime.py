@@ -124,6 +124,7 @@ def consumer_config(settings: ServiceSettings, attributes: Mapping[str, str]) ->
         batch_size=settings.batch_size,
         max_batch_size=max(settings.max_batch_size, settings.batch_size),
         batch_seconds=settings.batch_seconds,
+        min_batch_seconds=settings.min_batch_seconds,
         checkpoint_seconds=settings.checkpoint_seconds,
         max_held_messages=max(settings.max_held_messages, settings.batch_size),
         poison_retry_seconds=settings.poison_retry_seconds,

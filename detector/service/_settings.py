@@ -27,6 +27,7 @@ from detector.service._policy import (
     DEFAULT_GRACE_SECONDS,
     DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_HELD_MESSAGES,
+    DEFAULT_MIN_BATCH_SECONDS,
     DEFAULT_POISON_RETRY_SECONDS,
     DEFAULT_RECEIVERS,
     DEFAULT_WAIT_SECONDS,
@@ -73,6 +74,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise ValueError("must be positive")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("must be 0 or more")
     return value
 
 
@@ -148,6 +156,10 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("batch_seconds", "--batch-seconds", "DETECTOR_BATCH_SECONDS", _positive_float,
            DEFAULT_BATCH_SECONDS, f"{DEFAULT_BATCH_SECONDS:g}",
            "a micro-batch is cut when its oldest message has waited this long", "S"),
+    Option("min_batch_seconds", "--min-batch-seconds", "DETECTOR_MIN_BATCH_SECONDS",
+           _non_negative_float, DEFAULT_MIN_BATCH_SECONDS, f"{DEFAULT_MIN_BATCH_SECONDS:g}",
+           "under a busy stream, micro-batches are cut at most this often and grow instead "
+           "(a step's cost is mostly per batch)", "S"),
     Option("checkpoint_seconds", "--checkpoint-seconds", "DETECTOR_CHECKPOINT_SECONDS",
            _positive_float, DEFAULT_CHECKPOINT_SECONDS, f"{DEFAULT_CHECKPOINT_SECONDS:g}",
            "state checkpoint interval; messages are deleted after the checkpoint that includes "
@@ -192,6 +204,7 @@ class ServiceSettings:
     batch_size: int = DEFAULT_BATCH_SIZE
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     batch_seconds: float = DEFAULT_BATCH_SECONDS
+    min_batch_seconds: float = DEFAULT_MIN_BATCH_SECONDS
     checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS
     max_held_messages: int = DEFAULT_MAX_HELD_MESSAGES
     poison_retry_seconds: int = DEFAULT_POISON_RETRY_SECONDS

@@ -61,6 +61,18 @@ def test_a_batch_is_due_when_full_or_when_its_oldest_message_has_waited() -> Non
     assert batch_due(10, T0, at(0), config)
 
 
+def test_a_busy_stream_gets_bigger_batches_not_more_of_them() -> None:
+    config = ConsumerConfig(
+        batch_size=10, max_batch_size=100, batch_seconds=2.0, min_batch_seconds=0.5
+    )
+    last_cut = at(10)
+    assert not batch_due(50, at(10.1), at(10.4), config, last_cut)  # full, but too soon
+    assert batch_due(50, at(10.1), at(10.5), config, last_cut)
+    assert batch_due(100, at(10.1), at(10.2), config, last_cut)  # max_batch_size buffered
+    assert batch_due(5, at(8.0), at(10.1), config, last_cut)  # its oldest waited 2 s
+    assert not batch_due(9, at(10.1), at(11), config, last_cut)
+
+
 def test_a_checkpoint_is_due_on_its_interval_on_pressure_or_on_a_drained_queue() -> None:
     config = ConsumerConfig(checkpoint_seconds=10, min_checkpoint_seconds=1, max_held_messages=5000)
     base = {"processed": 5, "held": 5, "last_checkpoint": T0, "retry_after": None, "config": config}
