@@ -1,7 +1,7 @@
 """Objects' bytes -> their events, filtered: the pure step run in a worker thread or process.
 
 Trail files go through :func:`detector.events.archive_to_events` (the same parser as the
-service; :func:`~detector.events._archive.archives_to_events` types a batch of them in one
+service; :func:`~detector.events.archives_to_events` types a batch of them in one
 polars call), chunks of envelopes through :func:`detector.events.envelopes_to_events`. The
 result is filtered exactly (:meth:`ArchiveFilter.event_predicate`), and each object's event
 times are sorted (numpy, :func:`sorted_times`) so the merge can split it with a binary search.
@@ -26,8 +26,14 @@ from detector.archive._filter import ArchiveFilter
 from detector.archive._jsonl import JsonlChunk
 from detector.archive._merge import SortedTimes, sorted_times
 from detector.archive._object import ArchiveObject
-from detector.events import ParseResult, RecordFailure, archive_to_events, envelopes_to_events
-from detector.events._archive import ArchiveFile, archives_to_events
+from detector.events import (
+    ArchiveFile,
+    ParseResult,
+    RecordFailure,
+    archive_to_events,
+    archives_to_events,
+    envelopes_to_events,
+)
 
 __all__ = ["DecodedBatch", "DecodedObject", "decode_object", "decode_objects"]
 

@@ -12,7 +12,13 @@ Bad input never raises: it comes back as :class:`RecordFailure` values in the
 :class:`ParseResult`, each naming the record and the field.
 """
 
-from detector.events._archive import TrailKey, archive_to_events, parse_trail_key
+from detector.events._archive import (
+    ArchiveFile,
+    TrailKey,
+    archive_to_events,
+    archives_to_events,
+    parse_trail_key,
+)
 from detector.events._envelope import envelopes_to_events, record_of_body
 from detector.events._parse import ParseResult, RecordFailure, empty_events, records_to_events
 from detector.events._principal import Principal, principal_of
@@ -30,12 +36,14 @@ __all__ = [
     "EVENT_COLUMNS",
     "EVENT_SCHEMA",
     "SOURCE_IP_KINDS",
+    "ArchiveFile",
     "ParseResult",
     "Principal",
     "RecordFailure",
     "SourceIpKind",
     "TrailKey",
     "archive_to_events",
+    "archives_to_events",
     "classify_source_ip",
     "empty_events",
     "envelopes_to_events",
