@@ -465,19 +465,9 @@ class Consumer:
         if decoded is None:
             return self._step_isolating(state, messages, now)
         try:
-            new_state, findings, report = self.pipeline.step(state, decoded.events, now)
-            lags = _lag_seconds(decoded.events, now)
+            return self._step(state, decoded, now)
         except Exception:
             return self._step_isolating(state, messages, now)
-        return _StepOutcome(
-            new_state,
-            findings,
-            [report],
-            dict(decoded.poison),
-            0,
-            decoded.duplicates_in_batch,
-            [lags],
-        )
 
     def _step_isolating(
         self, state: PipelineState, messages: Sequence[QueueMessage], now: datetime
@@ -486,9 +476,7 @@ class Consumer:
         half from the same state (a value, so the failed attempt left nothing behind) until
         the message that makes it raise is alone: that one is poison. Pure; runs in a thread."""
         try:
-            decoded = decode_batch(messages, max_body_bytes=self.config.max_body_bytes)
-            new_state, findings, report = self.pipeline.step(state, decoded.events, now)
-            lags = _lag_seconds(decoded.events, now)
+            return self._step(state, self._decode(messages), now)
         except Exception as err:
             if len(messages) == 1:
                 message = messages[0]
@@ -508,6 +496,9 @@ class Consumer:
                 first.duplicates_in_batch + second.duplicates_in_batch,
                 first.lags + second.lags,
             )
+
+    def _step(self, state: PipelineState, decoded: DecodedBatch, now: datetime) -> _StepOutcome:
+        new_state, findings, report = self.pipeline.step(state, decoded.events, now)
         return _StepOutcome(
             new_state,
             findings,
@@ -515,7 +506,7 @@ class Consumer:
             dict(decoded.poison),
             0,
             decoded.duplicates_in_batch,
-            [lags],
+            [_lag_seconds(decoded.events, now)],
         )
 
     async def _send(self, findings: Sequence[Finding]) -> None:
