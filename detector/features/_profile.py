@@ -38,6 +38,7 @@ import polars as pl
 
 from detector.features._columns import ItemKind
 from detector.features._config import FeatureConfig
+from detector.features._engine import ENGINE
 
 __all__ = [
     "HOURS_OF_WEEK",
@@ -138,7 +139,7 @@ class Profiles:
                 .join(keys.lazy(), on="principal_hash", how="left", maintain_order="left")
                 .join(self.values.lazy(), on="value_hash", how="left", maintain_order="left")
                 .select(PROFILE_ITEMS_SCHEMA.names())
-                .collect()
+                .collect(engine=ENGINE)
             )
             object.__setattr__(self, "_items", decoded)
         assert self._items is not None
@@ -187,7 +188,8 @@ def encode_profiles(items: pl.DataFrame, principals: pl.DataFrame) -> Profiles:
             principals.lazy().select(
                 pl.col("principal_key").hash().alias("principal_hash"), pl.all()
             ),
-        ]
+        ],
+        engine=ENGINE,
     )
     return Profiles(codes, values, rows)
 
@@ -331,7 +333,8 @@ def learn(
             principals.filter(pl.col("last_seen") >= cutoff)
             .select(_PRINCIPALS_IN_STATE.names())
             .cast(_PRINCIPALS_IN_STATE),
-        ]
+        ],
+        engine=ENGINE,
     )
     kept_codes = learned_codes.filter(pl.col("last_seen") >= cutoff)
     capped = _cap_items(kept_codes, all_values, config.max_items_per_kind)

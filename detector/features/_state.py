@@ -22,6 +22,7 @@ import polars as pl
 
 from detector.errors import StateError
 from detector.features._config import FeatureConfig
+from detector.features._engine import ENGINE
 from detector.features._prepare import PENDING_SCHEMA, empty_pending, with_codes
 from detector.features._profile import (
     PRINCIPALS_SCHEMA,
@@ -110,7 +111,8 @@ class FeatureState:
         except ValueError as err:
             raise StateError(f"snapshot watermark {text!r}: {err}") from err
         pending, seen = pl.collect_all(
-            [with_codes(frames["pending_events"].lazy()), _with_id_codes(frames["seen_event_ids"])]
+            [with_codes(frames["pending_events"].lazy()), _with_id_codes(frames["seen_event_ids"])],
+            engine=ENGINE,
         )
         return FeatureState(
             encode_profiles(frames["profile_items"], frames["profile_principals"]),

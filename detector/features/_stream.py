@@ -50,6 +50,7 @@ from typing import Final
 import polars as pl
 
 from detector.features._config import FeatureConfig
+from detector.features._engine import ENGINE
 from detector.features._prepare import prepare_events, with_codes
 from detector.features._profile import learn
 from detector.features._state import FeatureState, open_windows_of
@@ -138,7 +139,7 @@ def _not_seen_before(
     # Look the (small) batch up in the (large) remembered ids, rather than joining: a join
     # would build a hash table of every remembered id on every call.
     ids = batch.get_column("event_hash").implode()
-    again = pl.concat(known).filter(pl.col("event_hash").is_in(ids)).collect()
+    again = pl.concat(known).filter(pl.col("event_hash").is_in(ids)).collect(engine=ENGINE)
     if again.height == 0:
         return batch
     return batch.filter(~pl.col("event_hash").is_in(again.get_column("event_hash").implode()))
@@ -214,7 +215,7 @@ def update(
     Returns the new state, the closed window rows (:func:`closed_window_schema`, sorted by
     principal, window start, then late corrections after on-time rows) and a report.
     """
-    batch = with_codes(prepare_events(events.lazy(), config)).collect()
+    batch = with_codes(prepare_events(events.lazy(), config)).collect(engine=ENGINE)
     # Redeliveries within a batch are rare: find them first, copy the batch only if there are.
     first = batch.select(pl.col("event_hash").is_first_distinct()).to_series()
     if not first.all():

@@ -48,6 +48,7 @@ from detector.features._columns import (
     feature_columns,
 )
 from detector.features._config import FeatureConfig
+from detector.features._engine import ENGINE
 from detector.features._items import (
     DERIVED_ITEM_KINDS,
     EVENT_ITEM_KINDS,
@@ -156,7 +157,7 @@ def _combinations(folded: pl.DataFrame, shared: pl.DataFrame) -> pl.DataFrame:
         .with_columns(
             value_hash(pl.col(value_column(k))).alias(hash_column(k)) for k in DERIVED_ITEM_KINDS
         )
-        .collect()
+        .collect(engine=ENGINE)
     )
 
 
@@ -546,7 +547,8 @@ def close_windows(
             _folded(lf),
             _shared(lf),
             _in_order(lf, config),
-        ]
+        ],
+        engine=ENGINE,
     )
     combinations = _combinations(folded, shared)
     totals, items, values = pl.collect_all(
@@ -554,9 +556,10 @@ def close_windows(
             _window_totals(combinations.lazy()).join(in_order.lazy(), on=WINDOW, how="left"),
             _window_items(combinations.lazy()),
             _item_values(combinations.lazy()),
-        ]
+        ],
+        engine=ENGINE,
     )
-    rates = _rates(totals, profiles, config).collect()
+    rates = _rates(totals, profiles, config).collect(engine=ENGINE)
     assembled_lf = (
         rates.lazy()
         .join(_novelty(items.lazy(), values.lazy(), profiles, config), on=WINDOW, how="left")
@@ -567,7 +570,7 @@ def close_windows(
         assembled_lf.with_columns(added)
         .select(selected)
         .sort("principal_key", "window_start")
-        .collect(),
+        .collect(engine=ENGINE),
         items.select(ITEMS_SCHEMA.names()),
         values,
         rates.select(TOTALS_SCHEMA.names()).cast(TOTALS_SCHEMA),
