@@ -43,6 +43,7 @@ from detector.features._columns import (
     ITEM_KINDS,
     NEW_ITEM_COLUMNS,
     SERVICE_FAMILIES,
+    ItemKind,
     closed_window_schema,
     context_schema,
     feature_columns,
@@ -226,50 +227,46 @@ def _totals_exprs() -> tuple[tuple[pl.Expr, ...], tuple[pl.Expr, ...]]:
     return masked, aggs
 
 
-def _window_items(combinations: pl.LazyFrame) -> pl.LazyFrame:
-    """All item kinds of every window, long form (:data:`ITEMS_SCHEMA` plus the window code).
+# Every item kind's (code, text) of a folded row, one row per kind (an unpivot in one pass).
+_ITEM_KIND_LIST: Final = pl.lit(pl.Series([list(ITEM_KINDS)], dtype=pl.List(ItemKind))).first()
+_ITEM_HASHES: Final = pl.concat_list([hash_column(kind) for kind in ITEM_KINDS])
+_ITEM_TEXTS: Final = pl.concat_list([value_column(kind) for kind in ITEM_KINDS])
+_ITEM_KEYS: Final = (WINDOW, "principal_hash", "window_start")
 
-    One group-by per kind on integer keys; the texts come apart (:func:`_item_values`): taking
-    a string ``first()`` per item would cost as much as the rest."""
-    kind_dtype = ITEMS_SCHEMA["kind"]
-    keys = (WINDOW, "principal_hash", "window_start")
-    return pl.concat(
-        [
-            combinations.filter(pl.col(hash_column(kind)).is_not_null())
-            .group_by(*keys, hash_column(kind))
-            .agg(
-                pl.col("first_time").min(),
-                pl.col("last_time").max(),
-                pl.col("n").sum().cast(pl.UInt32),
-            )
-            .select(
-                *keys,
-                pl.lit(kind, kind_dtype).alias("kind"),
-                pl.col(hash_column(kind)).alias("value_hash"),
-                "first_time",
-                "last_time",
-                "n",
-            )
-            for kind in ITEM_KINDS
-        ],
-        how="vertical",
+
+def _long_items(combinations: pl.LazyFrame) -> pl.LazyFrame:
+    """Each folded row's items, long form: one row per kind the row has a value of."""
+    return (
+        combinations.select(
+            *_ITEM_KEYS,
+            "first_time",
+            "last_time",
+            "n",
+            _ITEM_KIND_LIST.alias("kind"),
+            _ITEM_HASHES.alias("value_hash"),
+            _ITEM_TEXTS.alias("value"),
+        )
+        .explode("kind", "value_hash", "value")
+        .filter(pl.col("value_hash").is_not_null())
     )
 
 
-def _item_values(combinations: pl.LazyFrame) -> pl.LazyFrame:
+def _window_items(long_items: pl.LazyFrame) -> pl.LazyFrame:
+    """All item kinds of every window (:data:`ITEMS_SCHEMA` plus the window code), from
+    :func:`_long_items`.
+
+    One group-by of every kind at once, on integer keys; the texts come apart
+    (:func:`_item_values`): taking a string ``first()`` per item would cost as much as the rest."""
+    return long_items.group_by(*_ITEM_KEYS, "kind", "value_hash").agg(
+        pl.col("first_time").min(),
+        pl.col("last_time").max(),
+        pl.col("n").sum().cast(pl.UInt32),
+    )
+
+
+def _item_values(long_items: pl.LazyFrame) -> pl.LazyFrame:
     """The text of each item code of the windows, once (:data:`VALUES_SCHEMA`)."""
-    return pl.concat(
-        [
-            combinations.select(
-                pl.col(hash_column(kind)).alias("value_hash"),
-                pl.col(value_column(kind)).alias("value"),
-            )
-            .drop_nulls("value_hash")
-            .unique("value_hash")
-            for kind in ITEM_KINDS
-        ],
-        how="vertical",
-    ).unique("value_hash")
+    return long_items.select("value_hash", "value").unique("value_hash")
 
 
 def _novelty(
@@ -402,7 +399,10 @@ def _rates_stages(config: FeatureConfig, *, single: bool) -> tuple[tuple[pl.Expr
     prior_last = pl.coalesce(earlier_last, pl.col("known_last_seen"))
     segment = ((start - prior_last) > config.profile_ttl).fill_null(False).cast(pl.UInt32)
     in_segment = ["principal_hash", "segment"]
-    from_profile = (pl.col("segment") == 0) & pl.col("known_first_seen").is_not_null()
+    # Subexpressions several features share become columns of an earlier stage: a plan with
+    # fewer expression nodes costs less to optimise and run, on a few rows per micro-batch.
+    is_from_profile = (pl.col("segment") == 0) & pl.col("known_first_seen").is_not_null()
+    from_profile = pl.col("from_profile")
 
     def prior(column: str, known_value: pl.Expr, over: list[str]) -> pl.Expr:
         value = pl.col(column).cast(pl.Int64)
@@ -411,7 +411,7 @@ def _rates_stages(config: FeatureConfig, *, single: bool) -> tuple[tuple[pl.Expr
 
     first_of_segment = running.group_min(pl.col("first_seen"), in_segment)
     prior_first = (
-        pl.when(from_profile)
+        pl.when(is_from_profile)
         .then(pl.col("known_first_seen"))
         .when(running.after_first(start, in_segment))
         .then(first_of_segment)
@@ -434,7 +434,7 @@ def _rates_stages(config: FeatureConfig, *, single: bool) -> tuple[tuple[pl.Expr
     prior_tls = pl.max_horizontal(
         pl.when(from_profile).then(pl.col("known_tls_max")).otherwise(0), earlier_tls
     )
-    prior_direct = prior("direct_calls", pl.col("known_direct_calls"), in_segment)
+    prior_direct = pl.col("prior_direct")
 
     def habit(column: str) -> pl.Expr:
         share = prior(column, pl.col(f"known_{column}"), in_segment)
@@ -443,12 +443,19 @@ def _rates_stages(config: FeatureConfig, *, single: bool) -> tuple[tuple[pl.Expr
         )
 
     direct = pl.col("direct_calls").cast(pl.Int64)
-    off_vpce = pl.when(habit("vpce_calls")).then(direct - pl.col("vpce_calls")).otherwise(0)
+    off_vpce = pl.col("off_vpce")
     age_ms = (start - pl.col("prior_first")).dt.total_milliseconds().clip(lower_bound=0)
     return (
         (running.sum_through(segment, by_principal).alias("segment"),),
-        (prior_first.alias("prior_first"), hour.alias("hour_of_week")),
-        (elapsed.alias("elapsed"),),
+        (
+            is_from_profile.alias("from_profile"),
+            prior_first.alias("prior_first"),
+            hour.alias("hour_of_week"),
+        ),
+        (
+            elapsed.alias("elapsed"),
+            prior("direct_calls", pl.col("known_direct_calls"), in_segment).alias("prior_direct"),
+        ),
         (
             ratio("calls", "known_calls_by_hour_of_week").alias("calls_rate_ratio"),
             ratio("kms_decrypts", "known_kms_decrypts_by_hour_of_week").alias(
@@ -465,15 +472,21 @@ def _rates_stages(config: FeatureConfig, *, single: bool) -> tuple[tuple[pl.Expr
             .otherwise(0)
             .cast(pl.UInt32)
             .alias("tls_missing_calls"),
+            pl.when(habit("vpce_calls"))
+            .then(direct - pl.col("vpce_calls"))
+            .otherwise(0)
+            .alias("off_vpce"),
+            # Multiply by the reciprocal: polars divides a column by a scalar that way on some
+            # chunk layouts and not others, which would make rows depend on batch boundaries.
+            (age_ms.fill_null(0).cast(pl.Float64) * (1.0 / _HOUR_MS)).alias("profile_age_hours"),
+        ),
+        (
             off_vpce.cast(pl.UInt32).alias("off_vpce_calls"),
             pl.when(direct > 0)
             .then(off_vpce / direct)
             .otherwise(0.0)
             .cast(pl.Float64)
             .alias("off_vpce_calls_share"),
-            # Multiply by the reciprocal: polars divides a column by a scalar that way on some
-            # chunk layouts and not others, which would make rows depend on batch boundaries.
-            (age_ms.fill_null(0).cast(pl.Float64) * (1.0 / _HOUR_MS)).alias("profile_age_hours"),
         ),
     )
 
@@ -551,11 +564,12 @@ def close_windows(
         engine=ENGINE,
     )
     combinations = _combinations(folded, shared)
+    long_items = _long_items(combinations.lazy())
     totals, items, values = pl.collect_all(
         [
             _window_totals(combinations.lazy()).join(in_order.lazy(), on=WINDOW, how="left"),
-            _window_items(combinations.lazy()),
-            _item_values(combinations.lazy()),
+            _window_items(long_items),
+            _item_values(long_items),
         ],
         engine=ENGINE,
     )
