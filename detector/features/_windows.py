@@ -43,7 +43,6 @@ from detector.features._columns import (
     ITEM_KINDS,
     NEW_ITEM_COLUMNS,
     SERVICE_FAMILIES,
-    ItemKind,
     closed_window_schema,
     context_schema,
     feature_columns,
@@ -227,46 +226,50 @@ def _totals_exprs() -> tuple[tuple[pl.Expr, ...], tuple[pl.Expr, ...]]:
     return masked, aggs
 
 
-# Every item kind's (code, text) of a folded row, one row per kind (an unpivot in one pass).
-_ITEM_KIND_LIST: Final = pl.lit(pl.Series([list(ITEM_KINDS)], dtype=pl.List(ItemKind))).first()
-_ITEM_HASHES: Final = pl.concat_list([hash_column(kind) for kind in ITEM_KINDS])
-_ITEM_TEXTS: Final = pl.concat_list([value_column(kind) for kind in ITEM_KINDS])
-_ITEM_KEYS: Final = (WINDOW, "principal_hash", "window_start")
+def _window_items(combinations: pl.LazyFrame) -> pl.LazyFrame:
+    """All item kinds of every window, long form (:data:`ITEMS_SCHEMA` plus the window code).
 
-
-def _long_items(combinations: pl.LazyFrame) -> pl.LazyFrame:
-    """Each folded row's items, long form: one row per kind the row has a value of."""
-    return (
-        combinations.select(
-            *_ITEM_KEYS,
-            "first_time",
-            "last_time",
-            "n",
-            _ITEM_KIND_LIST.alias("kind"),
-            _ITEM_HASHES.alias("value_hash"),
-            _ITEM_TEXTS.alias("value"),
-        )
-        .explode("kind", "value_hash", "value")
-        .filter(pl.col("value_hash").is_not_null())
+    One group-by per kind on integer keys; the texts come apart (:func:`_item_values`): taking
+    a string ``first()`` per item would cost as much as the rest."""
+    kind_dtype = ITEMS_SCHEMA["kind"]
+    keys = (WINDOW, "principal_hash", "window_start")
+    return pl.concat(
+        [
+            combinations.filter(pl.col(hash_column(kind)).is_not_null())
+            .group_by(*keys, hash_column(kind))
+            .agg(
+                pl.col("first_time").min(),
+                pl.col("last_time").max(),
+                pl.col("n").sum().cast(pl.UInt32),
+            )
+            .select(
+                *keys,
+                pl.lit(kind, kind_dtype).alias("kind"),
+                pl.col(hash_column(kind)).alias("value_hash"),
+                "first_time",
+                "last_time",
+                "n",
+            )
+            for kind in ITEM_KINDS
+        ],
+        how="vertical",
     )
 
 
-def _window_items(long_items: pl.LazyFrame) -> pl.LazyFrame:
-    """All item kinds of every window (:data:`ITEMS_SCHEMA` plus the window code), from
-    :func:`_long_items`.
-
-    One group-by of every kind at once, on integer keys; the texts come apart
-    (:func:`_item_values`): taking a string ``first()`` per item would cost as much as the rest."""
-    return long_items.group_by(*_ITEM_KEYS, "kind", "value_hash").agg(
-        pl.col("first_time").min(),
-        pl.col("last_time").max(),
-        pl.col("n").sum().cast(pl.UInt32),
-    )
-
-
-def _item_values(long_items: pl.LazyFrame) -> pl.LazyFrame:
+def _item_values(combinations: pl.LazyFrame) -> pl.LazyFrame:
     """The text of each item code of the windows, once (:data:`VALUES_SCHEMA`)."""
-    return long_items.select("value_hash", "value").unique("value_hash")
+    return pl.concat(
+        [
+            combinations.select(
+                pl.col(hash_column(kind)).alias("value_hash"),
+                pl.col(value_column(kind)).alias("value"),
+            )
+            .drop_nulls("value_hash")
+            .unique("value_hash")
+            for kind in ITEM_KINDS
+        ],
+        how="vertical",
+    ).unique("value_hash")
 
 
 def _novelty(
@@ -564,12 +567,11 @@ def close_windows(
         engine=ENGINE,
     )
     combinations = _combinations(folded, shared)
-    long_items = _long_items(combinations.lazy())
     totals, items, values = pl.collect_all(
         [
             _window_totals(combinations.lazy()).join(in_order.lazy(), on=WINDOW, how="left"),
-            _window_items(long_items),
-            _item_values(long_items),
+            _window_items(combinations.lazy()),
+            _item_values(combinations.lazy()),
         ],
         engine=ENGINE,
     )
