@@ -26,13 +26,16 @@ MAX_RECEIVE_COUNT = 3
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Drive a coroutine that never suspends (the fake awaits nothing with wait_seconds=0)."""
-    try:
-        coroutine.send(None)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    coroutine.close()
-    raise AssertionError("the fake suspended")
+    """Drive a coroutine that waits on nothing: with wait_seconds=0 the fake only yields
+    control once per receive (a bare ``asyncio.sleep(0)``, as a network call would)."""
+    while True:
+        try:
+            awaited = coroutine.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        if awaited is not None:  # a future: the fake is waiting for something
+            coroutine.close()
+            raise AssertionError("the fake waited on something")
 
 
 @dataclass
