@@ -1,6 +1,6 @@
 """End to end over a local SQS server: the consumer beside the server's raw receive-and-delete.
 
-    python -m bench.end_to_end [--server fauxqs|moto] [--depth 5000] [--receivers 4] [--rounds 3]
+    python -m bench.end_to_end [--server fauxqs|moto] [--depth 20000] [--receivers 4] [--rounds 3]
 
 The server runs in its own process, so its CPU is not the client's:
 
@@ -368,7 +368,7 @@ def report(variants: list[Variant], args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--server", choices=("fauxqs", "moto"), default="fauxqs")
-    parser.add_argument("--depth", type=int, default=None, help="fauxqs 5000, moto 50")
+    parser.add_argument("--depth", type=int, default=None, help="fauxqs 20000, moto 50")
     parser.add_argument("--receivers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.depth is None:
-        args.depth = 5000 if args.server == "fauxqs" else 50
+        args.depth = 20_000 if args.server == "fauxqs" else 50
     tune_gc()
     with sqs_server(args.server) as endpoint:
         variants = asyncio.run(bench(args, endpoint))
