@@ -16,11 +16,12 @@ with ``--receivers`` concurrent loops, three ways:
 1. ``raw``: bare aiobotocore, ReceiveMessage(10) + DeleteMessageBatch loops (the server's raw
    receive-and-delete rate, and the client CPU it costs);
 2. ``consumer, transport only``: the real :class:`Consumer` over :class:`SqsQueue` with the
-   decode and pipeline step replaced by a no-op, so its CPU per message is the consumer's SQS
-   handling beside the raw loop's (target <= 1.2x);
+   decode and pipeline step replaced by a no-op and every call made in this process, so its
+   CPU per message is the consumer's SQS handling beside the raw loop's (target <= 1.2x);
 3. ``consumer, whole path``: the real consumer and pipeline, findings to an SQS findings
    queue, checkpoints to a local state folder, bodies decoded in ``--decode-workers``
-   processes as in the service: events/s end to end.
+   processes and deletes made by ``--delete-workers`` processes as in the service: events/s
+   end to end, and the client CPU of all its processes.
 
 Figures: messages/s until the queue is empty (every message processed and deleted) and
 client CPU µs per message (this process's and its decode processes'). The consumer deletes after a checkpoint and
@@ -57,14 +58,22 @@ from aiobotocore.session import AioSession
 
 from bench.pipeline import bodies_of, client_cpu_seconds
 from detector.events import empty_events
-from detector.ingest import QueueMessage, SqsConfig, SqsQueue, StaticCredentials
+from detector.ingest import (
+    MessageQueue,
+    OffloadedDeletes,
+    QueueMessage,
+    SqsConfig,
+    SqsQueue,
+    StaticCredentials,
+)
+from detector.ingest._offload import delete_in_worker
 from detector.pipeline import Pipeline, PipelineState
-from detector.runtime import tune_gc, worker_pool
+from detector.runtime import aws_environment, tune_gc, worker_pool
 from detector.scoring import DEFAULT_MODEL_DIR, load_artifact
 from detector.service import Consumer, ConsumerConfig, ServiceMetrics
 from detector.service._consumer import _StepOutcome
 from detector.service._decode import DecodedBatch, decode_bodies
-from detector.service._settings import DEFAULT_DECODE_WORKERS
+from detector.service._settings import DEFAULT_DECODE_WORKERS, DEFAULT_DELETE_WORKERS
 from detector.sinks import SqsFindingSink
 from detector.state import InMemoryStateStore, LocalStateStore, StateStore
 
@@ -154,17 +163,17 @@ class Stopwatch:
     """Wall and CPU time of the measured part only (clients are opened before it); CPU
     includes the decode processes of ``pool``."""
 
-    def __init__(self, pool: Executor | None = None) -> None:
-        self.pool = pool
+    def __init__(self, *pools: Executor | None) -> None:
+        self.pools = pools
 
     def __enter__(self) -> Stopwatch:
         gc.collect()
-        self.wall, self.cpu = time.perf_counter(), client_cpu_seconds(self.pool)
+        self.wall, self.cpu = time.perf_counter(), client_cpu_seconds(*self.pools)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.wall
-        self.cpu_seconds = client_cpu_seconds(self.pool) - self.cpu
+        self.cpu_seconds = client_cpu_seconds(*self.pools) - self.cpu
 
     def timing(self, handled: int) -> Timing:
         return Timing(handled, self.seconds, self.cpu_seconds)
@@ -283,9 +292,12 @@ async def bench(args: argparse.Namespace, endpoint: str) -> list[Variant]:
             folder = tempfile.mkdtemp(prefix="bench-state-")
             store: StateStore = LocalStateStore(folder) if whole else InMemoryStateStore()
             async with (
-                SqsQueue(config(input_url, connections)) as queue,
+                SqsQueue(config(input_url, connections)) as sqs,
                 await SqsFindingSink.open(config(findings_url)) as sink,
             ):
+                queue: MessageQueue = sqs
+                if whole and deleter is not None:
+                    queue = OffloadedDeletes(sqs, deleter)
                 kind = Consumer if whole else TransportOnly
                 consumer = kind(
                     pipeline,
@@ -302,7 +314,7 @@ async def bench(args: argparse.Namespace, endpoint: str) -> list[Variant]:
                     decode_pool=pool if whole else None,
                 )
                 await consumer.start()
-                with Stopwatch(pool if whole else None) as watch:
+                with Stopwatch(*((pool, deleter) if whole else ())) as watch:
                     started = time.perf_counter()
                     task = asyncio.create_task(consumer.run())
                     # Local counters only: asking the server would cost this process CPU.
@@ -328,6 +340,14 @@ async def bench(args: argparse.Namespace, endpoint: str) -> list[Variant]:
             pool.submit(
                 decode_bodies, probe, ["w"] * 10, ["w"] * 10, [None] * 10, max_body_bytes=1 << 20
             ).result()
+        # The service's delete processes (--delete-workers), warmed up (client opened) untimed.
+        deleter = (
+            worker_pool(args.delete_workers, environ=aws_environment())
+            if args.delete_workers
+            else None
+        )
+        if deleter is not None:
+            deleter.submit(delete_in_worker, config(input_url), []).result()
         variants = [Variant("raw receive(10) + DeleteMessageBatch", raw)]
         transport = Variant("consumer, transport only", lambda: run_consumer(False, transport))
         whole = Variant("consumer, whole path", lambda: run_consumer(True, whole))
@@ -338,8 +358,9 @@ async def bench(args: argparse.Namespace, endpoint: str) -> list[Variant]:
                 await refill()
                 await measure(variant, keep=round_number > 0)
             print(f"round {round_number}/{args.rounds} done", flush=True)
-        if pool is not None:
-            pool.shutdown()
+        for workers in (pool, deleter):
+            if workers is not None:
+                workers.shutdown()
     return variants
 
 
@@ -383,6 +404,12 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=DEFAULT_DECODE_WORKERS,
         help="decode processes of the whole-path consumer, as the service's --decode-workers",
+    )
+    parser.add_argument(
+        "--delete-workers",
+        type=int,
+        default=DEFAULT_DELETE_WORKERS,
+        help="delete processes of the whole-path consumer, as the service's --delete-workers",
     )
     args = parser.parse_args(argv)
     if args.depth is None:

@@ -71,11 +71,12 @@ class Figure:
         return self.cpu_seconds / self.events * 1e6
 
 
-def client_cpu_seconds(pool: Executor | None = None) -> float:
-    """CPU seconds of this process (all threads) plus the live workers of ``pool``: a decode
-    process's CPU is the consumer's too (``process_time`` alone would not see it)."""
+def client_cpu_seconds(*pools: Executor | None) -> float:
+    """CPU seconds of this process (all threads) plus the live workers of ``pools``: a decode
+    or delete process's CPU is the consumer's too (``process_time`` alone would not see it)."""
     total = time.process_time()
-    for pid in list(getattr(pool, "_processes", None) or ()):
+    pids = [pid for pool in pools for pid in list(getattr(pool, "_processes", None) or ())]
+    for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:

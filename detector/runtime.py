@@ -8,9 +8,10 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["GC_THRESHOLDS", "tune_gc", "worker_pool"]
+__all__ = ["GC_THRESHOLDS", "aws_environment", "tune_gc", "worker_pool"]
 
 # CloudTrail decoding allocates millions of short-lived dicts; at CPython's default
 # generation-0 threshold (700) the collector runs constantly and its full collections walk
@@ -27,13 +28,28 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def worker_pool(workers: int | None = None) -> ProcessPoolExecutor:
-    """Processes for decoding (mostly Python holding the interpreter lock, so threads do not
-    add throughput): ``workers`` default to the CPU count. Workers start by ``forkserver``
+def worker_pool(
+    workers: int | None = None, *, environ: Mapping[str, str] | None = None
+) -> ProcessPoolExecutor:
+    """Processes for CPU-bound Python (decoding, SQS calls: threads would share one
+    interpreter lock); ``workers`` default to the CPU count. Workers start by ``forkserver``
     (forking a process that runs polars' thread pool can deadlock the child) with the
-    collector tuned as here. Shut the pool down when done (``with worker_pool() as pool:``)."""
+    collector tuned as here. The forkserver keeps the environment of the moment it started,
+    so ``environ`` (e.g. the ``AWS_*`` variables botocore reads) is set in each worker as it
+    starts. Shut the pool down when done (``with worker_pool() as pool:``)."""
     return ProcessPoolExecutor(
         max_workers=workers or os.cpu_count() or 1,
         mp_context=multiprocessing.get_context("forkserver"),
-        initializer=tune_gc,
+        initializer=_start_worker,
+        initargs=(dict(environ or {}),),
     )
+
+
+def _start_worker(environ: dict[str, str]) -> None:
+    os.environ.update(environ)
+    tune_gc()
+
+
+def aws_environment() -> dict[str, str]:
+    """This process's ``AWS_*`` variables: what a worker needs to reach AWS as it does."""
+    return {name: value for name, value in os.environ.items() if name.startswith("AWS_")}

@@ -30,9 +30,9 @@ import orjson
 from aiobotocore.session import AioSession
 
 from detector.errors import ConfigError, DetectorError, ModelError
-from detector.ingest import SqsConfig, SqsQueue
+from detector.ingest import MessageQueue, OffloadedDeletes, SqsConfig, SqsQueue
 from detector.pipeline import Pipeline
-from detector.runtime import tune_gc, worker_pool
+from detector.runtime import aws_environment, tune_gc, worker_pool
 from detector.scoring import ModelArtifact, load_artifact
 from detector.service._consumer import Consumer
 from detector.service._http import Health, OpsServer
@@ -218,8 +218,13 @@ class ServiceRuntime:
             _check_findings_file(settings.findings_file)
 
         input_config = self._sqs_config(settings.queue_url, settings.receivers + 6)
-        queue = await SqsQueue.open(input_config)
-        stack.push_async_callback(queue.close)
+        sqs = await SqsQueue.open(input_config)
+        stack.push_async_callback(sqs.close)
+        queue: MessageQueue = sqs
+        if settings.delete_workers:
+            deleter = worker_pool(settings.delete_workers, environ=aws_environment())
+            stack.push_async_callback(asyncio.to_thread, deleter.shutdown, cancel_futures=True)
+            queue = OffloadedDeletes(sqs, deleter)
         attributes = await queue_attributes(input_config)
         sinks: list[FindingSink] = []
         if settings.findings_queue_url is not None:
@@ -266,6 +271,7 @@ class ServiceRuntime:
                 max_receive_count=config.max_receive_count,
                 receivers=config.receivers,
                 decode_workers=settings.decode_workers,
+                delete_workers=settings.delete_workers,
                 batch_size=config.batch_size,
                 checkpoint_seconds=config.checkpoint_seconds,
             ),
