@@ -17,14 +17,12 @@ Imports: the standard library only.
 from __future__ import annotations
 
 import gc
-import multiprocessing
-import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Final
 
-from detector.runtime import GC_THRESHOLDS
+from detector.runtime import GC_THRESHOLDS, worker_pool
 
 __all__ = ["REPLAY_GC_THRESHOLDS", "decode_process_pool", "replay_gc"]
 
@@ -45,18 +43,9 @@ def replay_gc(thresholds: tuple[int, int, int] = REPLAY_GC_THRESHOLDS) -> Iterat
         gc.unfreeze()
 
 
-def _tune_worker_gc(thresholds: tuple[int, int, int]) -> None:
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*thresholds)
-
-
 def decode_process_pool(workers: int | None = None) -> ProcessPoolExecutor:
     """A pool to pass as ``read_events(..., decode_executor=...)``; shut it down when done
-    (``with decode_process_pool() as pool:``). ``workers`` defaults to the CPU count."""
-    return ProcessPoolExecutor(
-        max_workers=workers or os.cpu_count() or 1,
-        mp_context=multiprocessing.get_context("forkserver"),
-        initializer=_tune_worker_gc,
-        initargs=(REPLAY_GC_THRESHOLDS,),
-    )
+    (``with decode_process_pool() as pool:``). ``workers`` defaults to the CPU count; each
+    worker's collector is tuned as :func:`replay_gc` tunes it (see
+    :func:`detector.runtime.worker_pool`)."""
+    return worker_pool(workers)
