@@ -72,6 +72,7 @@ from detector.service._ledger import HeldMessage, Ledger, Phase
 from detector.service._logging import fields
 from detector.service._metrics import ServiceMetrics
 from detector.service._policy import (
+    CHECKPOINT_TIME_SHARE,
     DEFAULT_GRACE_SECONDS,
     ConsumerConfig,
     batch_due,
@@ -333,16 +334,18 @@ class Consumer:
                 return 0
             if self._ahead is None and not self.batch_is_due():
                 return 0
-        if self._ahead is not None:
-            batch, decoding = self._ahead
-            self._ahead = None
-            await self._process(batch, decoding)
-            return len(batch)
-        batch = self._take_batch()
+        batch, decoding = self._next_batch()
         if not batch:
             return 0
-        await self._process(batch)
+        await self._process(batch, decoding)
         return len(batch)
+
+    def _next_batch(self) -> tuple[list[HeldMessage], asyncio.Future[DecodedBatch] | None]:
+        """The batch taken ahead (with its decode under way), or a new one from the buffer."""
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            return ahead
+        return self._take_batch(), None
 
     def _decode(self, messages: Sequence[QueueMessage]) -> DecodedBatch:
         return decode_batch(messages, max_body_bytes=self.config.max_body_bytes)
@@ -812,13 +815,7 @@ class Consumer:
         late_arrivals, self._received_after_stop = self._received_after_stop, []
         await self._release(late_arrivals, "received while stopping")
         while (self._ahead is not None or self.ledger.count(Phase.BUFFERED)) and left(reserve) > 0:
-            if self._ahead is not None:
-                batch, decoding = self._ahead
-                self._ahead = None
-                done = await self._process(batch, decoding)
-            else:
-                done = await self._process(self.ledger.take_batch(self.config.max_batch_size))
-            if not done:
+            if not await self._process(*self._next_batch()):
                 break  # findings cannot be delivered now: release instead
         await self._return_ahead()
         checkpointed = await self.checkpoint() if self.ledger.count(Phase.PROCESSED) else True
@@ -915,26 +912,31 @@ class Consumer:
         return any(started <= limit for started in self._polls.values())
 
     def _seconds_to_next_decision(self) -> float:
-        """The longest the process loop may sleep before a timer makes something due."""
+        """The longest the process loop may sleep before a timer makes something due.
+
+        Only timers still to come count: the loop sleeps when nothing is due, so a timer that
+        has passed is waiting on something else (which has a timer or an event of its own),
+        and waking for it again would only spin."""
         now = self._clock()
-        candidates = [1.0]  # the health tick
-        if self._polls and self.ledger.count(Phase.PROCESSED):
-            oldest_poll = min(self._polls.values())
-            candidates.append(oldest_poll + _IDLE_POLL_SECONDS - self._monotonic())
+        timers: list[float] = []
         oldest = self.ledger.oldest_buffered()
         if oldest is not None:
-            candidates.append(self.config.batch_seconds - (now - oldest).total_seconds())
+            timers.append(self.config.batch_seconds - (now - oldest).total_seconds())
             if self._last_cut is not None:
                 since_cut = (now - self._last_cut).total_seconds()
-                candidates.append(self.config.min_batch_seconds - since_cut)
+                timers.append(self.config.min_batch_seconds - since_cut)
         if self.ledger.count(Phase.PROCESSED):
             since = (now - self._last_checkpoint).total_seconds()
-            candidates.append(self.config.checkpoint_seconds - since)
-            candidates.append(self.config.min_checkpoint_seconds - since)
+            timers.append(self.config.checkpoint_seconds - since)
+            timers.append(self.config.min_checkpoint_seconds - since)
+            timers.append(self._last_checkpoint_seconds / CHECKPOINT_TIME_SHARE - since)
+            if self._polls:
+                oldest_poll = min(self._polls.values())
+                timers.append(oldest_poll + _IDLE_POLL_SECONDS - self._monotonic())
         for retry in (self._sink_retry_at, self._checkpoint_retry_at):
             if retry is not None:
-                candidates.append((retry - now).total_seconds())
-        return max(0.005, min(candidates))
+                timers.append((retry - now).total_seconds())
+        return max(0.005, min([1.0, *(t for t in timers if t > 0)]))  # 1 s: the health tick
 
 
 def _lag_seconds(events: pl.DataFrame, now: datetime) -> np.ndarray:

@@ -302,6 +302,24 @@ async def test_a_decode_process_that_died_leaves_decoding_to_the_service_itself(
     assert queue.counts() == QueueCounts(0, 0)
 
 
+async def test_the_process_loop_sleeps_until_its_next_timer_instead_of_spinning(
+    pipeline: Pipeline, morning_stream: Stream, clock: ManualClock
+) -> None:
+    queue = InMemoryQueue(clock=clock)
+    await send_bodies(queue, morning_stream.bodies[:30])
+    consumer = make_consumer(
+        pipeline, queue, clock, checkpoint_seconds=10, min_checkpoint_seconds=1
+    )
+    await consumer.start()
+    await pump(consumer, checkpoint=False)
+    assert consumer.ledger.count(Phase.PROCESSED) == 30
+    clock.advance(2)  # past min_checkpoint_seconds; the queue is not idle, so no checkpoint
+    consumer._queue_idle = False
+    assert not consumer.checkpoint_is_due()
+    # Nothing is due before the health tick (1 s) or the 10 s checkpoint: no 5 ms wake-ups.
+    assert consumer._seconds_to_next_decision() == 1.0
+
+
 async def test_duplicate_deliveries_give_one_finding_each(
     pipeline: Pipeline, morning_stream: Stream, clock: ManualClock
 ) -> None:
