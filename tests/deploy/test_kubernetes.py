@@ -16,6 +16,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from detector.service import OPTIONS
+
 from .conftest import RenderedOverlay
 from .dockerfile_model import env_of, final_stage, parse_dockerfile
 from .template_model import resolve_resources
@@ -140,7 +142,11 @@ def test_runs_detector_run_with_the_config(overlay: RenderedOverlay) -> None:
     assert container["args"] == ["run"]
     config_name = overlay.one("ConfigMap")["metadata"]["name"]
     assert container["envFrom"] == [{"configMapRef": {"name": config_name}}]
-    assert set(_config(overlay)) == CONFIG_KEYS
+    keys = set(_config(overlay))
+    assert keys >= CONFIG_KEYS
+    # Anything more is a setting of `detector run` (a typo would be silently ignored).
+    options = {option.env for option in OPTIONS}
+    assert keys - CONFIG_KEYS <= options, sorted(keys - CONFIG_KEYS - options)
 
 
 def test_image_comes_from_the_overlay(overlay: RenderedOverlay) -> None:
