@@ -176,9 +176,7 @@ def _row(record: Any) -> tuple[Any, ...]:
     ui = get("userIdentity")
     recipient = get("recipientAccountId")
     if ui is None:
-        ui = _EMPTY
-        ctx = attributes = _EMPTY
-        principal = principal_of(None, recipient if isinstance(recipient, str) else None)
+        ui = ctx = attributes = _EMPTY
     else:
         if ui.__class__ is not dict:
             raise _FieldError("userIdentity", "expected an object")
@@ -188,7 +186,7 @@ def _row(record: Any) -> tuple[Any, ...]:
         attributes = ctx.get("attributes") or _EMPTY
         if attributes.__class__ is not dict:
             raise _FieldError("userIdentity.sessionContext.attributes", "expected an object")
-        principal = principal_of(ui or None, recipient if isinstance(recipient, str) else None)
+    principal = principal_of(ui or None, recipient if isinstance(recipient, str) else None)
     raw_ip = get("sourceIPAddress")
     if raw_ip is not None and raw_ip.__class__ is not str:
         raise _FieldError("sourceIPAddress", f"expected a string, got {raw_ip!r:.60}")
@@ -298,6 +296,9 @@ _ROW_COLUMNS: Final = (
     "additional_event_data",
 )
 
+
+if sorted(_ROW_COLUMNS) != sorted(set(EVENT_COLUMNS) - {"received_time"}):
+    raise AssertionError("_ROW_COLUMNS must name every event column but received_time, once")
 
 _TIME_COLUMNS: Final = ("event_time", "session_created")
 _TEXT_COLUMNS: Final = (*_TIME_COLUMNS, "resource_arns")
