@@ -41,8 +41,7 @@ def _worker_queue(config: SqsConfig) -> tuple[asyncio.AbstractEventLoop, SqsQueu
     opened = _WORKER_QUEUES.get(config.queue_url)
     if opened is None:
         loop = asyncio.new_event_loop()
-        queue = SqsQueue(config)
-        loop.run_until_complete(queue.__aenter__())
+        queue = loop.run_until_complete(SqsQueue.open(config))
         opened = _WORKER_QUEUES[config.queue_url] = (loop, queue)
     return opened
 
