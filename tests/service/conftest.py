@@ -77,7 +77,8 @@ def _between(records: list[dict[str, Any]], *spans: tuple[str, str]) -> list[dic
 def tamper_stream(attack_morning: list[dict[str, Any]], pipeline: Pipeline) -> Stream:
     """Two dense slices (~250 events, shallow enough for moto): CloudTrail and GuardDuty
     switched off (07:44-07:54), a queue's encryption removed (08:04-08:12). Each spans less
-    than the allowed lateness, so any delivery order gives the same findings."""
+    than the allowed lateness, so any delivery order within a slice gives the same findings;
+    feed the second once the first is consumed (``moto_helpers.split``)."""
     records = _between(attack_morning, ("07:44", "07:54"), ("08:04", "08:12"))
     return stream_of(records, pipeline, "tamper")
 

@@ -12,6 +12,7 @@ from typing import Any
 from aiobotocore.session import AioSession
 
 from tests.integration.moto_support import REGION, TEST_CREDENTIALS, SqsAdmin
+from tests.service.conftest import Stream
 
 MAX_DEPTH = 60  # moto's SQS slows down as a queue grows
 
@@ -95,3 +96,12 @@ async def put_cloudtrail_events(events: Any, records: Sequence[dict[str, Any]]) 
         ]
         response = await events.put_events(Entries=entries)
         assert response["FailedEntryCount"] == 0, response
+
+
+def split(stream: Stream) -> tuple[list[bytes], list[bytes]]:
+    """The two slices of the tamper stream: each spans less than the allowed lateness, but
+    together they span more, so the second is fed only once the first is consumed: then any
+    delivery order (restarts put released messages behind newer ones; a receive whose answer
+    moto lost redelivers its messages after the visibility timeout) gives the same findings."""
+    first = sum(1 for body in stream.bodies if b'"eventTime":"2024-03-08T07:' in body)
+    return stream.bodies[:first], stream.bodies[first:]

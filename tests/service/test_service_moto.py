@@ -26,6 +26,7 @@ from tests.service.moto_helpers import (
     put_cloudtrail_events,
     read_out,
     route_cloudtrail_to,
+    split,
     wait_until,
 )
 
@@ -163,10 +164,12 @@ async def test_poison_reaches_the_dead_letter_queue_and_nothing_else_is_lost(
         tamper_stream.bodies[0][:100],  # truncated
         orjson.dumps({"detail-type": "AWS API Call via CloudTrail", "detail": {"eventID": "x"}}),
     ]
-    bodies = list(tamper_stream.bodies)
+    first_slice, second_slice = split(tamper_stream)
+    first = list(first_slice)
     for i, bad in enumerate(poison):
-        bodies.insert(40 * (i + 1), bad)
-    bodies += tamper_stream.bodies[::7]  # duplicate deliveries
+        first.insert(len(first) * (i + 1) // (len(poison) + 1), bad)
+    second = second_slice + tamper_stream.bodies[::7]  # duplicate deliveries
+    bodies = first + second
     settings = settings_for(
         sqs_admin.endpoint_url,
         input_url,
@@ -175,7 +178,14 @@ async def test_poison_reaches_the_dead_letter_queue_and_nothing_else_is_lost(
         findings_queue_url=findings_url,
     )
     async with running(settings) as run:
-        await feed(sqs_admin, input_url, bodies)
+        await feed(sqs_admin, input_url, first)
+
+        async def first_slice_done() -> bool:
+            done = run.metrics.value("detector_messages_processed_total")
+            return done >= len(first_slice)
+
+        await wait_until(first_slice_done, 40, "the first slice processed and deleted")
+        await feed(sqs_admin, input_url, second)
 
         async def settled() -> bool:
             dead = await sqs_admin.depth(dlq_url)

@@ -20,7 +20,7 @@ import pytest
 
 from tests.integration.moto_support import SqsAdmin
 from tests.service.conftest import Stream
-from tests.service.moto_helpers import feed, read_out, wait_until
+from tests.service.moto_helpers import feed, read_out, split, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -110,14 +110,6 @@ def service_env(endpoint: str, **detector: str) -> dict[str, str]:
 
 def finding_ids(path: Path) -> list[str]:
     return [orjson.loads(line)["finding_id"] for line in path.read_bytes().splitlines()]
-
-
-def split(stream: Stream) -> tuple[list[bytes], list[bytes]]:
-    """The two slices of the tamper stream: each spans less than the allowed lateness, and the
-    second is fed only once the first is consumed, so any delivery order (restarts put
-    released messages behind newer ones) gives the same findings."""
-    first = sum(1 for body in stream.bodies if b'"eventTime":"2024-03-08T07:' in body)
-    return stream.bodies[:first], stream.bodies[first:]
 
 
 async def queues(admin: SqsAdmin) -> tuple[str, str, str]:
