@@ -13,7 +13,7 @@ A file holds ~100-200 records, so a replay that typed each file on its own would
 fixed cost per call thousands of times: :func:`archives_to_events` types many files' records in
 one call and gives each file the result :func:`archive_to_events` would have.
 
-Imports: the standard library, orjson, and this package's parser.
+Imports: the standard library, orjson, and this package's parsers.
 """
 
 from __future__ import annotations
@@ -28,7 +28,16 @@ from typing import Any, Final
 
 import orjson
 
-from detector.events._parse import ParseResult, RecordFailure, empty_events, records_to_events
+from detector.events._fast import Declined, struct_row, trail_records
+from detector.events._parse import (
+    ParseResult,
+    RecordFailure,
+    _failure,
+    _FieldError,
+    _row,
+    empty_events,
+    rows_to_events,
+)
 
 __all__ = ["ArchiveFile", "TrailKey", "archive_to_events", "archives_to_events", "parse_trail_key"]
 
@@ -107,8 +116,7 @@ def archive_to_events(
     opened = _open(ArchiveFile(data, key, received_time))
     if isinstance(opened, ParseResult):
         return opened
-    records, received = opened
-    return records_to_events(records, origin=key, received_time=received)
+    return opened.events(key)
 
 
 def archives_to_events(files: Sequence[ArchiveFile]) -> list[ParseResult]:
@@ -116,34 +124,57 @@ def archives_to_events(files: Sequence[ArchiveFile]) -> list[ParseResult]:
 
     Each result is the one :func:`archive_to_events` gives for its file; its events are a slice
     of one frame. When the files together hold a bad record or an eventID twice, which the
-    per-file results report per file, the files are parsed one by one instead (rare, and exact).
+    per-file results report per file, the files are typed one by one instead (rare, and exact).
     """
     opened = [_open(f) for f in files]
     batch = [(i, o) for i, o in enumerate(opened) if not isinstance(o, ParseResult)]
     results = [o if isinstance(o, ParseResult) else None for o in opened]
-    if len(batch) > 1:
-        records: list[Any] = []
+    if len(batch) > 1 and not any(o.failures for _, o in batch):
+        rows: list[tuple[Any, ...]] = []
         received: list[datetime | None] = []
-        for _, (file_records, file_received) in batch:
-            records.extend(file_records)
-            received.extend([file_received] * len(file_records))
-        together = records_to_events(records, origin="<files>", received_times=received)
+        for _, o in batch:
+            rows.extend(o.rows)
+            received.extend([o.received_time] * len(o.rows))
+        together = rows_to_events(
+            rows, list(range(len(rows))), [], origin="<files>", received_times=received
+        )
         if not together.failures and not together.duplicate_event_ids:
             offset = 0
-            for i, (file_records, _) in batch:
-                results[i] = ParseResult(together.events.slice(offset, len(file_records)))
-                offset += len(file_records)
+            for i, o in batch:
+                results[i] = ParseResult(together.events.slice(offset, len(o.rows)))
+                offset += len(o.rows)
             batch = []
-    for i, (file_records, file_received) in batch:
-        results[i] = records_to_events(
-            file_records, origin=files[i].key, received_time=file_received
-        )
+    for i, o in batch:
+        results[i] = o.events(files[i].key)
     return [r for r in results if r is not None]
 
 
-def _open(file: ArchiveFile) -> ParseResult | tuple[list[Any], datetime | None]:
-    """A file's records and delivery time, or its whole result when it has no records to parse
-    (a digest file, or not a readable CloudTrail log)."""
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    """One file's rows (see :func:`detector.events._parse._row`), each row's record index, the
+    records that made no row, and the file's delivery time."""
+
+    rows: list[tuple[Any, ...]]
+    positions: list[int]
+    failures: list[RecordFailure]
+    received_time: datetime | None
+
+    def events(self, key: str) -> ParseResult:
+        return rows_to_events(
+            self.rows,
+            self.positions,
+            list(self.failures),
+            origin=key,
+            received_time=self.received_time,
+        )
+
+
+def _open(file: ArchiveFile) -> ParseResult | _Opened:
+    """A file's rows and delivery time, or its whole result when it has no records to parse
+    (a digest file, or not a readable CloudTrail log).
+
+    The fast path (:mod:`detector.events._fast`) reads a well-formed file; anything else is
+    read by the reference parser, which names the bad record and field."""
     key = file.key
     trail_key = parse_trail_key(key)
     if trail_key is not None and trail_key.is_digest:
@@ -152,16 +183,32 @@ def _open(file: ArchiveFile) -> ParseResult | tuple[list[Any], datetime | None]:
     if received_time is None and trail_key is not None:
         received_time = trail_key.delivered
     try:
-        doc = orjson.loads(_decompress(file.data))
+        text = _decompress(file.data)
     except (OSError, EOFError, zlib.error) as err:
         return _whole_file_failure(key, "<file>", f"not a readable gzip file ({err})")
+    try:
+        rows = [struct_row(r) for r in trail_records(text)]
+        return _Opened(rows, list(range(len(rows))), [], received_time)
+    except Declined:
+        pass
+    try:
+        doc = orjson.loads(text)
     except orjson.JSONDecodeError as err:
         return _whole_file_failure(key, "<file>", f"not valid JSON ({err})")
     if not isinstance(doc, dict) or not isinstance(doc.get("Records"), list):
         if isinstance(doc, dict) and "digestStartTime" in doc:
             return ParseResult(empty_events(), skipped=1)
         return _whole_file_failure(key, "Records", "missing or not a list")
-    return doc["Records"], received_time
+    rows = []
+    positions: list[int] = []
+    failures: list[RecordFailure] = []
+    for i, record in enumerate(doc["Records"]):
+        try:
+            rows.append(_row(record))
+            positions.append(i)
+        except _FieldError as err:
+            failures.append(_failure(record, i, err.field, err.reason, key, None))
+    return _Opened(rows, positions, failures, received_time)
 
 
 def _whole_file_failure(key: str, field: str, reason: str) -> ParseResult:

@@ -6,7 +6,10 @@ CloudTrail", "AWS Service Event via CloudTrail", "AWS Insight via CloudTrail", .
 convenience a body may also be a bare CloudTrail record, or an SNS notification wrapping either.
 A body that is none of these is a failure of that message only.
 
-Imports: orjson, polars, and this package's parser.
+Bodies take the parser's fast path (:mod:`detector.events._fast`) and fall back, body by body,
+on the reference parser, which reads anything else and names what is wrong.
+
+Imports: orjson, and this package's parsers.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from typing import Any, Final
 
 import orjson
 
-from detector.events._parse import ParseResult, RecordFailure, records_to_events
+from detector.events._fast import Declined, body_row
+from detector.events._parse import ParseResult, RecordFailure, _FieldError, _row, rows_to_events
 
 __all__ = ["CLOUDTRAIL_DETAIL_SUFFIX", "envelopes_to_events", "record_of_body"]
 
@@ -72,17 +76,40 @@ def envelopes_to_events(
 ) -> ParseResult:
     """Normalize a batch of message bodies; failures carry the message id as their origin."""
     ids = message_ids if message_ids is not None else [f"body#{i}" for i in range(len(bodies))]
-    records: list[Any] = []
+    rows: list[tuple[Any, ...]] = []
     origins: list[str] = []
     times: list[datetime | None] = []
     failures: list[RecordFailure] = []
+    record_failures: list[RecordFailure] = []
     for i, body in enumerate(bodies):
         try:
-            records.append(_record_of(_loads(body, "<body>")))
-        except _BodyError as err:
-            failures.append(RecordFailure(ids[i], None, None, err.field, err.reason))
-            continue
+            rows.append(body_row(body))
+        except Declined:  # anything unusual: the reference parser reads it and names the fault
+            try:
+                record = _record_of(_loads(body, "<body>"))
+            except _BodyError as err:
+                failures.append(RecordFailure(ids[i], None, None, err.field, err.reason))
+                continue
+            try:
+                rows.append(_row(record))
+            except _FieldError as err:
+                record_failures.append(
+                    RecordFailure(ids[i], None, _event_id(record), err.field, err.reason)
+                )
+                continue
         origins.append(ids[i])
         times.append(received_times[i] if received_times is not None else None)
-    result = records_to_events(records, origin="sqs", origins=origins, received_times=times)
+    result = rows_to_events(
+        rows,
+        list(range(len(rows))),
+        record_failures,
+        origin="sqs",
+        origins=origins,
+        received_times=times,
+    )
     return ParseResult(result.events, tuple(failures) + result.failures, result.duplicate_event_ids)
+
+
+def _event_id(record: Any) -> str | None:
+    event_id = record.get("eventID") if isinstance(record, dict) else None
+    return event_id if isinstance(event_id, str) else None

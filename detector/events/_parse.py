@@ -412,6 +412,31 @@ def records_to_events(
             positions.append(i)
         except _FieldError as err:
             failures.append(_failure(record, i, err.field, err.reason, origin, origins))
+    return rows_to_events(
+        rows,
+        positions,
+        failures,
+        origin=origin,
+        received_time=received_time,
+        origins=origins,
+        received_times=received_times,
+    )
+
+
+def rows_to_events(
+    rows: list[tuple[Any, ...]],
+    positions: list[int],
+    failures: list[RecordFailure],
+    *,
+    origin: str,
+    received_time: datetime | None = None,
+    origins: Sequence[str] | None = None,
+    received_times: Sequence[datetime | None] | None = None,
+) -> ParseResult:
+    """The second half of :func:`records_to_events`, for rows built by :func:`_row` or by the
+    fast path (:mod:`detector.events._fast`): ``positions[j]`` is row ``j``'s record index and
+    ``failures`` those of the records that made no row. Types the columns, reports the rows
+    that would not type or carry no valid time, and drops repeated eventIDs."""
     frame, bad = _build(rows)
     for j, name in sorted(bad.items()):
         i = positions[j]
