@@ -8,7 +8,10 @@ deduplication by id or content over a 5-minute window. Entries SQS would refuse 
 It also counts the API calls the SQS adapter would have made, so tests can check batching.
 
 Every operation costs O(batch + log n): visible messages sit in deques, in-flight ones in a
-heap keyed by the time they become visible again (stale heap entries are skipped lazily).
+heap keyed by the time they become visible again. A receive or visibility change gives all its
+messages the same deadline, so it pushes one heap entry for all of them (one heap operation per
+call, not per message); a message points at the entry that holds its current deadline, and
+entries it has left are skipped lazily.
 
 Imports: the standard library and this package.
 """
@@ -43,6 +46,7 @@ class _Stored:
     __slots__ = (
         "body",
         "deleted",
+        "expiry",
         "group_id",
         "in_flight",
         "message_id",
@@ -50,7 +54,6 @@ class _Stored:
         "receive_count",
         "sent_time",
         "seq",
-        "version",
     )
 
     def __init__(
@@ -71,7 +74,9 @@ class _Stored:
         self.receipt_handle: str | None = None
         self.in_flight = False
         self.deleted = False
-        self.version = 0  # bumped on every visibility change; older heap entries are stale
+        # The heap entry's member list that holds this message's current deadline (while in
+        # flight); any other entry it is still listed in is stale.
+        self.expiry: list[_Stored] | None = None
 
 
 class _Group:
@@ -140,7 +145,10 @@ class InMemoryQueue:
         self._ready: deque[_Stored] = deque()  # standard queues
         self._groups: dict[str, _Group] = {}  # FIFO queues
         self._ready_groups: deque[str] = deque()
-        self._in_flight: list[tuple[float, int, int, _Stored]] = []
+        # (visible again at, push order, members): one entry per receive or visibility change.
+        self._in_flight: list[tuple[float, int, list[_Stored]]] = []
+        self._in_flight_slots = 0  # members listed in the heap, stale ones included
+        self._pushes = 0
         self._by_handle: dict[str, _Stored] = {}
         self._deleted_handles: set[str] = set()
         self._deleted_order: deque[str] = deque()
@@ -208,17 +216,21 @@ class InMemoryQueue:
         self._expire(self._now())
         succeeded: list[str] = []
         failed: list[BatchFailure] = []
+        by_handle = self._by_handle
+        deleted_handles = self._deleted_handles
+        deleted_order = self._deleted_order
         for message in messages:
             handle = message.receipt_handle
-            stored = self._by_handle.pop(handle, None)
+            stored = by_handle.pop(handle, None)
             if stored is None:
-                if handle in self._deleted_handles:
+                if handle in deleted_handles:
                     succeeded.append(message.message_id)
                 else:
                     failed.append(_invalid_handle(message))
                 continue
             stored.deleted = True
-            self._remember_deleted(handle)
+            deleted_handles.add(handle)
+            deleted_order.append(handle)
             if stored.in_flight:
                 stored.in_flight = False
                 self._in_flight_count -= 1
@@ -227,6 +239,8 @@ class InMemoryQueue:
             else:
                 self._visible_count -= 1
             succeeded.append(message.message_id)
+        while len(deleted_order) > _REMEMBERED_DELETES:
+            deleted_handles.discard(deleted_order.popleft())
         return BatchOutcome(tuple(succeeded), tuple(failed))
 
     async def change_visibility(
@@ -238,6 +252,7 @@ class InMemoryQueue:
         self._expire(now)
         succeeded: list[str] = []
         failed: list[BatchFailure] = []
+        extended: list[_Stored] = []
         for message in messages:
             stored = self._by_handle.get(message.receipt_handle)
             if not 0 <= timeout_seconds <= MAX_VISIBILITY_TIMEOUT:
@@ -255,12 +270,15 @@ class InMemoryQueue:
                     _failure(message.message_id, "MessageNotInflight", "the message is visible")
                 )
             else:
-                stored.version += 1
                 if timeout_seconds == 0:
+                    stored.expiry = None
                     self._make_visible(stored)
-                else:
-                    self._push_in_flight(stored, now + timeout_seconds)
+                elif stored.expiry is not extended:  # listed once, however often named
+                    stored.expiry = extended
+                    extended.append(stored)
                 succeeded.append(message.message_id)
+        if extended:
+            self._push_in_flight(extended, now + timeout_seconds)
         if timeout_seconds == 0 and succeeded:
             self._arrival.set()
         return BatchOutcome(tuple(succeeded), tuple(failed))
@@ -364,28 +382,61 @@ class InMemoryQueue:
     def _take(self, max_messages: int, timeout: int) -> list[QueueMessage]:
         now = self._now()
         self._expire(now)
-        out: list[QueueMessage] = []
+        taken: list[_Stored] = []
         if not self._fifo:
             ready = self._ready
-            while ready and len(out) < max_messages:
+            while ready and len(taken) < max_messages:
                 stored = ready.popleft()
                 if not stored.deleted and not self._redriven(stored):
-                    out.append(self._deliver(stored, now, timeout))
-            return out
-        ready_groups = self._ready_groups
-        while ready_groups and len(out) < max_messages:
-            group_id = ready_groups[0]
-            group = self._groups[group_id]
-            while group.pending and len(out) < max_messages:
-                stored = group.pending.popleft()
-                if not stored.deleted and not self._redriven(stored):
-                    out.append(self._deliver(stored, now, timeout))
-                    group.in_flight += 1
-            if group.in_flight or not group.pending:
-                ready_groups.popleft()
-                group.queued = False
-                if not group.in_flight:
-                    del self._groups[group_id]
+                    taken.append(stored)
+        else:
+            ready_groups = self._ready_groups
+            while ready_groups and len(taken) < max_messages:
+                group_id = ready_groups[0]
+                group = self._groups[group_id]
+                while group.pending and len(taken) < max_messages:
+                    stored = group.pending.popleft()
+                    if not stored.deleted and not self._redriven(stored):
+                        taken.append(stored)
+                        group.in_flight += 1
+                if group.in_flight or not group.pending:
+                    ready_groups.popleft()
+                    group.queued = False
+                    if not group.in_flight:
+                        del self._groups[group_id]
+        if not taken:
+            return []
+        return self._deliver(taken, now + timeout)
+
+    def _deliver(self, taken: list[_Stored], visible_at: float) -> list[QueueMessage]:
+        """Hand out ``taken`` under new receipt handles, in flight until ``visible_at``."""
+        by_handle = self._by_handle
+        prefix = f"{self.name}#"
+        number = self._handles
+        out: list[QueueMessage] = []
+        for stored in taken:
+            number += 1
+            handle = f"{prefix}{number}"
+            if stored.receipt_handle is not None:
+                del by_handle[stored.receipt_handle]  # the old handle is stale from now on
+            stored.receipt_handle = handle
+            by_handle[handle] = stored
+            stored.receive_count += 1
+            stored.in_flight = True
+            out.append(
+                QueueMessage(
+                    stored.message_id,
+                    handle,
+                    stored.body,
+                    stored.sent_time,
+                    stored.receive_count,
+                    stored.group_id,
+                )
+            )
+        self._handles = number
+        self._visible_count -= len(taken)
+        self._in_flight_count += len(taken)
+        self._push_in_flight(taken, visible_at)
         return out
 
     def _redriven(self, stored: _Stored) -> bool:
@@ -414,42 +465,48 @@ class InMemoryQueue:
         )
         self._arrival.set()
 
-    def _deliver(self, stored: _Stored, now: float, timeout: int) -> QueueMessage:
-        self._handles += 1
-        handle = f"{self.name}#{self._handles}"
-        if stored.receipt_handle is not None:
-            del self._by_handle[stored.receipt_handle]  # the old handle is stale from now on
-        stored.receipt_handle = handle
-        self._by_handle[handle] = stored
-        stored.receive_count += 1
-        stored.in_flight = True
-        stored.version += 1
-        self._visible_count -= 1
-        self._in_flight_count += 1
-        self._push_in_flight(stored, now + timeout)
-        return QueueMessage(
-            stored.message_id,
-            handle,
-            stored.body,
-            stored.sent_time,
-            stored.receive_count,
-            stored.group_id,
-        )
+    def _push_in_flight(self, members: list[_Stored], visible_at: float) -> None:
+        """Give ``members`` (in flight) the deadline ``visible_at``: one heap entry for all."""
+        for stored in members:
+            stored.expiry = members
+        self._pushes += 1
+        heapq.heappush(self._in_flight, (visible_at, self._pushes, members))
+        self._in_flight_slots += len(members)
+        slots = self._in_flight_slots
+        if slots > _HEAP_COMPACTION_MIN and slots > 4 * self._in_flight_count:
+            self._compact()
 
-    def _push_in_flight(self, stored: _Stored, visible_at: float) -> None:
-        heap = self._in_flight
-        heapq.heappush(heap, (visible_at, stored.seq, stored.version, stored))
-        if len(heap) > _HEAP_COMPACTION_MIN and len(heap) > 4 * self._in_flight_count:
-            heap[:] = [entry for entry in heap if _current(entry)]
-            heapq.heapify(heap)
+    def _compact(self) -> None:
+        """Drop the stale members of the heap's entries, and the entries left empty."""
+        kept: list[tuple[float, int, list[_Stored]]] = []
+        slots = 0
+        for entry in self._in_flight:
+            members = entry[2]
+            members[:] = [stored for stored in members if _current(stored, members)]
+            if members:
+                kept.append(entry)
+                slots += len(members)
+        heapq.heapify(kept)
+        self._in_flight = kept
+        self._in_flight_slots = slots
 
     def _expire(self, now: float) -> None:
-        """Make every in-flight message whose visibility timeout has passed visible again."""
+        """Make every in-flight message whose visibility timeout has passed visible again, in
+        the order of their deadlines, then of their sending."""
         heap = self._in_flight
+        if not heap or heap[0][0] > now:
+            return
+        expired: list[tuple[float, int, _Stored]] = []
         while heap and heap[0][0] <= now:
-            entry = heapq.heappop(heap)
-            if _current(entry):
-                self._make_visible(entry[3])
+            visible_at, _, members = heapq.heappop(heap)
+            self._in_flight_slots -= len(members)
+            expired.extend(
+                (visible_at, stored.seq, stored) for stored in members if _current(stored, members)
+            )
+        expired.sort(key=lambda item: (item[0], item[1]))
+        for _, _, stored in expired:
+            stored.expiry = None
+            self._make_visible(stored)
 
     def _seconds_to_next_expiry(self) -> float | None:
         return self._in_flight[0][0] - self._now() if self._in_flight else None
@@ -482,16 +539,10 @@ class InMemoryQueue:
         elif not group.queued:
             del self._groups[group_id]
 
-    def _remember_deleted(self, handle: str) -> None:
-        self._deleted_handles.add(handle)
-        self._deleted_order.append(handle)
-        if len(self._deleted_order) > _REMEMBERED_DELETES:
-            self._deleted_handles.discard(self._deleted_order.popleft())
 
-
-def _current(entry: tuple[float, int, int, _Stored]) -> bool:
-    stored = entry[3]
-    return stored.in_flight and not stored.deleted and stored.version == entry[2]
+def _current(stored: _Stored, members: list[_Stored]) -> bool:
+    """Whether ``members`` (a heap entry's) holds ``stored``'s current deadline."""
+    return stored.in_flight and not stored.deleted and stored.expiry is members
 
 
 def _invalid_handle(message: QueueMessage) -> BatchFailure:
