@@ -178,6 +178,7 @@ class Consumer:
         self.store = store
         self.config = config or ConsumerConfig()
         self.metrics = metrics or ServiceMetrics()
+        self.metrics.in_flight.set_function(self._held_count)
         self.health = health
         self.ledger = Ledger()
         self.counts = ConsumerCounts()
@@ -201,6 +202,7 @@ class Consumer:
         self._stopped = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
+        self._paused = False  # what _room and the receive_paused gauge say
         self._delete_slots = asyncio.Semaphore(self.config.delete_concurrency)
         self._deletes: set[asyncio.Task[None]] = set()
         self._received_after_stop: list[QueueMessage] = []
@@ -213,6 +215,9 @@ class Consumer:
         self._decode_pool = decode_pool
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    def _held_count(self) -> float:
+        return float(len(self.ledger))
 
     @property
     def state(self) -> PipelineState:
@@ -299,13 +304,17 @@ class Consumer:
         return len(added)
 
     def _update_room(self) -> None:
-        room = self.may_receive() or self._stopping
-        if room:
-            self._room.set()
-        else:
+        # Called after every change to the ledger: only a change of decision costs anything
+        # (the in-flight gauge reads the ledger when scraped).
+        paused = not (self.may_receive() or self._stopping)
+        if paused == self._paused:
+            return
+        self._paused = paused
+        if paused:
             self._room.clear()
-        self.metrics.receive_paused.set(0 if room else 1)
-        self.metrics.in_flight.set(len(self.ledger))
+        else:
+            self._room.set()
+        self.metrics.receive_paused.set(1 if paused else 0)
 
     # -- processing ------------------------------------------------------------------------
 
@@ -417,8 +426,11 @@ class Consumer:
             outcome = await asyncio.to_thread(self._step_decoded, state, messages, decoded, now)
         else:
             outcome = self._step_isolating(state, messages, now)
-        poison = [entry for entry in batch if entry.handle in outcome.poison]
-        good = [entry for entry in batch if entry.handle not in outcome.poison]
+        if outcome.poison:
+            poison = [entry for entry in batch if entry.handle in outcome.poison]
+            good = [entry for entry in batch if entry.handle not in outcome.poison]
+        else:
+            poison, good = [], batch
         if outcome.step_failures:
             self.metrics.step_failures.inc(outcome.step_failures)
         if poison:
@@ -451,7 +463,7 @@ class Consumer:
             if self.health is not None:
                 self.health.ready("findings")
         self._state = outcome.state
-        self.ledger.mark((entry.handle for entry in good), Phase.PROCESSED)
+        self.ledger.mark_entries(good, Phase.PROCESSED)
         self._update_room()
         self._record(outcome, len(good), self._monotonic() - started)
         return True
@@ -564,7 +576,7 @@ class Consumer:
                 await self.queue.change_visibility([e.message for e in entries], retry)
             except QueueError as err:  # it comes back at the end of its visibility timeout
                 _log.warning("could not shorten poison visibility", extra=fields(error=str(err)))
-        self.ledger.forget(entry.handle for entry in entries)
+        self.ledger.forget_entries(entries)
         self._update_room()
 
     def _record(self, outcome: _StepOutcome, messages: int, seconds: float) -> None:
@@ -652,7 +664,7 @@ class Consumer:
         self.metrics.checkpoints.inc()
         self.counts.checkpoints += 1
         self.metrics.checkpoint_seconds.observe(seconds)
-        self.ledger.mark((e.handle for e in entries), Phase.CHECKPOINTED)
+        self.ledger.mark_entries(entries, Phase.CHECKPOINTED)
         _log.debug(
             "checkpoint saved", extra=fields(messages=len(entries), seconds=round(seconds, 4))
         )
@@ -693,7 +705,7 @@ class Consumer:
                             ),
                         )
             finally:
-                self.ledger.forget(entry.handle for entry in group)
+                self.ledger.forget_entries(group)
                 self._update_room()
 
     async def wait_for_deletes(self, timeout: float | None = None) -> bool:

@@ -94,26 +94,34 @@ class Ledger:
     ) -> list[HeldMessage]:
         """Hold newly received messages (BUFFERED); returns the new entries."""
         until = now + timedelta(seconds=visibility_seconds)
+        held = self._held
+        buffer = self._buffer
         added = []
         for message in messages:
-            if message.receipt_handle in self._held:
+            handle = message.receipt_handle
+            if handle in held:
                 continue  # the same receipt twice is the same receipt
             entry = HeldMessage(message, now, until, Phase.BUFFERED)
-            self._held[message.receipt_handle] = entry
-            self._buffer.append(message.receipt_handle)
-            self._counts[Phase.BUFFERED] += 1
+            held[handle] = entry
+            buffer.append(handle)
             added.append(entry)
+        self._counts[Phase.BUFFERED] += len(added)
         return added
 
     def take_batch(self, limit: int) -> list[HeldMessage]:
         """Up to ``limit`` buffered entries, oldest first, moved to PROCESSING."""
         batch: list[HeldMessage] = []
-        while self._buffer and len(batch) < limit:
-            entry = self._held.get(self._buffer.popleft())
-            if entry is None or entry.phase is not Phase.BUFFERED:
+        held = self._held
+        buffer = self._buffer
+        buffered, processing = Phase.BUFFERED, Phase.PROCESSING
+        while buffer and len(batch) < limit:
+            entry = held.get(buffer.popleft())
+            if entry is None or entry.phase is not buffered:
                 continue
-            self._move(entry, Phase.PROCESSING)
+            entry.phase = processing
             batch.append(entry)
+        self._counts[buffered] -= len(batch)
+        self._counts[processing] += len(batch)
         return batch
 
     def requeue(self, entries: Sequence[HeldMessage]) -> None:
@@ -125,13 +133,15 @@ class Ledger:
 
     def mark(self, handles: Iterable[str], phase: Phase) -> list[HeldMessage]:
         """Move held entries to ``phase``; handles no longer held are skipped."""
-        moved = []
-        for handle in handles:
-            entry = self._held.get(handle)
-            if entry is not None:
-                self._move(entry, phase)
-                moved.append(entry)
-        return moved
+        held = self._held
+        return self._move_all([e for e in map(held.get, handles) if e is not None], phase)
+
+    def mark_entries(self, entries: Iterable[HeldMessage], phase: Phase) -> list[HeldMessage]:
+        """:meth:`mark` for entries in hand; those no longer held are skipped."""
+        held = self._held
+        return self._move_all(
+            [e for e in entries if held.get(e.message.receipt_handle) is e], phase
+        )
 
     def extend(self, handles: Iterable[str], until: datetime) -> None:
         for handle in handles:
@@ -141,11 +151,23 @@ class Ledger:
 
     def forget(self, handles: Iterable[str]) -> list[HeldMessage]:
         """Stop holding (deleted, released, or handed back as poison)."""
+        pop = self._held.pop
+        gone = [e for e in (pop(handle, None) for handle in handles) if e is not None]
+        counts = self._counts
+        for entry in gone:
+            counts[entry.phase] -= 1
+        return gone
+
+    def forget_entries(self, entries: Iterable[HeldMessage]) -> list[HeldMessage]:
+        """:meth:`forget` for entries in hand; those no longer held are skipped."""
+        held = self._held
+        counts = self._counts
         gone = []
-        for handle in handles:
-            entry = self._held.pop(handle, None)
-            if entry is not None:
-                self._counts[entry.phase] -= 1
+        for entry in entries:
+            handle = entry.message.receipt_handle
+            if held.get(handle) is entry:
+                del held[handle]
+                counts[entry.phase] -= 1
                 gone.append(entry)
         return gone
 
@@ -153,3 +175,11 @@ class Ledger:
         self._counts[entry.phase] -= 1
         self._counts[phase] += 1
         entry.phase = phase
+
+    def _move_all(self, entries: list[HeldMessage], phase: Phase) -> list[HeldMessage]:
+        counts = self._counts
+        for entry in entries:
+            counts[entry.phase] -= 1
+            entry.phase = phase
+        counts[phase] += len(entries)
+        return entries

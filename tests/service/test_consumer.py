@@ -476,12 +476,14 @@ async def test_backpressure_stops_receiving_while_too_much_is_held(
     assert len(consumer.ledger) == 100
     assert consumer.ledger.count(Phase.PROCESSED) == 100
     assert not consumer.may_receive()
+    assert consumer.metrics.value("detector_messages_in_flight") == 100
 
     store.fail = False
     await consumer.checkpoint()
     await consumer.wait_for_deletes()
     assert consumer.may_receive()
     assert consumer.metrics.value("detector_receive_paused") == 0
+    assert consumer.metrics.value("detector_messages_in_flight") == len(consumer.ledger) == 0
 
 
 async def test_drain_processes_what_is_buffered_checkpoints_and_deletes(

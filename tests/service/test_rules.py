@@ -134,6 +134,22 @@ def test_the_ledger_moves_receipts_through_their_phases_in_arrival_order() -> No
     assert ledger.oldest_buffered() is None
 
 
+def test_entries_in_hand_move_and_go_like_their_handles_and_only_while_held() -> None:
+    ledger = Ledger()
+    ledger.add([message(i) for i in range(4)], T0, 30)
+    batch = ledger.take_batch(4)
+    ledger.forget(["h3"])  # e.g. its receipt expired while it was processed
+    moved = ledger.mark_entries(batch, Phase.PROCESSED)
+    assert [e.handle for e in moved] == ["h0", "h1", "h2"]
+    assert (ledger.count(Phase.PROCESSING), ledger.count(Phase.PROCESSED)) == (0, 3)
+
+    ledger.add([message(3)], at(1), 30)  # the same handle held again: a different entry
+    assert ledger.mark_entries(batch[3:], Phase.CHECKPOINTED) == []
+    assert ledger.forget_entries(batch[2:]) == batch[2:3]
+    assert "h3" in ledger
+    assert [ledger.count(phase) for phase in Phase] == [1, 0, 2, 0]
+
+
 def test_only_receipts_close_to_their_deadline_and_not_past_it_are_due_a_heartbeat() -> None:
     ledger = Ledger()
     ledger.add([message(0)], T0, 30)
