@@ -10,8 +10,9 @@ It also counts the API calls the SQS adapter would have made, so tests can check
 Every operation costs O(batch + log n): visible messages sit in deques, in-flight ones in a
 heap keyed by the time they become visible again. A receive or visibility change gives all its
 messages the same deadline, so it pushes one heap entry for all of them (one heap operation per
-call, not per message); a message points at the entry that holds its current deadline, and
-entries it has left are skipped lazily.
+call, not per message); a message points at the entry that holds its current deadline, and an
+entry counts the messages it still holds, so one that all have left (deleted, released,
+extended) is dropped whole, lazily.
 
 Imports: the standard library and this package.
 """
@@ -74,9 +75,27 @@ class _Stored:
         self.receipt_handle: str | None = None
         self.in_flight = False
         self.deleted = False
-        # The heap entry's member list that holds this message's current deadline (while in
-        # flight); any other entry it is still listed in is stale.
-        self.expiry: list[_Stored] | None = None
+        # The heap entry that holds this message's current deadline (while in flight); any
+        # other entry it is still listed in is stale for it.
+        self.expiry: _Expiry | None = None
+
+
+class _Expiry:
+    """One heap entry's messages; ``live`` of them still have their deadline here."""
+
+    __slots__ = ("live", "members")
+
+    def __init__(self, members: list[_Stored]) -> None:
+        self.members = members
+        self.live = len(members)
+
+
+def _leave_expiry(stored: _Stored) -> None:
+    """``stored`` is no longer in flight until the deadline it had (if any)."""
+    expiry = stored.expiry
+    if expiry is not None:
+        expiry.live -= 1
+        stored.expiry = None
 
 
 class _Group:
@@ -146,7 +165,7 @@ class InMemoryQueue:
         self._groups: dict[str, _Group] = {}  # FIFO queues
         self._ready_groups: deque[str] = deque()
         # (visible again at, push order, members): one entry per receive or visibility change.
-        self._in_flight: list[tuple[float, int, list[_Stored]]] = []
+        self._in_flight: list[tuple[float, int, _Expiry]] = []
         self._in_flight_slots = 0  # members listed in the heap, stale ones included
         self._pushes = 0
         self._by_handle: dict[str, _Stored] = {}
@@ -232,6 +251,7 @@ class InMemoryQueue:
             deleted_handles.add(handle)
             deleted_order.append(handle)
             if stored.in_flight:
+                _leave_expiry(stored)
                 stored.in_flight = False
                 self._in_flight_count -= 1
                 if stored.group_id is not None and self._fifo:
@@ -252,7 +272,7 @@ class InMemoryQueue:
         self._expire(now)
         succeeded: list[str] = []
         failed: list[BatchFailure] = []
-        extended: list[_Stored] = []
+        extended = _Expiry([])
         for message in messages:
             stored = self._by_handle.get(message.receipt_handle)
             if not 0 <= timeout_seconds <= MAX_VISIBILITY_TIMEOUT:
@@ -271,13 +291,15 @@ class InMemoryQueue:
                 )
             else:
                 if timeout_seconds == 0:
-                    stored.expiry = None
+                    _leave_expiry(stored)
                     self._make_visible(stored)
                 elif stored.expiry is not extended:  # listed once, however often named
+                    _leave_expiry(stored)
                     stored.expiry = extended
-                    extended.append(stored)
+                    extended.members.append(stored)
                 succeeded.append(message.message_id)
-        if extended:
+        if extended.members:
+            extended.live = len(extended.members)
             self._push_in_flight(extended, now + timeout_seconds)
         if timeout_seconds == 0 and succeeded:
             self._arrival.set()
@@ -413,6 +435,7 @@ class InMemoryQueue:
         by_handle = self._by_handle
         prefix = f"{self.name}#"
         number = self._handles
+        expiry = _Expiry(taken)
         out: list[QueueMessage] = []
         for stored in taken:
             number += 1
@@ -423,6 +446,7 @@ class InMemoryQueue:
             by_handle[handle] = stored
             stored.receive_count += 1
             stored.in_flight = True
+            stored.expiry = expiry
             out.append(
                 QueueMessage(
                     stored.message_id,
@@ -436,7 +460,7 @@ class InMemoryQueue:
         self._handles = number
         self._visible_count -= len(taken)
         self._in_flight_count += len(taken)
-        self._push_in_flight(taken, visible_at)
+        self._push_in_flight(expiry, visible_at)
         return out
 
     def _redriven(self, stored: _Stored) -> bool:
@@ -465,27 +489,28 @@ class InMemoryQueue:
         )
         self._arrival.set()
 
-    def _push_in_flight(self, members: list[_Stored], visible_at: float) -> None:
-        """Give ``members`` (in flight) the deadline ``visible_at``: one heap entry for all."""
-        for stored in members:
-            stored.expiry = members
+    def _push_in_flight(self, expiry: _Expiry, visible_at: float) -> None:
+        """Put ``expiry`` (whose members are in flight until ``visible_at``) on the heap."""
         self._pushes += 1
-        heapq.heappush(self._in_flight, (visible_at, self._pushes, members))
-        self._in_flight_slots += len(members)
+        heapq.heappush(self._in_flight, (visible_at, self._pushes, expiry))
+        self._in_flight_slots += len(expiry.members)
         slots = self._in_flight_slots
         if slots > _HEAP_COMPACTION_MIN and slots > 4 * self._in_flight_count:
             self._compact()
 
     def _compact(self) -> None:
-        """Drop the stale members of the heap's entries, and the entries left empty."""
-        kept: list[tuple[float, int, list[_Stored]]] = []
+        """Drop the heap's entries no message has its deadline in any more, and the stale
+        members of the others."""
+        kept: list[tuple[float, int, _Expiry]] = []
         slots = 0
         for entry in self._in_flight:
-            members = entry[2]
-            members[:] = [stored for stored in members if _current(stored, members)]
-            if members:
-                kept.append(entry)
-                slots += len(members)
+            expiry = entry[2]
+            if not expiry.live:
+                continue
+            if expiry.live < len(expiry.members):
+                expiry.members = [m for m in expiry.members if m.expiry is expiry]
+            kept.append(entry)
+            slots += len(expiry.members)
         heapq.heapify(kept)
         self._in_flight = kept
         self._in_flight_slots = slots
@@ -498,11 +523,14 @@ class InMemoryQueue:
             return
         expired: list[tuple[float, int, _Stored]] = []
         while heap and heap[0][0] <= now:
-            visible_at, _, members = heapq.heappop(heap)
-            self._in_flight_slots -= len(members)
-            expired.extend(
-                (visible_at, stored.seq, stored) for stored in members if _current(stored, members)
-            )
+            visible_at, _, expiry = heapq.heappop(heap)
+            self._in_flight_slots -= len(expiry.members)
+            if expiry.live:
+                expired.extend(
+                    (visible_at, stored.seq, stored)
+                    for stored in expiry.members
+                    if stored.expiry is expiry
+                )
         expired.sort(key=lambda item: (item[0], item[1]))
         for _, _, stored in expired:
             stored.expiry = None
@@ -538,11 +566,6 @@ class InMemoryQueue:
                 self._ready_groups.append(group_id)
         elif not group.queued:
             del self._groups[group_id]
-
-
-def _current(stored: _Stored, members: list[_Stored]) -> bool:
-    """Whether ``members`` (a heap entry's) holds ``stored``'s current deadline."""
-    return stored.in_flight and not stored.deleted and stored.expiry is members
 
 
 def _invalid_handle(message: QueueMessage) -> BatchFailure:

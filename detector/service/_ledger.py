@@ -44,6 +44,7 @@ class HeldMessage:
     received_at: datetime
     visible_until: datetime
     phase: Phase
+    held: bool = False  # True from the ledger's add until its forget
 
     @property
     def handle(self) -> str:
@@ -101,7 +102,7 @@ class Ledger:
             handle = message.receipt_handle
             if handle in held:
                 continue  # the same receipt twice is the same receipt
-            entry = HeldMessage(message, now, until, Phase.BUFFERED)
+            entry = HeldMessage(message, now, until, Phase.BUFFERED, True)
             held[handle] = entry
             buffer.append(handle)
             added.append(entry)
@@ -127,7 +128,7 @@ class Ledger:
     def requeue(self, entries: Sequence[HeldMessage]) -> None:
         """Put PROCESSING entries back at the head of the buffer, in their order."""
         for entry in reversed(entries):
-            if self._held.get(entry.handle) is entry and entry.phase is Phase.PROCESSING:
+            if entry.held and entry.phase is Phase.PROCESSING:
                 self._move(entry, Phase.BUFFERED)
                 self._buffer.appendleft(entry.handle)
 
@@ -137,11 +138,8 @@ class Ledger:
         return self._move_all([e for e in map(held.get, handles) if e is not None], phase)
 
     def mark_entries(self, entries: Iterable[HeldMessage], phase: Phase) -> list[HeldMessage]:
-        """:meth:`mark` for entries in hand; those no longer held are skipped."""
-        held = self._held
-        return self._move_all(
-            [e for e in entries if held.get(e.message.receipt_handle) is e], phase
-        )
+        """:meth:`mark` for entries this ledger gave out; those no longer held are skipped."""
+        return self._move_all([e for e in entries if e.held], phase)
 
     def extend(self, handles: Iterable[str], until: datetime) -> None:
         for handle in handles:
@@ -155,18 +153,19 @@ class Ledger:
         gone = [e for e in (pop(handle, None) for handle in handles) if e is not None]
         counts = self._counts
         for entry in gone:
+            entry.held = False
             counts[entry.phase] -= 1
         return gone
 
     def forget_entries(self, entries: Iterable[HeldMessage]) -> list[HeldMessage]:
-        """:meth:`forget` for entries in hand; those no longer held are skipped."""
+        """:meth:`forget` for entries this ledger gave out; those no longer held are skipped."""
         held = self._held
         counts = self._counts
         gone = []
         for entry in entries:
-            handle = entry.message.receipt_handle
-            if held.get(handle) is entry:
-                del held[handle]
+            if entry.held:
+                entry.held = False
+                del held[entry.message.receipt_handle]
                 counts[entry.phase] -= 1
                 gone.append(entry)
         return gone

@@ -234,6 +234,40 @@ async def test_heartbeats_do_not_grow_the_heap_without_bound(clock: ManualClock)
     assert len(queue._in_flight) < 5_000
 
 
+async def test_messages_that_leave_a_shared_deadline_leave_the_others_in_flight_to_it(
+    clock: ManualClock,
+) -> None:
+    """A receive's messages share one heap entry: deleting, releasing or extending some of them
+    (and compacting the heap meanwhile) must leave the others due exactly then, in order."""
+    queue = InMemoryQueue(clock=clock)
+    await queue.send(outgoing(*(f"b{i:04}" for i in range(6_000))))
+    batches = []
+    while got := await queue.receive(10, wait_seconds=0, visibility_timeout=30):
+        batches.append(got)
+    for even, odd in zip(batches[::2], batches[1::2], strict=True):
+        assert (await queue.delete(even)).ok
+        assert (await queue.delete(odd[:6])).ok
+        assert (await queue.change_visibility(odd[6:7], 0)).ok
+        assert (await queue.change_visibility(odd[7:8] + odd[7:8], 60)).ok  # named twice
+    entries = len(batches) + len(batches) // 2  # one per receive and per extension
+    assert len(queue._in_flight) < entries  # compacted: emptied receives dropped
+    odd_batches = batches[1::2]
+    assert [m.body for m in await drain(queue)] == [b[6].body for b in odd_batches]
+
+    clock.advance(30)  # the kept ones, in sending order; the extended ones still in flight
+    assert [m.body for m in await drain(queue)] == [m.body for b in odd_batches for m in b[8:]]
+    assert queue.counts() == QueueCounts(visible=0, in_flight=len(odd_batches) * 4)
+    clock.advance(30)
+    assert [m.body for m in await drain(queue)] == [b[7].body for b in odd_batches]
+
+
+async def drain(queue: InMemoryQueue) -> list[QueueMessage]:
+    out: list[QueueMessage] = []
+    while got := await queue.receive(10, wait_seconds=0, visibility_timeout=600):
+        out.extend(got)
+    return out
+
+
 async def test_a_hundred_thousand_messages_pass_quickly(clock: ManualClock) -> None:
     """The pipeline benchmark runs >100k messages through the fake: no O(n) per call."""
     queue = InMemoryQueue(clock=clock)
