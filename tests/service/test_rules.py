@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import pickle
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -11,6 +13,8 @@ from detector.errors import ConfigError
 from detector.ingest import QueueMessage
 from detector.service import ConsumerConfig, Ledger, Phase, decode_batch
 from detector.service._policy import batch_due, checkpoint_due, may_receive
+from detector.synthetic import SyntheticConfig, iter_records
+from detector.synthetic import envelope as synthetic_envelope
 
 T0 = datetime(2024, 3, 8, 12, 0, tzinfo=UTC)
 
@@ -197,3 +201,22 @@ def test_decoding_names_each_poison_message_and_keeps_the_rest() -> None:
     assert "eventTime" in decoded.poison["h2"][0]
     assert "exceeds" in decoded.poison["h3"][0]
     assert decoded.duplicates_in_batch == 1
+
+
+def test_a_decoded_batch_crosses_to_another_process_whole() -> None:
+    """A decode process pickles its answer (the events as Arrow IPC): every column, dtype,
+    poison reason and count comes back as it was."""
+    records = itertools.islice(iter_records(SyntheticConfig(), seed=3), 400)
+    bodies = [orjson.dumps(synthetic_envelope(r, f"env-{i}")) for i, r in enumerate(records)]
+    messages = [message(i, body) for i, body in enumerate(bodies)]
+    messages.append(message(400, b"not json"))
+    decoded = decode_batch(messages, max_body_bytes=1 << 20)
+
+    restored = pickle.loads(pickle.dumps(decoded))
+
+    assert restored.events.schema == decoded.events.schema
+    assert restored.events.equals(decoded.events)
+    assert decoded.events.height == 400
+    assert restored.poison == decoded.poison
+    assert set(restored.poison) == {"h400"}
+    assert restored.duplicates_in_batch == decoded.duplicates_in_batch
