@@ -8,17 +8,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 __all__ = ["BatchFailure", "BatchOutcome", "OutgoingMessage", "QueueMessage"]
 
 
-@dataclass(frozen=True, slots=True)
-class QueueMessage:
+class QueueMessage(NamedTuple):
     """One received message.
 
     ``receipt_handle`` belongs to this receipt only: after the message is received again, only
     the newer handle deletes it. ``sent_time`` is SQS's ``SentTimestamp`` (UTC, millisecond
     precision); ``receive_count`` is ``ApproximateReceiveCount`` (1 on the first receipt).
+
+    (A named tuple rather than a frozen dataclass like the other values: one is made per
+    message received, at tens of thousands a second, and a frozen dataclass costs 2.5 times
+    as much to make.)
     """
 
     message_id: str

@@ -139,7 +139,15 @@ class Ledger:
 
     def mark_entries(self, entries: Iterable[HeldMessage], phase: Phase) -> list[HeldMessage]:
         """:meth:`mark` for entries this ledger gave out; those no longer held are skipped."""
-        return self._move_all([e for e in entries if e.held], phase)
+        counts = self._counts
+        moved = []
+        for entry in entries:
+            if entry.held:
+                counts[entry.phase] -= 1
+                entry.phase = phase
+                moved.append(entry)
+        counts[phase] += len(moved)
+        return moved
 
     def extend(self, handles: Iterable[str], until: datetime) -> None:
         for handle in handles:
