@@ -328,6 +328,7 @@ class Consumer:
             self._clock(),
             self.config,
             self._last_cut,
+            queue_drained=self._long_poll_waiting(),
         )
 
     def _take_batch(self) -> list[HeldMessage]:
@@ -854,12 +855,12 @@ class Consumer:
 
     async def _receive_loop(self) -> None:
         errors = 0
+        poll = id(asyncio.current_task())  # this loop's key in _polls
         while not self._stopping:
             if not self.may_receive():
                 self._update_room()
                 await self._room.wait()
                 continue
-            poll = id(asyncio.current_task())
             self._polls[poll] = self._monotonic()
             try:
                 messages = await self.queue.receive(
@@ -936,20 +937,24 @@ class Consumer:
         and waking for it again would only spin."""
         now = self._clock()
         timers: list[float] = []
+        # When the queue will look drained (a full batch is then due, and a checkpoint may be).
+        drained: list[float] = []
+        if self._polls:
+            drained.append(min(self._polls.values()) + _IDLE_POLL_SECONDS - self._monotonic())
         oldest = self.ledger.oldest_buffered()
         if oldest is not None:
             timers.append(self.config.batch_seconds - (now - oldest).total_seconds())
             if self._last_cut is not None:
                 since_cut = (now - self._last_cut).total_seconds()
                 timers.append(self.config.min_batch_seconds - since_cut)
+                if self.ledger.count(Phase.BUFFERED) >= self.config.batch_size:
+                    timers.extend(drained)
         if self.ledger.count(Phase.PROCESSED):
             since = (now - self._last_checkpoint).total_seconds()
             timers.append(self.config.checkpoint_seconds - since)
             timers.append(self.config.min_checkpoint_seconds - since)
             timers.append(self._last_checkpoint_seconds / CHECKPOINT_TIME_SHARE - since)
-            if self._polls:
-                oldest_poll = min(self._polls.values())
-                timers.append(oldest_poll + _IDLE_POLL_SECONDS - self._monotonic())
+            timers.extend(drained)
         for retry in (self._sink_retry_at, self._checkpoint_retry_at):
             if retry is not None:
                 timers.append((retry - now).total_seconds())

@@ -75,8 +75,9 @@ class ConsumerConfig:
     - ``receivers`` long polls (``wait_seconds``, 10 messages each) run at once; each receive
       asks for ``visibility_timeout`` seconds, so the consumer knows every message's deadline.
     - A micro-batch is cut at ``batch_size`` messages (but at most every
-      ``min_batch_seconds``, unless ``max_batch_size`` are buffered) or when its oldest message
-      has waited ``batch_seconds``; it takes everything buffered by then, up to
+      ``min_batch_seconds``, unless ``max_batch_size`` are buffered or the queue is drained,
+      so that waiting would not grow it) or when its oldest message has waited
+      ``batch_seconds``; it takes everything buffered by then, up to
       ``max_batch_size`` (so a busy or lagging consumer takes bigger, cheaper steps, and a
       quiet one sees small batches within ``batch_seconds``).
     - State is checkpointed every ``checkpoint_seconds``; sooner when ``max_held_messages`` are
@@ -182,9 +183,12 @@ def batch_due(
     now: datetime,
     config: ConsumerConfig,
     last_cut: datetime | None = None,
+    *,
+    queue_drained: bool = False,
 ) -> bool:
     """A micro-batch is cut when its oldest message has waited long enough, or when it is
-    full and the previous one was cut at least ``min_batch_seconds`` ago (``last_cut``)."""
+    full and the previous one was cut at least ``min_batch_seconds`` ago (``last_cut``) or
+    the queue is drained (a long poll is waiting: the batch would not grow by waiting)."""
     if buffered == 0 or oldest_received is None:
         return False
     if (now - oldest_received).total_seconds() >= config.batch_seconds:
@@ -193,7 +197,9 @@ def batch_due(
         return True
     if buffered < config.batch_size:
         return False
-    return last_cut is None or (now - last_cut).total_seconds() >= config.min_batch_seconds
+    if queue_drained or last_cut is None:
+        return True
+    return (now - last_cut).total_seconds() >= config.min_batch_seconds
 
 
 def checkpoint_due(

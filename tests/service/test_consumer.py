@@ -302,6 +302,37 @@ async def test_a_decode_process_that_died_leaves_decoding_to_the_service_itself(
     assert queue.counts() == QueueCounts(0, 0)
 
 
+async def test_a_full_batch_is_cut_once_the_queue_is_drained_not_after_min_batch_seconds(
+    pipeline: Pipeline, morning_stream: Stream, clock: ManualClock
+) -> None:
+    monotonic = ManualClock(NOW)
+    queue = InMemoryQueue(clock=clock)
+    await send_bodies(queue, morning_stream.bodies[:120])
+    consumer = Consumer(
+        pipeline,
+        queue,
+        [MemoryFindingSink()],
+        InMemoryStateStore(),
+        ConsumerConfig(batch_size=50, min_batch_seconds=0.5, step_in_thread=False),
+        clock=clock,
+        monotonic=lambda: monotonic().timestamp(),
+    )
+    await consumer.start()
+    for _ in range(6):
+        await consumer.receive_once(wait_seconds=0)
+    assert await consumer.process_due() == 60  # the first cut
+    for _ in range(6):
+        await consumer.receive_once(wait_seconds=0)
+    assert not consumer.batch_is_due()  # 60 buffered, but cut less than 0.5 s ago
+
+    # A receive loop's long poll starts and finds nothing: the queue is drained.
+    consumer._polls[1] = monotonic().timestamp()
+    assert consumer._seconds_to_next_decision() == pytest.approx(0.25)
+    monotonic.advance(0.25)
+    assert consumer.batch_is_due()
+    assert await consumer.process_due() == 60
+
+
 async def test_the_process_loop_sleeps_until_its_next_timer_instead_of_spinning(
     pipeline: Pipeline, morning_stream: Stream, clock: ManualClock
 ) -> None:

@@ -75,6 +75,9 @@ def test_a_busy_stream_gets_bigger_batches_not_more_of_them() -> None:
     assert batch_due(100, at(10.1), at(10.2), config, last_cut)  # max_batch_size buffered
     assert batch_due(5, at(8.0), at(10.1), config, last_cut)  # its oldest waited 2 s
     assert not batch_due(9, at(10.1), at(11), config, last_cut)
+    # A drained queue (a long poll is waiting): a full batch would not grow by waiting.
+    assert batch_due(50, at(10.1), at(10.2), config, last_cut, queue_drained=True)
+    assert not batch_due(9, at(10.1), at(10.2), config, last_cut, queue_drained=True)
 
 
 def test_a_checkpoint_is_due_on_its_interval_on_pressure_or_on_a_drained_queue() -> None:
