@@ -4,6 +4,7 @@ manual clock: what is deleted and when, poison, heartbeats, backpressure, shutdo
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from detector.ingest import InMemoryQueue, ManualClock, QueueCounts, QueueError,
 from detector.pipeline import Pipeline, PipelineState
 from detector.runtime import worker_pool
 from detector.service import Consumer, ConsumerConfig, Phase
+from detector.service._decode import decode_bodies
+from detector.service._runtime import widen_pool_pipes
 from detector.sinks import MemoryFindingSink, SqsFindingSink
 from detector.state import InMemoryStateStore
 from tests.service.conftest import NOW, Stream
@@ -277,6 +280,21 @@ async def test_a_batch_decoded_ahead_goes_back_in_order_when_findings_cannot_be_
     assert set(sink.inner.finding_ids) == morning_stream.finding_ids
     assert consumer.metrics.value("detector_events_processed_total") == len(morning_stream)
     assert queue.counts() == QueueCounts(0, 0)
+
+
+def test_a_decode_pool_gets_wide_pipes_and_still_answers() -> None:
+    with worker_pool(1) as pool:
+        widen_pool_pipes(pool)
+        ends = [pool._call_queue._writer, pool._result_queue._reader]  # type: ignore[attr-defined]
+        if hasattr(fcntl, "F_GETPIPE_SZ"):
+            sizes = [fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) for end in ends]
+            assert sizes == [1 << 20, 1 << 20]
+        bodies = [orjson.dumps({"detail-type": "x", "n": i}) for i in range(3)]
+        handles = ["h0", "h1", "h2"]
+        decoded = pool.submit(
+            decode_bodies, bodies, ["m0", "m1", "m2"], handles, [None] * 3, max_body_bytes=10
+        ).result()
+        assert set(decoded.poison) == set(handles)  # each too long: the answer came back whole
 
 
 async def test_a_decode_process_that_died_leaves_decoding_to_the_service_itself(
