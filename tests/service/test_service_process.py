@@ -6,6 +6,7 @@ container."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -38,6 +39,7 @@ class ServiceProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
+                start_new_session=True,  # its worker processes in its group: killed with it
             )
         self.port: int | None = None
 
@@ -78,9 +80,11 @@ class ServiceProcess:
         return self.proc.returncode
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        """SIGKILL the service and whatever is left of its group (worker processes, the
+        forkserver), as when its pod dies."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
 
 @pytest.fixture
@@ -209,7 +213,7 @@ async def test_kill_9_mid_batch_then_restart_loses_no_event(
         )
 
     await wait_until(busy, 30, "a checkpoint and half of the first slice processed")
-    first.proc.send_signal(signal.SIGKILL)  # while messages are held, processed or not
+    first.kill()  # while messages are held, processed or not
     assert await first.exit_code(timeout=5) == -signal.SIGKILL
     assert (await sqs_admin.depth(url))[1] > 0  # held, undeleted: they will come back
 
