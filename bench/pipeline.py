@@ -47,7 +47,6 @@ from detector.runtime import tune_gc, worker_pool
 from detector.scoring import DEFAULT_MODEL_DIR, load_artifact
 from detector.service import Consumer, ConsumerConfig, ServiceMetrics
 from detector.service._decode import decode_bodies
-from detector.service._runtime import widen_pool_pipes
 from detector.sinks import MemoryFindingSink
 from detector.state import LocalStateStore
 from detector.synthetic import SyntheticConfig, envelope, iter_records
@@ -209,10 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     n = len(bodies)
 
     figures: dict[str, list[Figure]] = {}
-    # The service's decode process (--decode-workers 1, its pipes widened as the service's),
-    # started and warmed up untimed.
+    # The service's decode process (--decode-workers 1), started and warmed up untimed.
     pool = worker_pool(1)
-    widen_pool_pipes(pool)
     pool.submit(
         decode_bodies, bodies[:10], ["w"] * 10, ["w"] * 10, [None] * 10, max_body_bytes=1 << 20
     ).result()

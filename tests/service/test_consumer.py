@@ -18,7 +18,6 @@ from detector.pipeline import Pipeline, PipelineState
 from detector.runtime import worker_pool
 from detector.service import Consumer, ConsumerConfig, Phase
 from detector.service._decode import decode_bodies
-from detector.service._runtime import widen_pool_pipes
 from detector.sinks import MemoryFindingSink, SqsFindingSink
 from detector.state import InMemoryStateStore
 from tests.service.conftest import NOW, Stream
@@ -284,7 +283,6 @@ async def test_a_batch_decoded_ahead_goes_back_in_order_when_findings_cannot_be_
 
 def test_a_decode_pool_gets_wide_pipes_and_still_answers() -> None:
     with worker_pool(1) as pool:
-        widen_pool_pipes(pool)
         ends = [pool._call_queue._writer, pool._result_queue._reader]  # type: ignore[attr-defined]
         if hasattr(fcntl, "F_GETPIPE_SZ"):
             sizes = [fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) for end in ends]
