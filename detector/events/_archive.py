@@ -32,10 +32,8 @@ from detector.events._fast import Declined, struct_row, trail_records
 from detector.events._parse import (
     ParseResult,
     RecordFailure,
-    _failure,
-    _FieldError,
-    _row,
     empty_events,
+    rows_of,
     rows_to_events,
 )
 
@@ -199,16 +197,7 @@ def _open(file: ArchiveFile) -> ParseResult | _Opened:
         if isinstance(doc, dict) and "digestStartTime" in doc:
             return ParseResult(empty_events(), skipped=1)
         return _whole_file_failure(key, "Records", "missing or not a list")
-    rows = []
-    positions: list[int] = []
-    failures: list[RecordFailure] = []
-    for i, record in enumerate(doc["Records"]):
-        try:
-            rows.append(_row(record))
-            positions.append(i)
-        except _FieldError as err:
-            failures.append(_failure(record, i, err.field, err.reason, key, None))
-    return _Opened(rows, positions, failures, received_time)
+    return _Opened(*rows_of(doc["Records"], key), received_time)
 
 
 def _whole_file_failure(key: str, field: str, reason: str) -> ParseResult:

@@ -21,7 +21,14 @@ from typing import Any, Final
 import orjson
 
 from detector.events._fast import Declined, body_row
-from detector.events._parse import ParseResult, RecordFailure, _FieldError, _row, rows_to_events
+from detector.events._parse import (
+    ParseResult,
+    RecordFailure,
+    _failure,
+    _FieldError,
+    _row,
+    rows_to_events,
+)
 
 __all__ = ["CLOUDTRAIL_DETAIL_SUFFIX", "envelopes_to_events", "record_of_body"]
 
@@ -93,9 +100,7 @@ def envelopes_to_events(
             try:
                 rows.append(_row(record))
             except _FieldError as err:
-                record_failures.append(
-                    RecordFailure(ids[i], None, _event_id(record), err.field, err.reason)
-                )
+                record_failures.append(_failure(record, i, err.field, err.reason, "sqs", ids))
                 continue
         origins.append(ids[i])
         times.append(received_times[i] if received_times is not None else None)
@@ -108,8 +113,3 @@ def envelopes_to_events(
         received_times=times,
     )
     return ParseResult(result.events, tuple(failures) + result.failures, result.duplicate_event_ids)
-
-
-def _event_id(record: Any) -> str | None:
-    event_id = record.get("eventID") if isinstance(record, dict) else None
-    return event_id if isinstance(event_id, str) else None

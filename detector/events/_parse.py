@@ -403,15 +403,7 @@ def records_to_events(
     value per record instead (e.g. the SQS message each record came in), overriding the batch
     values. Never raises for bad data: bad records come back as failures.
     """
-    rows: list[tuple[Any, ...]] = []
-    positions: list[int] = []
-    failures: list[RecordFailure] = []
-    for i, record in enumerate(records):
-        try:
-            rows.append(_row(record))
-            positions.append(i)
-        except _FieldError as err:
-            failures.append(_failure(record, i, err.field, err.reason, origin, origins))
+    rows, positions, failures = rows_of(records, origin, origins)
     return rows_to_events(
         rows,
         positions,
@@ -421,6 +413,23 @@ def records_to_events(
         origins=origins,
         received_times=received_times,
     )
+
+
+def rows_of(
+    records: Iterable[Any], origin: str, origins: Sequence[str] | None = None
+) -> tuple[list[tuple[Any, ...]], list[int], list[RecordFailure]]:
+    """The first half of :func:`records_to_events`: each record's row (:func:`_row`), each
+    row's record index, and the failures of the records that made no row."""
+    rows: list[tuple[Any, ...]] = []
+    positions: list[int] = []
+    failures: list[RecordFailure] = []
+    for i, record in enumerate(records):
+        try:
+            rows.append(_row(record))
+            positions.append(i)
+        except _FieldError as err:
+            failures.append(_failure(record, i, err.field, err.reason, origin, origins))
+    return rows, positions, failures
 
 
 def rows_to_events(
