@@ -21,22 +21,31 @@ is one; its share is shown apart: the rest is this process's), and the
 ratio of each rate to the bare decode rate (target for the consumer: >= 0.75). The machine's
 load average is printed too: other processes on a 2-core machine move wall-clock figures, CPU
 per event much less. Each variant's best of ``--repeats`` counts. Not part of the test suite.
+
+For the variant with a decode process, where its time goes (from the best run): the share of
+the run it spent decoding, and per micro-batch of 10,000 messages the time from handing the
+batch to the pool until the process starts decoding it (the bodies crossing the pipe), the
+decoding itself, and the time from its end until the events are back in this process (the
+answer crossing the pipe). The decode process is the consumer's bottleneck: what it does not
+spend decoding is hand-over.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import itertools
 import os
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
-from dataclasses import dataclass
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import orjson
 
@@ -62,6 +71,7 @@ class Figure:
     cpu_seconds: float
     note: str = ""
     worker_cpu_seconds: float = 0.0  # of cpu_seconds, in the decode process
+    handovers: list[Handover] = field(default_factory=list)
 
     @property
     def worker_cpu_us(self) -> float:
@@ -74,6 +84,77 @@ class Figure:
     @property
     def cpu_us(self) -> float:
         return self.cpu_seconds / self.events * 1e6
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Handover:
+    """One call to the decode process, on this machine's monotonic clock (shared by processes)."""
+
+    messages: int
+    submitted: float
+    started: float  # in the decode process
+    ended: float  # in the decode process
+    returned: float  # the answer unpickled here
+
+
+def _clocked(call: Callable[[], T]) -> tuple[T, float, float]:
+    """Runs in the decode process: ``call``'s result and when it started and ended."""
+    started = time.perf_counter()
+    result = call()
+    return result, started, time.perf_counter()
+
+
+class ClockedPool(Executor):
+    """A process pool whose calls are timed end to end (see :class:`Handover`); the consumer
+    uses it as its decode pool, unchanged."""
+
+    def __init__(self, inner: ProcessPoolExecutor) -> None:
+        self.inner = inner
+        self._processes = inner._processes  # read by pool_cpu_seconds
+        self.handovers: list[Handover] = []
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        call = functools.partial(fn, *args, **kwargs)
+        bodies = call.args[0] if call.args else ()  # decode_bodies(bodies, ...)
+        messages = len(bodies) if hasattr(bodies, "__len__") else 0
+        submitted = time.perf_counter()
+        outer: Future[T] = Future()
+
+        def done(inner: Future[tuple[T, float, float]]) -> None:
+            error = inner.exception()
+            if error is not None:
+                outer.set_exception(error)
+                return
+            result, started, ended = inner.result()
+            self.handovers.append(
+                Handover(messages, submitted, started, ended, time.perf_counter())
+            )
+            outer.set_result(result)
+
+        self.inner.submit(_clocked, call).add_done_callback(done)
+        return outer
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.inner.shutdown(wait, cancel_futures=cancel_futures)
+
+
+def handover_summary(handovers: list[Handover], seconds: float) -> str:
+    """The decode process's busy share and, per 10,000 messages, ms to hand over, decode and
+    hand back."""
+    messages = sum(h.messages for h in handovers)
+    if not messages:
+        return ""
+    per = 10_000 / messages * 1000
+    busy = sum(h.ended - h.started for h in handovers)
+    return (
+        f"decode process busy decoding {busy / seconds:.0%} of the run; per 10,000 messages: "
+        f"{sum(h.started - h.submitted for h in handovers) * per:.0f} ms handing the bodies "
+        f"over, {busy * per:.0f} ms decoding, "
+        f"{sum(h.returned - h.ended for h in handovers) * per:.0f} ms handing the events back"
+    )
 
 
 def client_cpu_seconds(*pools: Executor | None) -> float:
@@ -145,7 +226,7 @@ async def consume(
     batch: int,
     step_in_thread: bool,
     state_dir: Path,
-    pool: Executor | None = None,
+    pool: ClockedPool | None = None,
 ) -> Figure:
     queue = InMemoryQueue(visibility_timeout=300)
     await fill(queue, bodies)
@@ -162,6 +243,8 @@ async def consume(
     )
     await consumer.start()
     gc.collect()
+    if pool is not None:
+        pool.handovers.clear()
     wall, cpu, worker_cpu = time.perf_counter(), client_cpu_seconds(pool), pool_cpu_seconds(pool)
     run = asyncio.create_task(consumer.run())
     while consumer.counts.events < len(bodies):
@@ -189,6 +272,8 @@ async def consume(
         f"{queue.api_calls['ReceiveMessage']} receives, "
         f"{queue.api_calls['DeleteMessageBatch']} delete batches",
         worker_cpu_seconds,
+        # Calls that ended in the timed part (the last deletes are awaited untimed).
+        [h for h in pool.handovers if h.returned <= wall + seconds] if pool is not None else [],
     )
 
 
@@ -209,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
 
     figures: dict[str, list[Figure]] = {}
     # The service's decode process (--decode-workers 1), started and warmed up untimed.
-    pool = worker_pool(1)
+    pool = ClockedPool(worker_pool(1))
     pool.submit(
         decode_bodies, bodies[:10], ["w"] * 10, ["w"] * 10, [None] * 10, max_body_bytes=1 << 20
     ).result()
@@ -255,6 +340,11 @@ def main(argv: list[str] | None = None) -> None:
             f"{figure.name:<55} {figure.rate:>10,.0f} {figure.cpu_us:>13.1f} {in_worker:>16} "
             f"{figure.rate / reference.rate:>14.2f}   {figure.note}"
         )
+    for runs in figures.values():
+        figure = best(runs)
+        if figure.handovers:
+            print()
+            print(f"{figure.name}: {handover_summary(figure.handovers, figure.seconds)}")
     print()
     print("target: consumer >= 0.75 x bare decode (events/s)")
 
