@@ -14,7 +14,7 @@ LOCK_STAMP := $(LOCK_VENV)/.installed
 LOCK := $(LOCK_VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --custom-compile-command 'make lock' $(LOCK_ARGS)
 
-.PHONY: demo test lint typecheck unit bench clean tools model lock
+.PHONY: demo test lint typecheck unit bench clean tools model lock docs
 
 $(STAMP): pyproject.toml requirements/dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -74,3 +74,11 @@ clean:
 model: $(STAMP)
 	$(BIN)/python -m detector.synthetic --out out/synthetic --seed 0 --days 14 --no-attacks
 	$(BIN)/detector train out/synthetic/archive --out models/default --seed 0
+
+# The flags table of docs/operations.md, from the service's settings (tests/unit/test_docs.py
+# checks that they agree).
+docs: $(STAMP)
+	$(BIN)/python -c 'import pathlib; from detector.service import options_table; \
+	p = pathlib.Path("docs/operations.md"); s = p.read_text(); \
+	a, b = "<!-- flags: begin -->\n", "<!-- flags: end -->"; \
+	p.write_text(s[: s.index(a) + len(a)] + options_table() + "\n" + s[s.index(b) :])'
