@@ -31,12 +31,12 @@ import polars as pl
 from detector.archive._object import ArchiveObject
 from detector.errors import ConfigError
 
-__all__ = ["EARLY_DELIVERY_SLACK", "LATE_DELIVERY_MARGIN", "ArchiveFilter"]
+__all__ = ["ACCOUNT_ID", "EARLY_DELIVERY_SLACK", "LATE_DELIVERY_MARGIN", "ArchiveFilter"]
 
 EARLY_DELIVERY_SLACK: Final = timedelta(hours=1)
 LATE_DELIVERY_MARGIN: Final = timedelta(days=1)
 _DAY: Final = timedelta(days=1)
-_ACCOUNT: Final = re.compile(r"\d{12}")
+ACCOUNT_ID: Final = re.compile(r"\d{12}")  # an AWS account id, as keys and filters write it
 _REGION: Final = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-\d+")
 
 
@@ -86,7 +86,7 @@ class ArchiveFilter:
             raise ConfigError(
                 f"since ({since.isoformat()}) must be before until ({until.isoformat()})"
             )
-        object.__setattr__(self, "accounts", _frozen(accounts, _ACCOUNT, "accounts"))
+        object.__setattr__(self, "accounts", _frozen(accounts, ACCOUNT_ID, "accounts"))
         object.__setattr__(self, "regions", _frozen(regions, _REGION, "regions"))
         object.__setattr__(self, "since", since)
         object.__setattr__(self, "until", until)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Final, Protocol, TypeVar
 
-from detector.archive._filter import ArchiveFilter
+from detector.archive._filter import ACCOUNT_ID, ArchiveFilter
 from detector.archive._object import ArchiveObject, FilePosition
 from detector.errors import ConfigError
 
@@ -39,7 +39,6 @@ DEFAULT_LISTING_CONCURRENCY: Final = 8
 LOG_KIND: Final = "CloudTrail"
 DIGEST_KIND: Final = "CloudTrail-Digest"
 _ORG: Final = re.compile(r"o-[a-z0-9]{10,32}")
-_ACCOUNT: Final = re.compile(r"\d{12}")
 _REGION: Final = re.compile(r"[a-z0-9-]+")
 T = TypeVar("T")
 U = TypeVar("U")
@@ -90,7 +89,7 @@ def split_root(prefix: str) -> tuple[str, str | None, str | None]:
     head = "".join(f"{p}/" for p in parts[: at + 1])
     inside = parts[at + 1 :]
     org = inside.pop(0) if inside and _ORG.fullmatch(inside[0]) else None
-    account = inside.pop(0) if inside and _ACCOUNT.fullmatch(inside[0]) else None
+    account = inside.pop(0) if inside and ACCOUNT_ID.fullmatch(inside[0]) else None
     if inside:
         raise ConfigError(
             f"archive root {prefix!r}: give the trail's prefix (above AWSLogs/), AWSLogs/, an "
@@ -136,7 +135,9 @@ class _Walk:
             return await self._org_accounts(f"{awslogs}{org}/")
         top = await self.folders(awslogs)
         found = [
-            f"{awslogs}{a}/" for a in top if _ACCOUNT.fullmatch(a) and self.filter.admits_account(a)
+            f"{awslogs}{a}/"
+            for a in top
+            if ACCOUNT_ID.fullmatch(a) and self.filter.admits_account(a)
         ]
         orgs = [f"{awslogs}{o}/" for o in top if _ORG.fullmatch(o)]
         for org_accounts in await _gather_bounded(orgs, self._org_accounts, self.concurrency):
@@ -147,7 +148,7 @@ class _Walk:
         if self.filter.accounts is not None:
             return [f"{org_prefix}{a}/" for a in sorted(self.filter.accounts)]
         names = await self.folders(org_prefix)
-        return [f"{org_prefix}{a}/" for a in names if _ACCOUNT.fullmatch(a)]
+        return [f"{org_prefix}{a}/" for a in names if ACCOUNT_ID.fullmatch(a)]
 
     async def bases(self) -> list[_Base]:
         kind_prefixes = [f"{a}{k}/" for a in await self.accounts() for k in self.kinds]

@@ -43,12 +43,12 @@ from detector.archive._cursor import ArchiveCursor
 from detector.archive._object import FilePosition
 from detector.events import empty_events
 
-__all__ = ["EventMerger", "Piece", "SortedTimes", "sorted_events", "sorted_times"]
+__all__ = ["NO_EVENTS", "EventMerger", "Piece", "SortedTimes", "sorted_events", "sorted_times"]
 
 _ORDER: Final = ["event_time", "event_id"]
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MS: Final = timedelta(milliseconds=1)
-_EMPTY: Final = empty_events()
+NO_EVENTS: Final = empty_events()
 
 Millis = npt.NDArray[np.int64]
 Rows = npt.NDArray[np.intp]
@@ -90,7 +90,7 @@ def sorted_events(pieces: list[Piece]) -> pl.DataFrame:
     alone, so the wide frame is gathered once, not once per piece and again to sort it.
     """
     if not pieces:
-        return _EMPTY
+        return NO_EVENTS
     whole = pl.concat([frame for frame, _ in pieces], how="vertical", rechunk=True)
     selected = []
     offset = 0

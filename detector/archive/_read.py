@@ -32,10 +32,10 @@ import polars as pl
 from detector.archive._cursor import ArchiveCursor
 from detector.archive._decode import DecodedObject, decode_objects
 from detector.archive._filter import ArchiveFilter
-from detector.archive._merge import EventMerger, sorted_events
+from detector.archive._merge import NO_EVENTS, EventMerger, sorted_events
 from detector.archive._object import ArchiveObject
 from detector.archive._source import ArchiveReadError, ArchiveSource
-from detector.events import RecordFailure, empty_events
+from detector.events import RecordFailure
 
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",
@@ -53,7 +53,6 @@ DEFAULT_CHUNK_FILES: Final = 1_000  # a chunk also ends after this many files, e
 DEFAULT_LATENESS: Final = timedelta(minutes=15)
 DEFAULT_READ_AHEAD: Final = 128
 DEFAULT_DECODE_BATCH: Final = 16  # objects decoded in one call (one polars typing pass)
-_NO_EVENTS: Final = empty_events()
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +285,7 @@ def _feed(merger: EventMerger, outcome: _Outcome) -> int:
     if decoded is not None:
         return merger.add(obj.position, decoded.events, decoded.progress, order=decoded.order)
     progress = obj.delivered if outcome.failure is not None else None
-    merger.add(obj.position, _NO_EVENTS, progress)
+    merger.add(obj.position, NO_EVENTS, progress)
     return 0
 
 

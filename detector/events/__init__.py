@@ -27,6 +27,7 @@ from detector.events._schema import (
     EVENT_COLUMNS,
     EVENT_SCHEMA,
     SOURCE_IP_KINDS,
+    UTC_MS,
     SourceIpKind,
 )
 from detector.events._source_ip import classify_source_ip
@@ -36,6 +37,7 @@ __all__ = [
     "EVENT_COLUMNS",
     "EVENT_SCHEMA",
     "SOURCE_IP_KINDS",
+    "UTC_MS",
     "ArchiveFile",
     "ParseResult",
     "Principal",

@@ -11,8 +11,9 @@ from typing import Final
 
 import polars as pl
 
-__all__ = ["EVENT_COLUMNS", "EVENT_SCHEMA", "SOURCE_IP_KINDS", "SourceIpKind"]
+__all__ = ["EVENT_COLUMNS", "EVENT_SCHEMA", "SOURCE_IP_KINDS", "UTC_MS", "SourceIpKind"]
 
+# The one timestamp type of every time column, events and features alike.
 UTC_MS: Final = pl.Datetime("ms", "UTC")
 
 # Kinds of ``sourceIPAddress``; an Enum so that a typo in a filter is an error, not an empty frame.

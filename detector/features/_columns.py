@@ -16,6 +16,7 @@ from typing import Final
 
 import polars as pl
 
+from detector.events import UTC_MS
 from detector.features._config import DEFAULT_WINDOW, window_suffix
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "feature_schema_hash",
 ]
 
-UTC_MS: Final = pl.Datetime("ms", "UTC")
 _COUNT: Final = pl.UInt32()
 _REAL: Final = pl.Float64()
 

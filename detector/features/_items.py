@@ -28,6 +28,7 @@ from typing import Final
 
 import polars as pl
 
+from detector.events import UTC_MS
 from detector.features._columns import ITEM_KINDS, ItemKind
 
 __all__ = [
@@ -43,7 +44,6 @@ __all__ = [
     "value_hash",
 ]
 
-UTC_MS: Final = pl.Datetime("ms", "UTC")
 EVENT_ITEM_KINDS: Final = ("public_ip", "region", "vpc_endpoint", "event_name", "access_key")
 DERIVED_ITEM_KINDS: Final = ("public_network", "user_agent")
 assert set(EVENT_ITEM_KINDS) | set(DERIVED_ITEM_KINDS) == set(ITEM_KINDS)

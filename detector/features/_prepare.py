@@ -25,6 +25,7 @@ from typing import Final
 
 import polars as pl
 
+from detector.events import UTC_MS
 from detector.features._columns import ServiceFamily
 from detector.features._config import FeatureConfig
 from detector.features._items import (
@@ -48,7 +49,6 @@ __all__ = [
     "with_codes",
 ]
 
-UTC_MS: Final = pl.Datetime("ms", "UTC")
 
 # KMS calls that hand out plaintext key material: the ones a data thief makes.
 KMS_DECRYPT_EVENT_NAMES: Final = (

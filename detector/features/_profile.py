@@ -36,6 +36,7 @@ from typing import Final
 import numpy as np
 import polars as pl
 
+from detector.events import UTC_MS
 from detector.features._columns import ItemKind
 from detector.features._config import FeatureConfig
 from detector.features._engine import ENGINE
@@ -53,7 +54,6 @@ __all__ = [
     "learn",
 ]
 
-UTC_MS: Final = pl.Datetime("ms", "UTC")
 HOURS_OF_WEEK: Final = 168
 BUCKETS: Final = pl.Array(pl.UInt32(), HOURS_OF_WEEK)
 _ITEM_KEYS: Final = ("principal_hash", "kind", "value_hash")

@@ -21,6 +21,7 @@ from typing import Final
 import polars as pl
 
 from detector.errors import StateError
+from detector.events import UTC_MS
 from detector.features._config import FeatureConfig
 from detector.features._engine import ENGINE
 from detector.features._prepare import PENDING_SCHEMA, empty_pending, with_codes
@@ -42,7 +43,6 @@ __all__ = [
     "open_windows_of",
 ]
 
-UTC_MS: Final = pl.Datetime("ms", "UTC")
 STATE_FORMAT: Final = "features/2"  # 2: pending events keep normalised item values
 SEEN_IDS_SCHEMA: Final = pl.Schema({"event_id": pl.String(), "event_time": UTC_MS})
 _SEEN_IN_STATE: Final = pl.Schema({**SEEN_IDS_SCHEMA, "event_hash": pl.UInt64()})

@@ -49,6 +49,7 @@ from typing import Final
 
 import polars as pl
 
+from detector.events import UTC_MS
 from detector.features._config import FeatureConfig
 from detector.features._engine import ENGINE
 from detector.features._prepare import prepare_events, with_codes
@@ -58,7 +59,6 @@ from detector.features._windows import close_windows
 
 __all__ = ["UpdateReport", "flush", "update"]
 
-UTC_MS: Final = pl.Datetime("ms", "UTC")
 # Appending a batch to the open windows' events adds chunks; past this many, rewrite them as one.
 _MAX_PENDING_CHUNKS: Final = 64
 

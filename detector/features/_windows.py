@@ -39,6 +39,7 @@ from typing import Final
 
 import polars as pl
 
+from detector.events import UTC_MS
 from detector.features._columns import (
     ITEM_KINDS,
     NEW_ITEM_COLUMNS,
@@ -63,7 +64,6 @@ from detector.features._profile import TOTALS_SCHEMA, VALUES_SCHEMA, Profiles
 
 __all__ = ["ClosedWindows", "close_windows", "empty_closed_windows"]
 
-UTC_MS: Final = pl.Datetime("ms", "UTC")
 WINDOW: Final = "window_hash"  # one code per (principal, window start)
 _HOUR_MS: Final = 3_600_000
 _WEEK_MS: Final = 168 * _HOUR_MS

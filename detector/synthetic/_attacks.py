@@ -36,9 +36,9 @@ import orjson
 from detector.errors import ConfigError
 from detector.synthetic._apps import AppCalls
 from detector.synthetic._catalog import RECON, Call, Resources
-from detector.synthetic._config import DAY, SyntheticConfig
+from detector.synthetic._config import SyntheticConfig
 from detector.synthetic._context import CREDENTIAL_PERIOD, credential_key, period_start
-from detector.synthetic._formats import aws_id, hex_string, kebab, public_ipv4, sts_time
+from detector.synthetic._formats import DAY, aws_id, hex_string, kebab, public_ipv4, sts_time
 from detector.synthetic._identity import (
     IamUser,
     IdentityFactory,

@@ -5,7 +5,7 @@ a notebook and a benchmark can each say only what they change. The period is who
 ``baseline_days`` of clean traffic, then ``attack_days`` during which the labelled scenarios
 are injected on top of the same normal traffic.
 
-Imports: the standard library and :mod:`detector.errors`.
+Imports: the standard library, :mod:`detector.errors` and :mod:`detector.synthetic._formats`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from detector.errors import ConfigError
+from detector.synthetic._formats import DAY
 
 __all__ = [
     "DEFAULT_APPS",
@@ -34,7 +35,6 @@ __all__ = [
     "SyntheticConfig",
 ]
 
-DAY: Final = 86_400
 
 DEFAULT_START: Final = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday
 DEFAULT_BASELINE_DAYS: Final = 14

@@ -19,8 +19,8 @@ from typing import Final
 
 import numpy as np
 
-from detector.synthetic._config import DAY, SyntheticConfig
-from detector.synthetic._formats import derived_aws_id
+from detector.synthetic._config import SyntheticConfig
+from detector.synthetic._formats import DAY, derived_aws_id
 from detector.synthetic._org import Organisation
 
 CREDENTIAL_PERIOD: Final = 6 * 3600  # instance, task and function credentials last 6 hours

@@ -21,9 +21,9 @@ from operator import itemgetter
 
 from detector.synthetic._apps import app_streams
 from detector.synthetic._attacks import plan_attacks
-from detector.synthetic._config import DAY, SyntheticConfig
+from detector.synthetic._config import SyntheticConfig
 from detector.synthetic._context import DayContext
-from detector.synthetic._formats import parse_iso_time
+from detector.synthetic._formats import DAY, parse_iso_time
 from detector.synthetic._identity import Record
 from detector.synthetic._labels import AttackLabel
 from detector.synthetic._legacy import legacy_day

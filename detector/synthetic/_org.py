@@ -17,8 +17,9 @@ from random import Random
 from typing import Final, Literal
 
 from detector.synthetic._catalog import PEOPLE_SERVICES, Resources
-from detector.synthetic._config import DAY, SyntheticConfig
+from detector.synthetic._config import SyntheticConfig
 from detector.synthetic._formats import (
+    DAY,
     aws_id,
     derived_aws_id,
     derived_hex,
@@ -155,7 +156,7 @@ class LegacyUser:
 
 
 @dataclass(frozen=True, slots=True)
-class Pipeline:
+class CiPipeline:
     """A GitHub Actions workflow deploying one application through an OIDC role."""
 
     repo: str
@@ -204,7 +205,7 @@ class Organisation:
     regions: tuple[str, ...]
     people: tuple[Person, ...]
     legacy_users: tuple[LegacyUser, ...]
-    pipelines: tuple[Pipeline, ...]
+    pipelines: tuple[CiPipeline, ...]
     apps: tuple[App, ...]
     trail_name: str
     trail_bucket: str
@@ -361,12 +362,14 @@ def _legacy_user(rng: Random, index: int, accounts: list[Account]) -> LegacyUser
     )
 
 
-def _pipeline(rng: Random, index: int, apps: tuple[App, ...], workloads: list[Account]) -> Pipeline:
+def _pipeline(
+    rng: Random, index: int, apps: tuple[App, ...], workloads: list[Account]
+) -> CiPipeline:
     app_index = index % len(apps) if apps else -1
     account = apps[app_index].account if apps else workloads[0].account_id
     repo_name = apps[app_index].name if apps else f"infra-{index}"
     role = Role(account, f"github-deploy-{repo_name}", aws_id(rng, "AROA", 17))
-    return Pipeline(
+    return CiPipeline(
         repo=f"{GITHUB_ORG}/{repo_name}",
         role=role,
         runner_ips=tuple(public_ipv4(rng) for _ in range(rng.randrange(3, 7))),

@@ -19,9 +19,9 @@ from random import Random
 from typing import Final
 
 from detector.synthetic._catalog import READS, WRITES, Call, Resources
-from detector.synthetic._config import DAY
 from detector.synthetic._context import DayContext, weekday_of
 from detector.synthetic._formats import (
+    DAY,
     aws_id,
     derived_aws_id,
     derived_hex,

@@ -30,7 +30,7 @@ from detector.synthetic._identity import (
     role_session,
     web_identity_user,
 )
-from detector.synthetic._org import CREDENTIALS_ACTION_AGENT, TERRAFORM_AGENT, Pipeline
+from detector.synthetic._org import CREDENTIALS_ACTION_AGENT, TERRAFORM_AGENT, CiPipeline
 from detector.synthetic._records import (
     Caller,
     TimedRecord,
@@ -71,7 +71,7 @@ def _poisson(rng: Random, mean: float) -> int:
 
 
 def _run(
-    ctx: DayContext, pipeline: Pipeline, start: int, rng: Random, out: list[TimedRecord]
+    ctx: DayContext, pipeline: CiPipeline, start: int, rng: Random, out: list[TimedRecord]
 ) -> None:
     ip = rng.choice(pipeline.runner_ips)
     key = aws_id(rng, "ASIA")
@@ -130,7 +130,7 @@ def _call(
     )
 
 
-def _assume(pipeline: Pipeline, t: int, ip: str, key: str, rng: Random) -> Record:
+def _assume(pipeline: CiPipeline, t: int, ip: str, key: str, rng: Random) -> Record:
     role = pipeline.role
     account = role.account_id
     subject = f"repo:{pipeline.repo}:ref:refs/heads/main"

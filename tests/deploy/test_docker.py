@@ -147,7 +147,30 @@ def test_build_context_is_an_allow_list_covering_the_wheel() -> None:
     ]
     assert lines[0] == "*", "exclude everything, then re-include what the build needs"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    needed = {"pyproject.toml", PYPROJECT["project"]["readme"], "detector", "models"}
+    needed = {
+        "pyproject.toml",
+        PYPROJECT["project"]["readme"],
+        "requirements/runtime.lock",
+        "detector",
+        "models",
+    }
     assert needed <= allowed, f"missing from the build context: {needed - allowed}"
     includes = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
     assert includes == ["detector*"], "a new top-level package must be allowed into the context"
+
+
+def test_dependencies_install_from_the_hashed_runtime_lock_only(
+    instructions: list[Instruction],
+) -> None:
+    commands = [
+        command.strip()
+        for item in instructions
+        if item.keyword == "RUN"
+        for command in item.arguments.split("&&")
+        if "pip install" in command
+    ]
+    locked = [c for c in commands if "-r requirements/runtime.lock" in c]
+    assert locked, "the image's dependencies come from requirements/runtime.lock"
+    assert all("--require-hashes" in c for c in locked)
+    # Anything else installed (the project's own wheel) must not resolve dependencies again.
+    assert all("--no-deps" in c for c in commands if c not in locked), commands

@@ -1,6 +1,6 @@
 """The quality report's promise: every injected technique found at the default alert budget,
-with finding precision of at least 0.8 (the figures in the README come from `detector evaluate`
-on seeds 1-3; this checks seed 1 on every run)."""
+with finding precision of at least 0.8 (the figures in docs/quality.md come from
+`detector evaluate` on seeds 1-3; this checks seed 1 on every run)."""
 
 from __future__ import annotations
 
