@@ -1,0 +1,15 @@
+"""Sigma rules as detections, and our detections as Sigma rules.
+
+- :func:`compile_rules`: Sigma rule texts -> :class:`SigmaRules` (a
+  :class:`~detector.detections.Detection` per CloudTrail rule that compiles, a
+  :class:`Refusal` with the reason per rule that does not);
+- :func:`load_rules`: the same from folders and ``s3://`` prefixes (the I/O edge);
+- :func:`exportable_rules`: the native detections Sigma can express, as Sigma rules.
+
+Imports: pySigma, polars, pyyaml, detector.detections, detector.events (and aiobotocore in
+the loader, for S3).
+"""
+
+from detector.sigma._compile import KIND_PREFIX, Refusal, SigmaRules, compile_rule, compile_rules
+
+__all__ = ["KIND_PREFIX", "Refusal", "SigmaRules", "compile_rule", "compile_rules"]
