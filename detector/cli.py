@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--state-dir", type=Path, help="keep state here: resumable, and read by `detector run`"
     )
+    replay.add_argument(
+        "--sigma-rules",
+        action="append",
+        metavar="DIR",
+        help="also run the CloudTrail Sigma rules in this folder or s3:// prefix (repeatable)",
+    )
 
     evaluate = commands.add_parser(
         "evaluate", help="quality report: train on a synthetic baseline, replay its attacks"

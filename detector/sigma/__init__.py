@@ -11,5 +11,14 @@ the loader, for S3).
 """
 
 from detector.sigma._compile import KIND_PREFIX, Refusal, SigmaRules, compile_rule, compile_rules
+from detector.sigma._load import load_rules, read_rule_texts
 
-__all__ = ["KIND_PREFIX", "Refusal", "SigmaRules", "compile_rule", "compile_rules"]
+__all__ = [
+    "KIND_PREFIX",
+    "Refusal",
+    "SigmaRules",
+    "compile_rule",
+    "compile_rules",
+    "load_rules",
+    "read_rule_texts",
+]
