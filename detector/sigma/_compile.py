@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 import polars as pl
+import yaml
 from sigma.collection import SigmaCollection
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaLevel, SigmaRule
@@ -184,6 +185,18 @@ def _check_examples(detection: Detection) -> None:
         raise UnsupportedError("the compiled rule fires on its own negative example")
 
 
+def _id_and_title(text: str) -> tuple[str | None, str | None]:
+    """The id and title of a rule pySigma refused, when the file is YAML at all."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    found = (document.get("id"), document.get("title"))
+    return tuple(None if v is None else str(v) for v in found)  # type: ignore[return-value]
+
+
 def compile_rules(texts: Iterable[tuple[str, str]]) -> SigmaRules:
     """Compile ``(source, yaml text)`` pairs; nothing raises: bad rules become refusals."""
     detections: list[Detection] = []
@@ -193,8 +206,9 @@ def compile_rules(texts: Iterable[tuple[str, str]]) -> SigmaRules:
     for source, text in texts:
         try:
             collection = SigmaCollection.from_yaml(text)
-        except SigmaError as err:
-            refused.append(Refusal(source, None, None, f"not a valid Sigma rule: {err}"))
+        except (SigmaError, yaml.YAMLError) as err:
+            rule_id, title = _id_and_title(text)
+            refused.append(Refusal(source, rule_id, title, f"not a valid Sigma rule: {err}"))
             continue
         for rule in collection.rules:
             rule_id = None if getattr(rule, "id", None) is None else str(rule.id)

@@ -95,7 +95,11 @@ def _merged(first: Assignment, second: Assignment) -> Assignment | None:
         elif field in JSON_OBJECTS and None not in values and None not in merged[field]:
             merged[field] = merged[field] + values
         elif merged[field] != values:
-            return None
+            if None in values or None in merged[field]:
+                return None
+            # Two tests of one field (``contains|all``): both texts, one after the other; the
+            # caller keeps the example only if the compiled rule agrees.
+            merged[field] = ("".join(str(v) for v in merged[field] + values),)
     return merged
 
 
@@ -167,10 +171,16 @@ def example_record(assignment: Assignment) -> dict[str, Any]:
         "responseElements": None,
     }
     whole = {f: v for f, v in assignment.items() if f in JSON_OBJECTS}
-    for field, values in assignment.items():
-        if field not in JSON_OBJECTS:
-            for path, value in record_paths(field, values[0] or "").items():
-                _set(record, path, values[0] if values[0] is None else value)
+    plain = {f: v[0] for f, v in assignment.items() if f not in JSON_OBJECTS}
+    derived = {
+        path: value
+        for field, text in plain.items()
+        if text is not None
+        for path, value in record_paths(field, text).items()
+        if path not in plain
+    }
+    for path, value in (derived | plain).items():
+        _set(record, path, value)
     for field, fragments in whole.items():
         if fragments == (None,):
             record[field] = None

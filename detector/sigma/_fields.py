@@ -116,8 +116,14 @@ def field_expr(field: str) -> pl.Expr:
 
 def record_paths(field: str, value: str) -> dict[str, str]:
     """Dotted record paths and values that give ``field`` the text ``value`` (for examples):
-    the field itself, or what the frame derives it from."""
+    the field itself, and what the frame derives it from (other fields a rule names win over
+    these)."""
     if field == _ISSUER_TYPE:
         issuer = _EXAMPLE_ISSUER_ARN.get(value, "arn:aws:iam::111122223333:role/example-role")
-        return {field: value, "userIdentity.sessionContext.sessionIssuer.arn": issuer}
+        # The frame keeps the issuer of role sessions (AssumedRole) only.
+        return {
+            field: value,
+            "userIdentity.sessionContext.sessionIssuer.arn": issuer,
+            "userIdentity.type": "AssumedRole",
+        }
     return {field: value}
