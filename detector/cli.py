@@ -87,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
         "--alert-budget", type=float, help="model findings per 1,000 principal-days"
     )
 
+    detections = commands.add_parser("detections", help="the shipped signature detections")
+    detections_commands = detections.add_subparsers(dest="detections_command", required=True)
+    export = detections_commands.add_parser(
+        "export-sigma", help="write each detection Sigma can express as a Sigma rule"
+    )
+    export.add_argument("dir", type=Path, help="folder to write the rules into (created)")
+
     from detector.service import add_run_arguments  # the flags table only: a light import
 
     run = commands.add_parser(
@@ -110,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from detector.service import run_command
 
             return run_command(vars(args), os.environ)
+        if args.command == "detections":
+            from detector import commands
+
+            return commands.export_sigma(args)
         if args.command in ("train", "replay", "evaluate"):
             from detector import commands
 

@@ -151,3 +151,13 @@ def evaluate(args: argparse.Namespace) -> int:
     report = synthetic_quality_report(synthetic, args.seed, training=training)
     print(report.text())
     return 0
+
+
+def export_sigma(args: argparse.Namespace) -> int:
+    from detector.sigma import export_rules
+
+    written = export_rules(args.dir, default_detections())
+    print(
+        f"{len(written)} of {len(default_detections())} detections written as Sigma rules -> {args.dir}"
+    )
+    return 0

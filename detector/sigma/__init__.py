@@ -4,21 +4,27 @@
   :class:`~detector.detections.Detection` per CloudTrail rule that compiles, a
   :class:`Refusal` with the reason per rule that does not);
 - :func:`load_rules`: the same from folders and ``s3://`` prefixes (the I/O edge);
-- :func:`exportable_rules`: the native detections Sigma can express, as Sigma rules.
+- :func:`export_rules` / :func:`sigma_rules_of`: the native detections Sigma can express, as
+  Sigma rules.
 
 Imports: pySigma, polars, pyyaml, detector.detections, detector.events (and aiobotocore in
 the loader, for S3).
 """
 
 from detector.sigma._compile import KIND_PREFIX, Refusal, SigmaRules, compile_rule, compile_rules
+from detector.sigma._export import SIGMA_FORMS, export_rules, sigma_rule_of, sigma_rules_of
 from detector.sigma._load import load_rules, read_rule_texts
 
 __all__ = [
     "KIND_PREFIX",
+    "SIGMA_FORMS",
     "Refusal",
     "SigmaRules",
     "compile_rule",
     "compile_rules",
+    "export_rules",
     "load_rules",
     "read_rule_texts",
+    "sigma_rule_of",
+    "sigma_rules_of",
 ]

@@ -70,7 +70,7 @@ def _leaf(leaf: Leaf, want: bool) -> Iterator[Assignment]:
             text = "".join(
                 "x" if p == ONE_CHAR else "" if p == ANY_CHARS else p for p in test.parts
             )
-            values = [text or "x"]
+            values = [text if test.literal is not None else text or "x"]
         else:
             values = [v for v in _OTHER if not _text_matches(test, v)]
     elif isinstance(test, RegexMatch):
