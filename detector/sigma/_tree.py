@@ -224,29 +224,32 @@ def _escaped(text: str) -> str:
     return "".join("\\" + c if c in _REGEX_META else c for c in text)
 
 
+def _pattern(test: TextLike) -> str:
+    """The regular expression of a wildcard value, unanchored where it starts or ends with
+    ``*`` (a search for ``abc`` is cheaper than a match of ``^.*abc.*$``)."""
+    parts = list(test.parts)
+    starts_open = bool(parts) and parts[0] == ANY_CHARS
+    ends_open = len(parts) > 1 and parts[-1] == ANY_CHARS
+    body = "".join(
+        ".*" if p == ANY_CHARS else "." if p == ONE_CHAR else _escaped(p)
+        for p in parts[int(starts_open) : len(parts) - int(ends_open)]
+    )
+    return ("" if starts_open else "^") + body + ("" if ends_open else "$")
+
+
 def _like(value: pl.Expr, test: TextLike) -> pl.Expr:
-    parts = test.parts if test.cased else tuple(p.lower() for p in test.parts)
-    if not test.cased:
-        value = value.str.to_lowercase()
-    literal = (
-        test.literal if test.cased else (None if test.literal is None else test.literal.lower())
-    )
-    if literal is not None:
-        return value == literal
-    if all(p == ANY_CHARS for p in parts):
+    if all(p == ANY_CHARS for p in test.parts) and test.parts:
         return value.is_not_null()
-    inner = parts[1:-1]
-    if ONE_CHAR not in parts and ANY_CHARS not in inner:
-        core = "".join(p for p in parts if p != ANY_CHARS)
-        if parts[0] == ANY_CHARS and parts[-1] == ANY_CHARS:
-            return value.str.contains(core, literal=True)
-        if parts[0] == ANY_CHARS:
-            return value.str.ends_with(core)
-        return value.str.starts_with(core)
-    regex = "".join(
-        ".*" if p == ANY_CHARS else "." if p == ONE_CHAR else _escaped(p) for p in parts
-    )
-    return value.str.contains(f"(?s)^{regex}$")
+    if test.cased and test.literal is not None:
+        return value == test.literal
+    # One case-insensitive regular expression: cheaper than lower-casing the column per test.
+    return value.str.contains(("(?s)" if test.cased else "(?is)") + _pattern(test))
+
+
+def _any_of_texts(field: str, tests: list[TextLike]) -> pl.Expr:
+    """Several case-insensitive values of one field (a Sigma list) as one alternation."""
+    alternatives = "|".join(_pattern(t) for t in tests)
+    return field_expr(field).str.contains(f"(?is)(?:{alternatives})").fill_null(False)
 
 
 def _leaf_expression(leaf: Leaf) -> pl.Expr:
@@ -279,8 +282,18 @@ def expression(node: Node) -> pl.Expr:
         return _leaf_expression(node)
     if isinstance(node, Not):
         return ~expression(node.child)
-    combined = [expression(c) for c in node.children]
-    return pl.all_horizontal(combined) if isinstance(node, All) else pl.any_horizontal(combined)
+    if isinstance(node, All):
+        return pl.all_horizontal([expression(c) for c in node.children])
+    texts: dict[str, list[TextLike]] = {}
+    others: list[pl.Expr] = []
+    for child in node.children:
+        test = child.test if isinstance(child, Leaf) else None
+        if isinstance(child, Leaf) and isinstance(test, TextLike) and not test.cased:
+            texts.setdefault(child.field, []).append(test)
+        else:
+            others.append(expression(child))
+    merged = [_any_of_texts(field, tests) for field, tests in texts.items()]
+    return pl.any_horizontal([*merged, *others])
 
 
 def _is_plain(node: Node) -> bool:

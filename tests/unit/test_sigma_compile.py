@@ -200,3 +200,13 @@ def test_unparseable_files_duplicates_and_other_log_sources() -> None:
         ("c.yml", True),
     ]
     assert "already loaded from a.yml" in rules.refused[0].reason
+
+
+def test_a_list_of_values_is_any_of_them() -> None:
+    detection = compiled(
+        rule("    sel:\n        eventName:\n            - StopLogging\n            - 'Delete*'\n"
+             "    condition: sel")
+    )  # fmt: skip
+    assert fires(detection, eventName="StopLogging")
+    assert fires(detection, eventName="deletetrail")
+    assert not fires(detection, eventName="StartLogging")
