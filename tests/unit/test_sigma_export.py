@@ -68,3 +68,11 @@ def test_the_export_command_writes_the_rules(
     written = sorted(p.name for p in (tmp_path / "rules").iterdir())
     assert written == sorted(EXPORTED)
     assert f"{len(EXPORTED)} of {len(NATIVE)} detections" in capsys.readouterr().out
+
+
+def test_the_docs_list_the_exported_detections() -> None:
+    from tests.conftest import REPO_ROOT
+
+    docs = (REPO_ROOT / "docs" / "sigma.md").read_text()
+    listed = "\n".join(f"- `{name}`" for name in SIGMA_FORMS)
+    assert listed in docs
