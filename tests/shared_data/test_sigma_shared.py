@@ -16,7 +16,7 @@ from detector.detections import Detection, DetectionConfig, DetectionState, run_
 from detector.events import records_to_events
 from detector.sigma import KIND_PREFIX, SigmaRules, load_rules
 from detector.sigma._report import rules_table
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_stratus
 
 NOW = datetime(2024, 5, 1, 13, tzinfo=UTC)
 SIGMAHQ_CLOUDTRAIL_RULES = 57  # the count at the commit recorded in the folder's README
@@ -71,3 +71,27 @@ def test_docs_list_which_rules_compile_and_why_the_others_do_not(sigmahq: SigmaR
         "docs/sigma.md is out of date: regenerate its table with "
         "`python -m detector.sigma ../shared/data/sigma-cloudtrail`"
     )
+
+
+# Stratus Red Team detonations a SigmaHQ rule is about -> that rule's file (as run today: the
+# rule must find its detonation in the real records).
+STRATUS_FOUND_BY_SIGMAHQ = {
+    "aws.execution.ssm-send-command": "aws_cloudtrail_ssm_malicious_usage.yml",
+    "aws.initial-access.console-login-without-mfa": (
+        "aws_cloudtrail_console_login_success_without_mfa.yml"
+    ),
+    "aws.persistence.iam-backdoor-user": "aws_iam_backdoor_users_keys.yml",
+    "aws.persistence.lambda-layer-extension": "aws_new_lambda_layer_attached.yml",
+}
+
+
+@pytest.mark.parametrize("technique", sorted(STRATUS_FOUND_BY_SIGMAHQ))
+def test_sigmahq_rules_find_real_detonations(
+    sigmahq: SigmaRules, shared_data: Path, technique: str
+) -> None:
+    path = shared_data / "stratus-red-team" / f"{technique}.json"
+    if not path.is_file():
+        pytest.skip(f"no detonation log {path.name}")
+    records = load_stratus(path)
+    by_file = {Path(source).name: kind for kind, source in sigmahq.sources.items()}
+    assert by_file[STRATUS_FOUND_BY_SIGMAHQ[technique]] in kinds(sigmahq.detections, records)
