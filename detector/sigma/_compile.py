@@ -32,6 +32,8 @@ from detector.detections import (
     DetectionConfig,
     DetectionContext,
     DetectionState,
+    Example,
+    Matcher,
     run_detections,
 )
 from detector.events import records_to_events
@@ -42,7 +44,7 @@ from detector.sigma._examples import (
 )
 from detector.sigma._fields import JSON_OBJECTS, field_expr
 from detector.sigma._tree import (
-    Any,
+    AnyOf,
     Node,
     UnsupportedError,
     condition_of,
@@ -99,7 +101,7 @@ def _is_cloudtrail(rule: SigmaRule) -> bool:
 
 def _condition(rule: SigmaRule) -> Node:
     conditions = [condition_of(c.parse()) for c in rule.detection.parsed_condition]
-    return conditions[0] if len(conditions) == 1 else Any(tuple(conditions))
+    return conditions[0] if len(conditions) == 1 else AnyOf(tuple(conditions))
 
 
 def _evidence(node: Node) -> pl.Expr:
@@ -133,7 +135,7 @@ def _examples(detection_id: str, node: Node) -> tuple[dict[str, object], dict[st
     return positive, negative
 
 
-def _matcher(condition: pl.Expr, evidence: pl.Expr):  # type: ignore[no-untyped-def]
+def _matcher(condition: pl.Expr, evidence: pl.Expr) -> Matcher:
     def matches(
         events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
     ) -> pl.LazyFrame:
@@ -170,7 +172,7 @@ def compile_rule(rule: SigmaRule, source: str) -> Detection:
     return detection
 
 
-def _fires(detection: Detection, records: tuple[dict[str, object], ...]) -> bool:
+def _fires(detection: Detection, records: Example) -> bool:
     events = records_to_events(records, origin=detection.id).events
     _, found = run_detections(
         events, (detection,), DetectionState(), DetectionConfig(), _EXAMPLE_NOW
@@ -179,9 +181,9 @@ def _fires(detection: Detection, records: tuple[dict[str, object], ...]) -> bool
 
 
 def _check_examples(detection: Detection) -> None:
-    if not all(_fires(detection, p) for p in detection.positives):  # type: ignore[arg-type]
+    if not all(_fires(detection, p) for p in detection.positives):
         raise UnsupportedError("the compiled rule misses its own positive example")
-    if any(_fires(detection, n) for n in detection.negatives):  # type: ignore[arg-type]
+    if any(_fires(detection, n) for n in detection.negatives):
         raise UnsupportedError("the compiled rule fires on its own negative example")
 
 

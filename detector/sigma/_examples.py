@@ -21,7 +21,7 @@ from detector.sigma._fields import JSON_OBJECTS, record_paths
 from detector.sigma._tree import (
     ANY_CHARS,
     ONE_CHAR,
-    All,
+    AllOf,
     Exists,
     IsNull,
     Leaf,
@@ -118,7 +118,7 @@ def _assignments(node: Node, want: bool) -> Iterator[Assignment]:
         yield from _leaf(node, want)
     elif isinstance(node, Not):
         yield from _assignments(node.child, not want)
-    elif isinstance(node, All) == want:  # every child must hold (or, for OR, every one fail)
+    elif isinstance(node, AllOf) == want:  # every child must hold (or, for OR, every one fail)
         yield from _all_of([_assignments(c, want) for c in node.children])
     else:  # one child is enough
         for child in node.children:

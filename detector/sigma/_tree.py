@@ -45,8 +45,8 @@ from detector.sigma._fields import field_expr, is_plain_field
 __all__ = [
     "ANY_CHARS",
     "ONE_CHAR",
-    "All",
-    "Any",
+    "AllOf",
+    "AnyOf",
     "Exists",
     "IsNull",
     "Leaf",
@@ -124,12 +124,12 @@ class Leaf:
 
 
 @dataclass(frozen=True, slots=True)
-class All:
+class AllOf:
     children: tuple[Node, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Any:
+class AnyOf:
     children: tuple[Node, ...]
 
 
@@ -138,7 +138,7 @@ class Not:
     child: Node
 
 
-Node: TypeAlias = Leaf | All | Any | Not
+Node: TypeAlias = Leaf | AllOf | AnyOf | Not
 
 
 def _test_of(value: object) -> Test:
@@ -192,9 +192,9 @@ def condition_of(item: object) -> Node:
     if isinstance(item, ConditionValueExpression):
         raise UnsupportedError(f"keyword search {item.value} (a value without a field)")
     if isinstance(item, ConditionAND):
-        return All(tuple(condition_of(a) for a in item.args))
+        return AllOf(tuple(condition_of(a) for a in item.args))
     if isinstance(item, ConditionOR):
-        return Any(tuple(condition_of(a) for a in item.args))
+        return AnyOf(tuple(condition_of(a) for a in item.args))
     if isinstance(item, ConditionNOT):
         return Not(condition_of(item.args[0]))
     raise UnsupportedError(f"condition element {type(item).__name__} is not supported")
@@ -282,7 +282,7 @@ def expression(node: Node) -> pl.Expr:
         return _leaf_expression(node)
     if isinstance(node, Not):
         return ~expression(node.child)
-    if isinstance(node, All):
+    if isinstance(node, AllOf):
         return pl.all_horizontal([expression(c) for c in node.children])
     texts: dict[str, list[TextLike]] = {}
     others: list[pl.Expr] = []
@@ -311,7 +311,7 @@ def _looser(node: Node) -> pl.Expr | None:
     if isinstance(node, Leaf | Not):
         return None  # a JSON lookup, or the negation of a condition that reads one
     parts = [_looser(c) for c in node.children]
-    if isinstance(node, All):
+    if isinstance(node, AllOf):
         kept = [p for p in parts if p is not None]
         return pl.all_horizontal(kept) if kept else None
     if any(p is None for p in parts):

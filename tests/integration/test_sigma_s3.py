@@ -71,3 +71,13 @@ async def test_a_missing_bucket_or_an_empty_prefix_is_a_clear_error(moto_endpoin
     await upload(moto_endpoint, {"other/a.yml": RULE.format(n=1)})
     with pytest.raises(ConfigError, match=r"no \.yml or \.yaml file"):
         await load_rules([f"s3://{BUCKET}/sigma/"], endpoint_url=moto_endpoint)
+
+
+async def test_the_endpoint_may_come_from_the_standard_aws_variable(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in `detector run`, which passes no endpoint: botocore reads AWS_ENDPOINT_URL_S3."""
+    await upload(moto_endpoint, {"sigma/a.yml": RULE.format(n=1)})
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    rules = await load_rules([f"s3://{BUCKET}/sigma"])
+    assert len(rules.detections) == 1

@@ -14,8 +14,7 @@ import pytest
 
 from detector.detections import Detection, DetectionConfig, DetectionState, run_detections
 from detector.events import records_to_events
-from detector.sigma import KIND_PREFIX, SigmaRules, load_rules
-from detector.sigma._report import rules_table
+from detector.sigma import KIND_PREFIX, SigmaRules, load_rules, rules_table
 from tests.conftest import REPO_ROOT, load_stratus
 
 NOW = datetime(2024, 5, 1, 13, tzinfo=UTC)

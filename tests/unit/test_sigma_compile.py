@@ -10,8 +10,7 @@ import pytest
 
 from detector.detections import DetectionConfig, DetectionState, run_detections
 from detector.events import records_to_events
-from detector.sigma import KIND_PREFIX, compile_rules
-from detector.sigma._examples import example_record
+from detector.sigma import KIND_PREFIX, compile_rules, example_record
 
 NOW = datetime(2024, 5, 1, 13, tzinfo=UTC)
 RULE_ID = "0d4a3d2e-6f0b-4a7c-9b59-0a1c2b3d4e5f"
