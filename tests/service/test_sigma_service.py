@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from detector.cli import main
+from detector.errors import ConfigError
 from detector.synthetic import write_envelopes
 from tests.integration.moto_support import SqsAdmin
 from tests.service.conftest import Stream
@@ -127,3 +129,16 @@ def test_sigma_rules_are_repeatable_flags_or_a_comma_separated_variable() -> Non
     from_variable = resolve_settings(vars(parser.parse_args(base)), environ)
     assert from_variable.sigma_rules == ("x", "s3://y/z")
     assert resolve_settings(vars(parser.parse_args(base)), {}).sigma_rules == ()
+
+
+async def test_a_missing_rules_folder_is_a_start_up_error_naming_it(
+    sqs_admin: SqsAdmin, trained_model_dir: Path, tmp_path: Path
+) -> None:
+    input_url = await sqs_admin.create_queue("detector-input")
+    missing = tmp_path / "no-rules"
+    settings = settings_for(
+        sqs_admin.endpoint_url, input_url, tmp_path, trained_model_dir, sigma_rules=(str(missing),)
+    )
+    with pytest.raises(ConfigError, match=f"{missing} is not a folder"):
+        async with running(settings):
+            pass
