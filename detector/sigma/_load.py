@@ -10,6 +10,7 @@ Imports: the standard library, detector.archive (S3), detector.errors, this pack
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -59,5 +60,7 @@ async def read_rule_texts(
 
 
 async def load_rules(locations: Sequence[str], *, endpoint_url: str | None = None) -> SigmaRules:
-    """The rules at ``locations``, compiled (see :func:`compile_rules`)."""
-    return compile_rules(await read_rule_texts(locations, endpoint_url=endpoint_url))
+    """The rules at ``locations``, compiled (see :func:`compile_rules`) in a thread: compiling
+    checks each rule on its examples, which takes a while for hundreds of rules."""
+    texts = await read_rule_texts(locations, endpoint_url=endpoint_url)
+    return await asyncio.to_thread(compile_rules, texts)
