@@ -22,6 +22,7 @@ from detector.sigma._tree import (
     ANY_CHARS,
     ONE_CHAR,
     AllOf,
+    Compare,
     Exists,
     IsNull,
     Leaf,
@@ -78,6 +79,14 @@ def _leaf(leaf: Leaf, want: bool) -> Iterator[Assignment]:
             values = list(_regex_candidates(test.pattern))
         else:
             values = [v for v in _OTHER if v is None or not re.search(test.pattern, v)]
+    elif isinstance(test, Compare):
+        below, above = test.number - 1, test.number + 1
+        holds = {"lt": below, "lte": test.number, "gt": above, "gte": test.number}
+        fails = {"lt": test.number, "lte": above, "gt": test.number, "gte": below}
+        if test.op == "neq":
+            values = [f"{above:g}" if want else f"{test.number:g}"]
+        else:
+            values = [f"{(holds if want else fails)[test.op]:g}"]
     elif isinstance(test, IsNull):
         values = [None] if want else ["x"]
     else:

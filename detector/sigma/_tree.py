@@ -30,7 +30,9 @@ from sigma.conditions import (
 from sigma.types import (
     SigmaBool,
     SigmaCasedString,
+    SigmaCompareExpression,
     SigmaExists,
+    SigmaExpansion,
     SigmaFieldReference,
     SigmaNull,
     SigmaNumber,
@@ -47,6 +49,7 @@ __all__ = [
     "ONE_CHAR",
     "AllOf",
     "AnyOf",
+    "Compare",
     "Exists",
     "IsNull",
     "Leaf",
@@ -114,7 +117,16 @@ class SameAs:
     ends_with: bool = False
 
 
-Test: TypeAlias = TextLike | RegexMatch | IsNull | Exists | SameAs
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """The value, read as a number, compared with ``number`` (``lt``, ``lte``, ``gt``, ``gte``,
+    ``neq``); a value that is not a number fails."""
+
+    op: str
+    number: float
+
+
+Test: TypeAlias = TextLike | RegexMatch | IsNull | Exists | SameAs | Compare
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +176,8 @@ def _test_of(value: object) -> Test:
         return Exists(value.exists)
     if isinstance(value, SigmaFieldReference):
         return SameAs(value.field, value.starts_with, value.ends_with)
+    if isinstance(value, SigmaCompareExpression):
+        return Compare(value.op.name.lower(), float(value.number.number))
     if isinstance(value, SigmaRegularExpression):
         flags = "".join(sorted(_FLAGS[f] for f in value.flags))
         pattern = (f"(?{flags})" if flags else "") + str(value.regexp)
@@ -185,6 +199,8 @@ def condition_of(item: object) -> Node:
         if item.field is None:
             raise UnsupportedError("a test without a field")
         field_expr(item.field)  # refuses a field we do not keep
+        if isinstance(item.value, SigmaExpansion):  # base64offset, windash: any of the values
+            return AnyOf(tuple(Leaf(item.field, _test_of(v)) for v in item.value.values))
         test = _test_of(item.value)
         if isinstance(test, SameAs):
             field_expr(test.other)
@@ -263,6 +279,15 @@ def _leaf_expression(leaf: Leaf) -> pl.Expr:
         found = value.is_null()
     elif isinstance(test, Exists):
         found = value.is_not_null() if test.exists else value.is_null()
+    elif isinstance(test, Compare):
+        number = value.cast(pl.Float64, strict=False)
+        found = {
+            "lt": number < test.number,
+            "lte": number <= test.number,
+            "gt": number > test.number,
+            "gte": number >= test.number,
+            "neq": number != test.number,
+        }[test.op]
     else:
         mine, other = value.str.to_lowercase(), field_expr(test.other).str.to_lowercase()
         if test.starts_with and test.ends_with:

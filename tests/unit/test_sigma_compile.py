@@ -209,3 +209,25 @@ def test_a_list_of_values_is_any_of_them() -> None:
     assert fires(detection, eventName="StopLogging")
     assert fires(detection, eventName="deletetrail")
     assert not fires(detection, eventName="StartLogging")
+
+
+def test_expanding_modifiers_match_any_of_their_values() -> None:
+    windash = compiled(
+        rule("    sel:\n        userAgent|windash|contains: ' -a'\n    condition: sel")
+    )
+    assert fires(windash, userAgent="tool /a x")
+    assert fires(windash, userAgent="tool -a x")
+    assert not fires(windash, userAgent="tool +a x")
+
+
+@pytest.mark.parametrize(
+    ("modifier", "hit", "miss"),
+    [("lt", "4", "5"), ("lte", "5", "6"), ("gt", "6", "5"), ("gte", "5", "4.5")],
+)
+def test_numeric_comparisons(modifier: str, hit: str, miss: str) -> None:
+    detection = compiled(
+        rule(f"    sel:\n        requestParameters.maxResults|{modifier}: 5\n    condition: sel")
+    )
+    assert fires(detection, requestParameters__maxResults=hit)
+    assert not fires(detection, requestParameters__maxResults=miss)
+    assert not fires(detection, requestParameters__maxResults="many")
