@@ -30,6 +30,7 @@ from sigma.conditions import (
 from sigma.types import (
     SigmaBool,
     SigmaCasedString,
+    SigmaCIDRExpression,
     SigmaCompareExpression,
     SigmaExists,
     SigmaExpansion,
@@ -201,6 +202,9 @@ def condition_of(item: object) -> Node:
         field_expr(item.field)  # refuses a field we do not keep
         if isinstance(item.value, SigmaExpansion):  # base64offset, windash: any of the values
             return AnyOf(tuple(Leaf(item.field, _test_of(v)) for v in item.value.values))
+        if isinstance(item.value, SigmaCIDRExpression):  # the address's prefixes, as text
+            prefixes = item.value.expand(wildcard="*")
+            return AnyOf(tuple(Leaf(item.field, _test_of(SigmaString(p))) for p in prefixes))
         test = _test_of(item.value)
         if isinstance(test, SameAs):
             field_expr(test.other)

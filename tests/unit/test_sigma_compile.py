@@ -172,7 +172,6 @@ def test_rules_without_attack_tags_compile_with_no_techniques() -> None:
     [
         ("    sel:\n        status: success\n    condition: sel", "field 'status'"),
         ("    keywords:\n        - evil\n    condition: keywords", "keyword search"),
-        ("    sel:\n        sourceIPAddress|cidr: 10.0.0.0/8\n    condition: sel", "CIDR"),
         ("    sel:\n        userAgent|re: '(?=x)y'\n    condition: sel", "regular expression"),
     ],
 )
@@ -231,3 +230,12 @@ def test_numeric_comparisons(modifier: str, hit: str, miss: str) -> None:
     assert fires(detection, requestParameters__maxResults=hit)
     assert not fires(detection, requestParameters__maxResults=miss)
     assert not fires(detection, requestParameters__maxResults="many")
+
+
+def test_cidr_ranges_match_the_addresses_in_them() -> None:
+    detection = compiled(
+        rule("    sel:\n        sourceIPAddress|cidr: 172.16.0.0/12\n    condition: sel")
+    )
+    assert fires(detection, sourceIPAddress="172.20.1.9")
+    assert not fires(detection, sourceIPAddress="172.32.1.9")
+    assert not fires(detection, sourceIPAddress="ec2.amazonaws.com")
