@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--state-dir", type=Path, help="keep state here: resumable, and read by `detector run`"
     )
+    replay.add_argument(
+        "--sigma-rules",
+        action="append",
+        metavar="DIR",
+        help="also run the CloudTrail Sigma rules in this folder or s3:// prefix (repeatable)",
+    )
 
     evaluate = commands.add_parser(
         "evaluate", help="quality report: train on a synthetic baseline, replay its attacks"
@@ -80,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--alert-budget", type=float, help="model findings per 1,000 principal-days"
     )
+
+    detections = commands.add_parser("detections", help="the shipped signature detections")
+    detections_commands = detections.add_subparsers(dest="detections_command", required=True)
+    export = detections_commands.add_parser(
+        "export-sigma", help="write each detection Sigma can express as a Sigma rule"
+    )
+    export.add_argument("dir", type=Path, help="folder to write the rules into (created)")
 
     from detector.service import add_run_arguments  # the flags table only: a light import
 
@@ -104,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from detector.service import run_command
 
             return run_command(vars(args), os.environ)
+        if args.command == "detections":
+            from detector import commands
+
+            return commands.export_sigma(args)
         if args.command in ("train", "replay", "evaluate"):
             from detector import commands
 

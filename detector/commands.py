@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from detector.archive import ArchiveFilter, ArchiveSource, source_for
+from detector.detections import Detection, default_detections
 from detector.errors import ConfigError
 from detector.pipeline import Pipeline
 from detector.scoring import DEFAULT_MODEL_DIR, load_artifact
@@ -94,12 +95,30 @@ async def _sink(args: argparse.Namespace) -> AsyncIterator[FindingSink]:
         await sink.close()
 
 
+async def _detections(sigma_rules: list[str], endpoint_url: str | None) -> list[Detection]:
+    """The shipped detections, and the Sigma rules at ``sigma_rules`` that compile."""
+    if not sigma_rules:
+        return list(default_detections())
+    from detector.sigma import load_rules
+
+    rules = await load_rules(sigma_rules, endpoint_url=endpoint_url)
+    print(
+        f"Sigma rules: {len(rules.detections)} loaded, {len(rules.refused)} refused"
+        + "".join(f"\n  refused {r}" for r in rules.refused),
+        file=sys.stderr,
+    )
+    return [*default_detections(), *rules.detections]
+
+
 async def _replay(args: argparse.Namespace) -> int:
     from detector.replay import Progress
     from detector.replay import replay as run_replay
     from detector.state import LocalStateStore
 
-    pipeline = Pipeline(load_artifact(args.model or DEFAULT_MODEL_DIR))
+    pipeline = Pipeline(
+        load_artifact(args.model or DEFAULT_MODEL_DIR),
+        detections=await _detections(args.sigma_rules or [], args.endpoint_url),
+    )
     store = LocalStateStore(args.state_dir) if args.state_dir else None
     async with _opener(args) as source, _sink(args) as sink:
         summary = await run_replay(
@@ -131,4 +150,14 @@ def evaluate(args: argparse.Namespace) -> int:
     synthetic = SyntheticConfig(baseline_days=args.baseline_days, attack_days=args.attack_days)
     report = synthetic_quality_report(synthetic, args.seed, training=training)
     print(report.text())
+    return 0
+
+
+def export_sigma(args: argparse.Namespace) -> int:
+    from detector.sigma import export_rules
+
+    written = export_rules(args.dir, default_detections())
+    print(
+        f"{len(written)} of {len(default_detections())} detections written as Sigma rules -> {args.dir}"
+    )
     return 0

@@ -209,6 +209,19 @@ class S3Source:
         ):
             yield obj
 
+    async def list_keys(self) -> list[str]:
+        """Every object key under the prefix, sorted (for small folders of files such as rules,
+        not for archives: those are walked by :meth:`list_objects`)."""
+        client = self._require_client()
+        keys: list[str] = []
+        try:
+            paginator = client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", ()))
+        except (ClientError, BotoCoreError) as err:
+            raise self._config_error(err, f"listing {self.prefix!r}") from None
+        return sorted(keys)
+
     async def read(self, obj: ArchiveObject) -> bytes:
         client = self._require_client()
         async with self._semaphore:

@@ -119,7 +119,8 @@ class Matcher(Protocol):
     ) -> pl.LazyFrame: ...
 
 
-_ID: Final = re.compile(r"[a-z][a-z0-9_]*")
+# Native ids are snake_case; a Sigma rule's detection is named by the rule's id (a UUID).
+_ID: Final = re.compile(r"[a-z][a-z0-9_]*|sigma:[0-9a-f][0-9a-f-]*")
 _ATTACK_ID: Final = re.compile(r"T\d{4}(\.\d{3})?")
 
 
@@ -153,7 +154,7 @@ class Detection:
         if not MIN_SEVERITY <= self.severity <= MAX_SEVERITY:
             raise ValueError(f"detection {self.id}: severity {self.severity} out of range")
         bad = [m for m in self.mitre if not _ATTACK_ID.fullmatch(m)]
-        if bad or not self.mitre:
+        if bad or (not self.mitre and not self.id.startswith("sigma:")):  # Sigma tags are optional
             raise ValueError(f"detection {self.id}: ATT&CK ids {bad or '(none)'} are not Tnnnn")
         if not self.positives or not self.negatives:
             raise ValueError(f"detection {self.id}: needs positive and negative examples")

@@ -161,6 +161,13 @@ class ServiceMetrics:
             registry=r,
         )
 
+        self.sigma_rules = Gauge(
+            "detector_sigma_rules",
+            "Sigma rules loaded and refused at start-up",
+            ["state"],
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 

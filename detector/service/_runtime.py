@@ -29,6 +29,7 @@ from typing import Any, Final
 import orjson
 from aiobotocore.session import AioSession
 
+from detector.detections import Detection, default_detections
 from detector.errors import ConfigError, DetectorError, ModelError
 from detector.ingest import MessageQueue, OffloadedDeletes, SqsConfig, SqsQueue
 from detector.pipeline import Pipeline
@@ -212,6 +213,7 @@ class ServiceRuntime:
             ),
         )
         artifact = await asyncio.to_thread(load_model, settings.model_dir)
+        detections = await self._detections()
         self.health.ready("model")
         await asyncio.to_thread(_check_state_dir, settings.state_dir)
         if settings.findings_file is not None:
@@ -251,7 +253,7 @@ class ServiceRuntime:
             pool = worker_pool(settings.decode_workers)
             stack.push_async_callback(asyncio.to_thread, pool.shutdown, cancel_futures=True)
         consumer = Consumer(
-            Pipeline(artifact),
+            Pipeline(artifact, detections=detections),
             queue,
             sinks,
             LocalStateStore(settings.state_dir),
@@ -277,6 +279,31 @@ class ServiceRuntime:
             ),
         )
         return consumer
+
+    async def _detections(self) -> tuple[Detection, ...]:
+        """The shipped detections and the Sigma rules that compile; each refused rule is
+        logged with its reason, the counts logged and exported."""
+        if not self.settings.sigma_rules:
+            return default_detections()
+        from detector.sigma import load_rules
+
+        rules = await load_rules(self.settings.sigma_rules)
+        for refused in rules.refused:
+            _log.warning(
+                "Sigma rule refused",
+                extra=fields(rule_id=refused.rule_id, source=refused.source, reason=refused.reason),
+            )
+        _log.info(
+            "Sigma rules loaded",
+            extra=fields(
+                loaded=len(rules.detections),
+                refused=len(rules.refused),
+                other_logsource=rules.other_logsource,
+            ),
+        )
+        self.metrics.sigma_rules.labels(state="loaded").set(len(rules.detections))
+        self.metrics.sigma_rules.labels(state="refused").set(len(rules.refused))
+        return (*default_detections(), *rules.detections)
 
     def _sqs_config(self, url: str, connections: int) -> SqsConfig:
         return SqsConfig(

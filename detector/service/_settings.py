@@ -60,6 +60,10 @@ DEFAULT_REGION: Final = "us-east-1"
 _SQS_HOST_REGION: Final = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
 
 
+def _locations(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -126,6 +130,7 @@ class Option:
     default_text: str
     help: str
     metavar: str = "VALUE"
+    repeatable: bool = False  # the flag may be given several times; the variable is a list
 
 
 OPTIONS: Final[tuple[Option, ...]] = (
@@ -192,6 +197,9 @@ OPTIONS: Final[tuple[Option, ...]] = (
            "after SIGTERM/SIGINT: time to finish, checkpoint, release and exit", "S"),
     Option("log_level", "--log-level", "DETECTOR_LOG_LEVEL", _level, "INFO", "info",
            "debug, info, warning or error (JSON lines on stderr)", "LEVEL"),
+    Option("sigma_rules", "--sigma-rules", "DETECTOR_SIGMA_RULES", _locations, (), "none",
+           "also run the CloudTrail Sigma rules in this folder or s3:// prefix (repeatable; "
+           "the variable takes a comma-separated list)", "DIR", repeatable=True),
 )  # fmt: skip
 
 
@@ -221,6 +229,7 @@ class ServiceSettings:
     delete_workers: int = DEFAULT_DELETE_WORKERS
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     log_level: str = "INFO"
+    sigma_rules: tuple[str, ...] = ()
     region: str = DEFAULT_REGION
     endpoint_url: str | None = None
 
@@ -239,6 +248,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
             option.flag,
             dest=option.name,
             default=None,
+            action="append" if option.repeatable else "store",
             metavar=option.metavar,
             help=f"{option.help} [{option.env}; default: {option.default_text}]",
         )
@@ -252,6 +262,8 @@ def resolve_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Se
     for option in OPTIONS:
         given = flags.get(option.name)
         source = option.flag
+        if isinstance(given, list):  # a repeatable flag
+            given = ",".join(given)
         if given is None or given == "":
             given, source = environ.get(option.env) or None, option.env
         if given is None:
