@@ -33,8 +33,10 @@ from detector.detections._sharing import (
     S3_BUCKET_SHARED_OUTSIDE,
 )
 from detector.detections._sign_in import (
+    CONSOLE_LOGIN_FAILURES_FROM_ONE_ADDRESS,
     CONSOLE_LOGIN_FAILURES_REPEATED,
     CONSOLE_LOGIN_WITHOUT_MFA,
+    ROOT_CONSOLE_LOGIN_FAILED,
     ROOT_CREDENTIAL_USE,
 )
 from detector.detections._sqs import (
@@ -76,6 +78,8 @@ def default_detections() -> tuple[Detection, ...]:
         ROOT_CREDENTIAL_USE,
         CONSOLE_LOGIN_WITHOUT_MFA,
         CONSOLE_LOGIN_FAILURES_REPEATED,
+        CONSOLE_LOGIN_FAILURES_FROM_ONE_ADDRESS,
+        ROOT_CONSOLE_LOGIN_FAILED,
         INSTANCE_CREDENTIALS_USED_OUTSIDE,
         # sharing outside the account
         EC2_IMAGE_OR_SNAPSHOT_SHARED,
