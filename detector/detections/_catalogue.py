@@ -26,6 +26,7 @@ from detector.detections._iam import (
 )
 from detector.detections._instance_credentials import INSTANCE_CREDENTIALS_USED_OUTSIDE
 from detector.detections._kms import KMS_KEY_DISABLED_OR_DELETION_SCHEDULED, KMS_KEY_POLICY_OPENED
+from detector.detections._resource_policies import RESOURCE_POLICY_OPENED
 from detector.detections._sharing import (
     EC2_IMAGE_OR_SNAPSHOT_SHARED,
     LAMBDA_FUNCTION_SHARED_OUTSIDE,
@@ -86,4 +87,5 @@ def default_detections() -> tuple[Detection, ...]:
         RDS_SNAPSHOT_SHARED,
         S3_BUCKET_SHARED_OUTSIDE,
         LAMBDA_FUNCTION_SHARED_OUTSIDE,
+        RESOURCE_POLICY_OPENED,
     )

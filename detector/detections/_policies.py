@@ -96,10 +96,14 @@ def account_of(principal: str) -> str | None:
     return found.group(1) if found else None
 
 
-_ORGANIZATION_ARN: Final = re.compile(r"arn:aws[a-z-]*:organizations::\d{12}:(?:organization|ou)/o-")
+_ORGANIZATION_ARN: Final = re.compile(
+    r"arn:aws[a-z-]*:organizations::\d{12}:(?:organization|ou)/o-"
+)
 
 
-def grantee_outside(grantee: str, own_account: str | None, trusted: Iterable[str] = ()) -> str | None:
+def grantee_outside(
+    grantee: str, own_account: str | None, trusted: Iterable[str] = ()
+) -> str | None:
     """What a grantee of a sharing call (a launch or restore permission, an SQS AddPermission)
     means, when it means someone outside: ``"*"`` for ``all``/``*``, the account of a 12-digit
     id or IAM/STS ARN of another account, or the organisation/OU ARN itself (an organisation
