@@ -5,6 +5,10 @@ Imports: this package's detection modules.
 
 from __future__ import annotations
 
+from detector.detections._attempts import (
+    DEFENSE_EVASION_ATTEMPT_FAILED,
+    DEFENSE_EVASION_ATTEMPT_FAILED_SUSPICIOUS,
+)
 from detector.detections._defense_evasion import (
     BEDROCK_INVOCATION_LOGGING_DELETED,
     CLOUDTRAIL_LOGGING_REDUCED,
@@ -62,6 +66,8 @@ def default_detections() -> tuple[Detection, ...]:
         DNS_QUERY_LOGGING_DELETED,
         BEDROCK_INVOCATION_LOGGING_DELETED,
         ORGANIZATION_LEAVE_ATTEMPTED,
+        DEFENSE_EVASION_ATTEMPT_FAILED,
+        DEFENSE_EVASION_ATTEMPT_FAILED_SUSPICIOUS,
         # SQS
         SQS_ENCRYPTION_REMOVED,
         SQS_QUEUE_SHARED_OUTSIDE,

@@ -21,7 +21,9 @@ from detector.errors import ConfigError
 from detector.findings import MAX_SEVERITY, MIN_SEVERITY
 
 __all__ = [
+    "KNOWN_ITEMS_SCHEMA",
     "KNOWN_SOURCE_IPS_SCHEMA",
+    "PRINCIPAL_TLS_SCHEMA",
     "Detection",
     "DetectionConfig",
     "DetectionContext",
@@ -36,6 +38,22 @@ Example: TypeAlias = tuple[Record, ...]  # one batch of records: most examples a
 _PUBLIC_IP_ITEM: Final = "public_ip"  # the profile's item kind for public source addresses
 KNOWN_SOURCE_IPS_SCHEMA: Final = pl.Schema(
     {"principal_key": pl.String(), "source_ip_address": pl.String()}
+)
+# Every item the profile remembers, as text: kind is one of the profile's item kinds
+# (public_ip, public_network, region, vpc_endpoint, event_name as "<service>:<Name>",
+# access_key, user_agent).
+KNOWN_ITEMS_SCHEMA: Final = pl.Schema(
+    {"principal_key": pl.String(), "kind": pl.String(), "value": pl.String()}
+)
+# What the profile knows of each principal's TLS: direct calls, how many carried TLS details,
+# and the best TLS rank seen (1 = TLSv1 ... 4 = TLSv1.3, as detector.features ranks them).
+PRINCIPAL_TLS_SCHEMA: Final = pl.Schema(
+    {
+        "principal_key": pl.String(),
+        "direct_calls": pl.UInt64(),
+        "tls_calls": pl.UInt64(),
+        "tls_max": pl.UInt8(),
+    }
 )
 
 
@@ -82,32 +100,65 @@ class DetectionContext:
     """What detections may know beyond the batch, supplied by the principal profile.
 
     ``known_source_ips``: (principal_key, source_ip_address) pairs a principal is known to call
-    from (:data:`KNOWN_SOURCE_IPS_SCHEMA`); ``None`` when no profile exists yet, and detections
-    that use it then fall back to a documented batch-only rule.
+    from (:data:`KNOWN_SOURCE_IPS_SCHEMA`); ``known_items``: every remembered item
+    (:data:`KNOWN_ITEMS_SCHEMA`: regions, API calls, networks, ...); ``principal_tls``: each
+    principal's TLS history (:data:`PRINCIPAL_TLS_SCHEMA`). Each is ``None`` when no profile
+    exists yet, and detections that use it then fall back to a documented batch-only rule.
+    The profile learns a window only when it closes, in event time, so streaming and replay
+    see the same context for the same events.
     """
 
     known_source_ips: pl.DataFrame | None = None
+    known_items: pl.DataFrame | None = None
+    principal_tls: pl.DataFrame | None = None
 
     @staticmethod
-    def from_profile_items(items: pl.DataFrame) -> DetectionContext:
+    def from_profile_items(
+        items: pl.DataFrame, principals: pl.DataFrame | None = None
+    ) -> DetectionContext:
         """The context of the principal profile's long-form items (``principal_key``, ``kind``,
-        ``value``, ...): its ``public_ip`` items are the known source addresses. Taking the
-        frame rather than importing :mod:`detector.features` keeps the two stages apart."""
-        known = items.filter(pl.col("kind").cast(pl.String) == _PUBLIC_IP_ITEM).select(
+        ``value``, ...) and, when given, its principal rows (``principal_key``,
+        ``direct_calls``, ``tls_calls``, ``tls_max``, ...). Taking the frames rather than
+        importing :mod:`detector.features` keeps the two stages apart."""
+        text = items.select(
             pl.col("principal_key").cast(pl.String),
-            pl.col("value").cast(pl.String).alias("source_ip_address"),
+            pl.col("kind").cast(pl.String),
+            pl.col("value").cast(pl.String),
         )
-        return DetectionContext(known_source_ips=known)
+        known = text.filter(pl.col("kind") == _PUBLIC_IP_ITEM).select(
+            "principal_key", pl.col("value").alias("source_ip_address")
+        )
+        tls = (
+            None
+            if principals is None
+            else principals.select(
+                pl.col(name).cast(dtype) for name, dtype in PRINCIPAL_TLS_SCHEMA.items()
+            )
+        )
+        return DetectionContext(known_source_ips=known, known_items=text, principal_tls=tls)
+
+    def known(self, kind: str) -> pl.LazyFrame | None:
+        """(principal_key, value) of the remembered items of one kind; None without a profile."""
+        if self.known_items is None:
+            return None
+        return (
+            self.known_items.lazy()
+            .filter(pl.col("kind") == kind)
+            .select("principal_key", "value")
+        )
 
     def __post_init__(self) -> None:
-        known = self.known_source_ips
-        if known is not None and any(
-            known.schema.get(name) != dtype for name, dtype in KNOWN_SOURCE_IPS_SCHEMA.items()
+        for name, frame, schema in (
+            ("known_source_ips", self.known_source_ips, KNOWN_SOURCE_IPS_SCHEMA),
+            ("known_items", self.known_items, KNOWN_ITEMS_SCHEMA),
+            ("principal_tls", self.principal_tls, PRINCIPAL_TLS_SCHEMA),
         ):
-            raise ConfigError(
-                f"known_source_ips must have columns {dict(KNOWN_SOURCE_IPS_SCHEMA)}, "
-                f"got {dict(known.schema)}"
-            )
+            if frame is not None and any(
+                frame.schema.get(column) != dtype for column, dtype in schema.items()
+            ):
+                raise ConfigError(
+                    f"{name} must have columns {dict(schema)}, got {dict(frame.schema)}"
+                )
 
 
 class Matcher(Protocol):

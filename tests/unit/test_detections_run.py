@@ -280,11 +280,33 @@ def test_failed_sign_ins_are_counted_per_principal_within_the_window() -> None:
     records = [failure(m, "carol") for m in (0, 1, 2, 30, 31)]
     records += [failure(m, "dave") for m in (40, 41, 42, 43, 44)]
     _, found = run(records)
-    assert [f.principal.rsplit("/", 1)[-1] for f in found] == ["dave"]
-    assert found[0].event_count == 5
+    by_user = [f for f in found if f.kind == "console_login_failures_repeated"]
+    assert [f.principal.rsplit("/", 1)[-1] for f in by_user] == ["dave"]
+    assert by_user[0].event_count == 5
     lenient = DetectionConfig(failed_sign_in_window=timedelta(hours=1))
     _, both = run(records, config=lenient)
-    assert sorted(f.principal.rsplit("/", 1)[-1] for f in both) == ["carol", "dave"]
+    by_user = [f for f in both if f.kind == "console_login_failures_repeated"]
+    assert sorted(f.principal.rsplit("/", 1)[-1] for f in by_user) == ["carol", "dave"]
+
+
+def test_failed_sign_ins_from_one_address_are_one_finding_whichever_users() -> None:
+    def failure(minute: int, user: str, ip: str) -> dict[str, Any]:
+        return console_sign_in(
+            iam_user(user),
+            success=False,
+            event_time=f"2024-05-01T12:{minute:02d}:00Z",
+            source_ip=ip,
+        )
+
+    # 198.51.100.9 tries five users in five minutes; 192.0.2.7 tries one user twice.
+    records = [failure(m, f"user{m}", "198.51.100.9") for m in range(5)]
+    records += [failure(m, "erin", "192.0.2.7") for m in (1, 3)]
+    _, found = run(records)
+    assert [(f.kind, f.principal) for f in found] == [
+        ("console_login_failures_from_one_address", "source-ip:198.51.100.9")
+    ]
+    assert found[0].evidence["users"] == 5
+    assert found[0].event_count == 5
 
 
 class TestPolicies:
