@@ -9,6 +9,7 @@ from detector.detections._attempts import (
     DEFENSE_EVASION_ATTEMPT_FAILED,
     DEFENSE_EVASION_ATTEMPT_FAILED_SUSPICIOUS,
 )
+from detector.detections._compute import EC2_INSTANCES_LAUNCHED_UNUSUALLY
 from detector.detections._defense_evasion import (
     BEDROCK_INVOCATION_LOGGING_DELETED,
     CLOUDTRAIL_LOGGING_REDUCED,
@@ -49,6 +50,7 @@ from detector.detections._sqs import (
     SQS_ENCRYPTION_REMOVED,
     SQS_QUEUE_SHARED_OUTSIDE,
 )
+from detector.detections._tls import TLS_DOWNGRADED
 
 __all__ = ["default_detections"]
 
@@ -88,10 +90,13 @@ def default_detections() -> tuple[Detection, ...]:
         CONSOLE_LOGIN_FAILURES_FROM_ONE_ADDRESS,
         ROOT_CONSOLE_LOGIN_FAILED,
         INSTANCE_CREDENTIALS_USED_OUTSIDE,
+        TLS_DOWNGRADED,
         # sharing outside the account
         EC2_IMAGE_OR_SNAPSHOT_SHARED,
         RDS_SNAPSHOT_SHARED,
         S3_BUCKET_SHARED_OUTSIDE,
         LAMBDA_FUNCTION_SHARED_OUTSIDE,
         RESOURCE_POLICY_OPENED,
+        # compute abuse
+        EC2_INSTANCES_LAUNCHED_UNUSUALLY,
     )

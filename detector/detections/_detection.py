@@ -70,6 +70,9 @@ class DetectionConfig:
     ``failed_sign_in_threshold`` / ``failed_sign_in_window``: how many failed console sign-ins
     of one principal within how long count as repeated (counted within one batch).
     ``max_sample``: cap on event ids, source IPs and evidence values carried by a finding.
+    ``bulk_threshold`` / ``bulk_window``: how many instances launched, secrets read or
+    findings suppressed by one principal within how long count as "in bulk" (counted within
+    one batch).
     """
 
     dedup_period: timedelta = timedelta(hours=1)
@@ -78,6 +81,8 @@ class DetectionConfig:
     failed_sign_in_threshold: int = 5
     failed_sign_in_window: timedelta = timedelta(minutes=10)
     max_sample: int = 20
+    bulk_threshold: int = 10
+    bulk_window: timedelta = timedelta(minutes=10)
 
     def __post_init__(self) -> None:
         if self.dedup_period <= timedelta(0):
@@ -88,6 +93,10 @@ class DetectionConfig:
             raise ConfigError("failed_sign_in_threshold must be at least 2")
         if self.failed_sign_in_window <= timedelta(0):
             raise ConfigError("failed_sign_in_window must be positive")
+        if self.bulk_threshold < 2:
+            raise ConfigError("bulk_threshold must be at least 2")
+        if self.bulk_window <= timedelta(0):
+            raise ConfigError("bulk_window must be positive")
         if self.max_sample < 1:
             raise ConfigError("max_sample must be at least 1")
         bad = sorted(a for a in self.trusted_account_ids if not re.fullmatch(r"\d{12}", a))
@@ -142,9 +151,7 @@ class DetectionContext:
         if self.known_items is None:
             return None
         return (
-            self.known_items.lazy()
-            .filter(pl.col("kind") == kind)
-            .select("principal_key", "value")
+            self.known_items.lazy().filter(pl.col("kind") == kind).select("principal_key", "value")
         )
 
     def __post_init__(self) -> None:
