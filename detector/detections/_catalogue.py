@@ -9,7 +9,8 @@ from detector.detections._attempts import (
     DEFENSE_EVASION_ATTEMPT_FAILED,
     DEFENSE_EVASION_ATTEMPT_FAILED_SUSPICIOUS,
 )
-from detector.detections._compute import EC2_INSTANCES_LAUNCHED_UNUSUALLY
+from detector.detections._bulk import SECRETS_READ_IN_BULK, SECURITY_HUB_FINDINGS_SUPPRESSED_IN_BULK
+from detector.detections._compute import EC2_INSTANCES_LAUNCHED_UNUSUALLY, EC2_USER_DATA_CHANGED
 from detector.detections._defense_evasion import (
     BEDROCK_INVOCATION_LOGGING_DELETED,
     CLOUDTRAIL_LOGGING_REDUCED,
@@ -22,6 +23,7 @@ from detector.detections._defense_evasion import (
 )
 from detector.detections._detection import Detection
 from detector.detections._iam import (
+    AWS_COMPROMISED_KEY_QUARANTINE_ATTACHED,
     IAM_ADMIN_POLICY_GRANTED,
     IAM_CREDENTIALS_CREATED_FOR_ANOTHER_USER,
     IAM_ROLE_TRUST_OPENED,
@@ -31,6 +33,11 @@ from detector.detections._iam import (
 )
 from detector.detections._instance_credentials import INSTANCE_CREDENTIALS_USED_OUTSIDE
 from detector.detections._kms import KMS_KEY_DISABLED_OR_DELETION_SCHEDULED, KMS_KEY_POLICY_OPENED
+from detector.detections._recovery import (
+    RDS_BACKUP_PROTECTION_REMOVED,
+    RDS_SNAPSHOT_EXPORTED_OR_COPIED,
+    S3_BLOCK_PUBLIC_ACCESS_REMOVED,
+)
 from detector.detections._resource_policies import RESOURCE_POLICY_OPENED
 from detector.detections._sharing import (
     EC2_IMAGE_OR_SNAPSHOT_SHARED,
@@ -70,6 +77,7 @@ def default_detections() -> tuple[Detection, ...]:
         ORGANIZATION_LEAVE_ATTEMPTED,
         DEFENSE_EVASION_ATTEMPT_FAILED,
         DEFENSE_EVASION_ATTEMPT_FAILED_SUSPICIOUS,
+        SECURITY_HUB_FINDINGS_SUPPRESSED_IN_BULK,
         # SQS
         SQS_ENCRYPTION_REMOVED,
         SQS_QUEUE_SHARED_OUTSIDE,
@@ -83,6 +91,7 @@ def default_detections() -> tuple[Detection, ...]:
         IAM_ROLE_TRUST_OPENED,
         STS_FEDERATION_TOKEN_WITH_BROAD_POLICY,
         IAM_ROLES_ANYWHERE_TRUST_ANCHOR_CREATED,
+        AWS_COMPROMISED_KEY_QUARANTINE_ATTACHED,
         # sign-in and credentials
         ROOT_CREDENTIAL_USE,
         CONSOLE_LOGIN_WITHOUT_MFA,
@@ -91,12 +100,18 @@ def default_detections() -> tuple[Detection, ...]:
         ROOT_CONSOLE_LOGIN_FAILED,
         INSTANCE_CREDENTIALS_USED_OUTSIDE,
         TLS_DOWNGRADED,
+        SECRETS_READ_IN_BULK,
         # sharing outside the account
         EC2_IMAGE_OR_SNAPSHOT_SHARED,
         RDS_SNAPSHOT_SHARED,
         S3_BUCKET_SHARED_OUTSIDE,
         LAMBDA_FUNCTION_SHARED_OUTSIDE,
         RESOURCE_POLICY_OPENED,
-        # compute abuse
+        RDS_SNAPSHOT_EXPORTED_OR_COPIED,
+        S3_BLOCK_PUBLIC_ACCESS_REMOVED,
+        # destruction of recovery
+        RDS_BACKUP_PROTECTION_REMOVED,
+        # compute abuse and code execution
         EC2_INSTANCES_LAUNCHED_UNUSUALLY,
+        EC2_USER_DATA_CHANGED,
     )

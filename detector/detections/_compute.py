@@ -21,9 +21,9 @@ import polars as pl
 
 from detector.detections._detection import Detection, DetectionConfig, DetectionContext
 from detector.detections._examples import EXAMPLE_TIME, api_call, role_session
-from detector.detections._expressions import calls, evidence, param
+from detector.detections._expressions import calls, evidence, param, succeeded, where
 
-__all__ = ["EC2_INSTANCES_LAUNCHED_UNUSUALLY"]
+__all__ = ["EC2_INSTANCES_LAUNCHED_UNUSUALLY", "EC2_USER_DATA_CHANGED"]
 
 _EC2: Final = "ec2.amazonaws.com"
 # GPU, machine-learning, FPGA, video and memory-giant families, and any size of 16xlarge or
@@ -150,5 +150,48 @@ EC2_INSTANCES_LAUNCHED_UNUSUALLY = Detection(
         "GuardDuty: CryptoCurrency:EC2/BitcoinTool (network side)",
         "Panther: AWS.EC2.Vulnerable.XZ.Image.Launched (other launches)",
         "Stratus: aws.execution.ec2-launch-unusual-instances",
+    ),
+)
+
+
+def _modify_attribute(**params: Any) -> dict[str, Any]:
+    return api_call(
+        _EC2, "ModifyInstanceAttribute", {"instanceId": "i-0abc1234def567890", **params}
+    )
+
+
+_USER_DATA: Final = (param("$.attribute") == "userData").fill_null(False) | param(
+    "$.userData"
+).is_not_null()
+
+EC2_USER_DATA_CHANGED = Detection(
+    id="ec2_user_data_changed",
+    title="EC2 instance user data changed",
+    description="An instance's user data was replaced (ModifyInstanceAttribute userData): "
+    "the script runs as root at the next start, a way to run code on the instance and to "
+    "keep it there.",
+    severity=5.0,
+    mitre=("T1059.009", "T1098"),
+    selects=calls(_EC2, "ModifyInstanceAttribute"),
+    matches=where(succeeded() & _USER_DATA, instance=param("$.instanceId")),
+    positives=(
+        (_modify_attribute(userData="<sensitiveDataRemoved>"),),
+        (_modify_attribute(attribute="userData", value="<sensitiveDataRemoved>"),),
+    ),
+    negatives=(
+        (_modify_attribute(instanceType={"value": "m5.large"}),),
+        (_modify_attribute(disableApiTermination={"value": True}),),
+        (
+            api_call(
+                _EC2,
+                "ModifyInstanceAttribute",
+                {"instanceId": "i-0abc1234def567890", "userData": "<sensitiveDataRemoved>"},
+                error_code="IncorrectInstanceState",
+            ),
+        ),
+    ),
+    anchors=(
+        "Sigma: aws_ec2_startup_script_change",
+        "Stratus: aws.execution.ec2-user-data",
     ),
 )

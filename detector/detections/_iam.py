@@ -521,3 +521,71 @@ ORGANIZATION_LEAVE_ATTEMPTED = Detection(
         "Stratus: aws.defense-evasion.organizations-leave",
     ),
 )
+
+_QUARANTINE: Final = "AWSCompromisedKeyQuarantine"
+
+AWS_COMPROMISED_KEY_QUARANTINE_ATTACHED = Detection(
+    id="aws_compromised_key_quarantine_attached",
+    title="AWS attached its compromised-key quarantine policy",
+    description="An AWSCompromisedKeyQuarantine policy (any version) was attached to a user, "
+    "role or group: AWS found this principal's access key exposed in public (a code "
+    "repository, a paste) and fenced it. The key is known to be leaked; what it did before "
+    "and after is the question.",
+    severity=7.0,
+    mitre=("T1552.001", "T1078.004"),
+    selects=calls(_IAM, "AttachUserPolicy", "AttachRolePolicy", "AttachGroupPolicy"),
+    matches=where(
+        succeeded() & param("$.policyArn").str.contains(_QUARANTINE, literal=True).fill_null(False),
+        policy=param("$.policyArn"),
+        user=param("$.userName"),
+        role=param("$.roleName"),
+        group=param("$.groupName"),
+    ),
+    positives=(
+        (
+            api_call(
+                _IAM,
+                "AttachUserPolicy",
+                {
+                    "userName": "ci-legacy",
+                    "policyArn": "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3",
+                },
+                identity=service("support.amazonaws.com"),
+            ),
+        ),
+        (
+            api_call(
+                _IAM,
+                "AttachUserPolicy",
+                {
+                    "userName": "ci-legacy",
+                    "policyArn": "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantine",
+                },
+            ),
+        ),
+    ),
+    negatives=(
+        (
+            api_call(
+                _IAM,
+                "AttachUserPolicy",
+                {"userName": "ci-legacy", "policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"},
+            ),
+        ),
+        (
+            api_call(
+                _IAM,
+                "DetachUserPolicy",
+                {
+                    "userName": "ci-legacy",
+                    "policyArn": "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3",
+                },
+            ),
+        ),
+    ),
+    anchors=(
+        "GuardDuty: none (AWS Health sends AWS_RISK_CREDENTIALS_EXPOSED)",
+        "Panther: none found",
+        "Sigma: none found",
+    ),
+)
