@@ -27,6 +27,7 @@ __all__ = [
     "CONSOLE_LOGIN_FAILURES_FROM_ONE_ADDRESS",
     "CONSOLE_LOGIN_FAILURES_REPEATED",
     "CONSOLE_LOGIN_WITHOUT_MFA",
+    "CONSOLE_SIGN_IN_TOKEN_FROM_ACCESS_KEYS",
     "ROOT_CONSOLE_LOGIN_FAILED",
     "ROOT_CREDENTIAL_USE",
 ]
@@ -291,5 +292,75 @@ ROOT_CONSOLE_LOGIN_FAILED = Detection(
         "GuardDuty: none",
         "Panther: none found (AWS.Console.RootLogin counts successes)",
         "Sigma: none (aws_root_account_usage counts successes)",
+    ),
+)
+
+# The console's own federation calls GetSigninToken with this user agent (Sigma's filter).
+_CONSOLE_FEDERATION_AGENT: Final = "Jersey/${project.version}"
+
+
+def _signin_token(identity: dict[str, Any], user_agent: str) -> dict[str, Any]:
+    record = api_call(
+        _SIGN_IN,
+        "GetSigninToken",
+        identity=identity,
+        region="us-east-1",
+        response_elements={"credentials": "***", "GetSigninToken": "Success"},
+        eventType="AwsConsoleSignIn",
+    )
+    record["userAgent"] = user_agent
+    return record
+
+
+CONSOLE_SIGN_IN_TOKEN_FROM_ACCESS_KEYS = Detection(
+    id="console_sign_in_token_from_access_keys",
+    title="Console sign-in token made from API credentials",
+    description="GetSigninToken turned temporary API credentials (a federation token or a "
+    "role session) into a console sign-in URL, outside the console's own federation: how "
+    "tools such as aws_consoler take stolen keys to the console, where API logging is "
+    "thinner and MFA is never asked.",
+    severity=5.0,
+    mitre=("T1550.001", "T1078.004"),
+    selects=calls(_SIGN_IN, "GetSigninToken"),
+    matches=where(
+        succeeded()
+        & ~pl.col("user_agent")
+        .str.contains(_CONSOLE_FEDERATION_AGENT, literal=True)
+        .fill_null(False),
+        user_agent=pl.col("user_agent"),
+        session=pl.col("session_name"),
+    ),
+    positives=(
+        (_signin_token(role_session("ci", "botocore-session-1714564800"), "python-requests/2.31"),),
+        (
+            _signin_token(
+                {
+                    "type": "FederatedUser",
+                    "principalId": "111122223333:consoler",
+                    "arn": "arn:aws:sts::111122223333:federated-user/consoler",
+                    "accountId": "111122223333",
+                    "accessKeyId": "ASIAEXAMPLEFEDKEY",
+                    "sessionContext": {
+                        "sessionIssuer": {
+                            "type": "IAMUser",
+                            "principalId": "AIDAEXAMPLEUSERID",
+                            "arn": "arn:aws:iam::111122223333:user/alice",
+                            "accountId": "111122223333",
+                            "userName": "alice",
+                        }
+                    },
+                },
+                "aws_consoler/1.0",
+            ),
+        ),
+    ),
+    negatives=(
+        (_signin_token(role_session("ci", "alice"), "Jersey/${project.version}"),),
+        (console_sign_in(iam_user("bob"), mfa_used=True),),
+    ),
+    anchors=(
+        "GuardDuty: none",
+        "Panther: none found",
+        "Sigma: aws_console_getsignintoken",
     ),
 )
