@@ -33,6 +33,7 @@ from detector.detections._iam import (
 )
 from detector.detections._instance_credentials import INSTANCE_CREDENTIALS_USED_OUTSIDE
 from detector.detections._kms import KMS_KEY_DISABLED_OR_DELETION_SCHEDULED, KMS_KEY_POLICY_OPENED
+from detector.detections._lambda import LAMBDA_CHANGED_BY_NON_DEPLOYER
 from detector.detections._recovery import (
     RDS_BACKUP_PROTECTION_REMOVED,
     RDS_SNAPSHOT_EXPORTED_OR_COPIED,
@@ -116,4 +117,5 @@ def default_detections() -> tuple[Detection, ...]:
         # compute abuse and code execution
         EC2_INSTANCES_LAUNCHED_UNUSUALLY,
         EC2_USER_DATA_CHANGED,
+        LAMBDA_CHANGED_BY_NON_DEPLOYER,
     )

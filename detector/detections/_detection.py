@@ -191,7 +191,8 @@ class Detection:
     ``matches`` then decides, on the selected rows only. ``anchors`` name the equivalent rules
     of other products (GuardDuty finding types, Panther rule ids, Sigma rules).
     ``positives``/``negatives`` are example batches of raw CloudTrail records that must (must
-    not) produce a finding of this detection; the tests run every one of them.
+    not) produce a finding of this detection; the tests run every one of them, with
+    ``example_context`` (what the profile knows) for detections that judge against it.
     """
 
     id: str
@@ -204,6 +205,7 @@ class Detection:
     positives: tuple[Example, ...]
     negatives: tuple[Example, ...]
     anchors: tuple[str, ...] = field(default=())
+    example_context: DetectionContext | None = None
 
     def __post_init__(self) -> None:
         if not _ID.fullmatch(self.id):

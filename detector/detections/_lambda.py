@@ -1,0 +1,122 @@
+"""Lambda code, layers or configuration changed by a principal that does not deploy Lambda.
+
+Deploy roles and pipelines change functions every day; what matters is who. The principal
+profile (:meth:`DetectionContext.known`, kind ``event_name``) says which principals have
+created, updated or published Lambda functions before: a change by a profiled principal with
+no such history is a change by someone who does not deploy (a person's session, an
+application role, a stolen key overwriting a function or slipping in a layer). Principals the
+profile does not know yet are left to the model (everything about them is new), and without a
+profile nothing fires.
+
+Imports: polars, this package's vocabulary and examples.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import polars as pl
+
+from detector.detections._detection import (
+    KNOWN_ITEMS_SCHEMA,
+    Detection,
+    DetectionConfig,
+    DetectionContext,
+)
+from detector.detections._examples import ACCOUNT, api_call, iam_user, role_session
+from detector.detections._expressions import evidence, param, succeeded
+
+__all__ = ["LAMBDA_CHANGED_BY_NON_DEPLOYER"]
+
+_LAMBDA: Final = "lambda.amazonaws.com"
+# Event names carry API versions (UpdateFunctionCode20150331v2): matched by prefix.
+_CHANGES: Final = ("UpdateFunctionCode", "UpdateFunctionConfiguration")
+_DEPLOYS: Final = (*_CHANGES, "CreateFunction", "PublishVersion", "PublishLayerVersion")
+_CHANGE: Final = pl.any_horizontal(pl.col("event_name").str.starts_with(n) for n in _CHANGES)
+
+
+def _changed_by_non_deployer(
+    events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
+) -> pl.LazyFrame:
+    calls = context.known("event_name")
+    if calls is None:
+        return events.filter(pl.lit(False)).with_columns(evidence())
+    names = pl.col("value").str.strip_prefix("lambda:")
+    deploy = pl.col("value").str.starts_with("lambda:") & pl.any_horizontal(
+        names.str.starts_with(n) for n in _DEPLOYS
+    )
+    profiled = calls.group_by("principal_key").agg(deployer=deploy.any())
+    return (
+        events.filter(succeeded() & _CHANGE)
+        .join(profiled, on="principal_key", how="inner")
+        .filter(~pl.col("deployer"))
+        .with_columns(
+            evidence(
+                function=param("$.functionName"),
+                call=pl.col("event_name"),
+                layers=param("$.layers"),
+                role=param("$.role"),
+            )
+        )
+        .drop("deployer")
+    )
+
+
+_ALICE: Final = f"arn:aws:iam::{ACCOUNT}:user/alice"
+_DEPLOYER: Final = f"arn:aws:iam::{ACCOUNT}:role/gha-deploy"
+_EXAMPLE_PROFILE: Final = pl.DataFrame(
+    [
+        (_ALICE, "event_name", "s3:GetObject"),
+        (_ALICE, "event_name", "lambda:GetFunction20150331v2"),
+        (_DEPLOYER, "event_name", "lambda:UpdateFunctionCode20150331v2"),
+        (_DEPLOYER, "event_name", "lambda:UpdateFunctionConfiguration20150331v2"),
+    ],
+    schema=KNOWN_ITEMS_SCHEMA,
+    orient="row",
+)
+
+
+def _update(event_name: str, identity: dict[str, Any], **params: Any) -> dict[str, Any]:
+    return api_call(
+        _LAMBDA, event_name, {"functionName": "orders-api", **params}, identity=identity
+    )
+
+
+LAMBDA_CHANGED_BY_NON_DEPLOYER = Detection(
+    id="lambda_changed_by_non_deployer",
+    title="Lambda function changed by a principal that does not deploy Lambda",
+    description="A function's code, layers or configuration (UpdateFunctionCode, "
+    "UpdateFunctionConfiguration) was changed by a principal whose profile shows no Lambda "
+    "deployments (no CreateFunction, Update*, Publish* before): code put into a running "
+    "function by someone other than its pipeline.",
+    severity=5.0,
+    mitre=("T1525", "T1098"),
+    selects=(pl.col("event_source") == _LAMBDA) & _CHANGE,
+    matches=_changed_by_non_deployer,
+    positives=(
+        (_update("UpdateFunctionCode20150331v2", iam_user("alice"), zipFile="<redacted>"),),
+        (
+            _update(
+                "UpdateFunctionConfiguration20150331v2",
+                iam_user("alice"),
+                layers=[f"arn:aws:lambda:eu-west-1:{ACCOUNT}:layer:ext:1"],
+            ),
+        ),
+    ),
+    negatives=(
+        (
+            _update(
+                "UpdateFunctionCode20150331v2", role_session("gha-deploy", "run-1"), zipFile="x"
+            ),
+        ),
+        (_update("GetFunction20150331v2", iam_user("alice")),),
+        # Not in the profile yet: a new principal is the model's to judge.
+        (_update("UpdateFunctionCode20150331v2", iam_user("mallory"), zipFile="x"),),
+    ),
+    anchors=(
+        "Panther: AWS.Lambda.UpdateFunctionCode (any update)",
+        "Sigma: aws_new_lambda_layer_attached (any layer)",
+        "Stratus: aws.persistence.lambda-overwrite-code, aws.persistence.lambda-layer-extension",
+    ),
+    example_context=DetectionContext(known_items=_EXAMPLE_PROFILE),
+)
