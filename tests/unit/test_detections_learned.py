@@ -17,7 +17,13 @@ from detector.detections import (
     run_detections,
 )
 from detector.detections._detection import KNOWN_ITEMS_SCHEMA, PRINCIPAL_TLS_SCHEMA
-from detector.detections._examples import ACCOUNT, api_call, role_session
+from detector.detections._examples import (
+    ACCOUNT,
+    OTHER_ACCOUNT,
+    api_call,
+    instance_role_session,
+    role_session,
+)
 from detector.events import records_to_events
 from detector.findings import Finding
 
@@ -152,3 +158,31 @@ def test_a_split_batch_gives_the_same_findings_as_the_whole() -> None:
         "ec2_instances_launched_unusually",
         "tls_downgraded",
     }
+
+
+def instance_call(role: str, ip: str, account: str = ACCOUNT) -> dict[str, Any]:
+    return api_call(
+        "s3.amazonaws.com",
+        "ListBuckets",
+        identity=instance_role_session(role, "i-0abc1234def567890", account),
+        source_ip=ip,
+        read_only=True,
+    )
+
+
+def test_instance_credentials_are_judged_against_the_account_workloads_egress() -> None:
+    # orders-app is known to leave through the NAT at 198.51.100.20; a person's address is
+    # no workload egress.
+    profile = items(
+        (f"arn:aws:iam::{ACCOUNT}:role/orders-app", "public_ip", "198.51.100.20"),
+        (ALICE_KEY, "public_ip", "192.0.2.80"),
+    )
+    assert run([instance_call("orders-app", "198.51.100.20")], profile) == ()
+    # A new role behind the same NAT is quiet; the same address in another account is not.
+    assert run([instance_call("billing-batch", "198.51.100.20")], profile) == ()
+    other = run([instance_call("orders-app", "198.51.100.20", OTHER_ACCOUNT)], profile)
+    assert [f.kind for f in other] == ["instance_credentials_used_outside"]
+    # Stolen credentials used from another (even AWS-hosted) address fire.
+    for ip in ("192.0.2.80", "203.0.113.99"):
+        found = run([instance_call("orders-app", ip)], profile)
+        assert [f.kind for f in found] == ["instance_credentials_used_outside"]
