@@ -5,6 +5,7 @@ Imports: this package's detection modules.
 
 from __future__ import annotations
 
+from detector.detections._access_keys import ACCESS_KEY_USED_FROM_SECOND_NETWORK
 from detector.detections._attempts import (
     DEFENSE_EVASION_ATTEMPT_FAILED,
     DEFENSE_EVASION_ATTEMPT_FAILED_SUSPICIOUS,
@@ -103,6 +104,7 @@ def default_detections() -> tuple[Detection, ...]:
         CONSOLE_SIGN_IN_TOKEN_FROM_ACCESS_KEYS,
         INSTANCE_CREDENTIALS_USED_OUTSIDE,
         TLS_DOWNGRADED,
+        ACCESS_KEY_USED_FROM_SECOND_NETWORK,
         SECRETS_READ_IN_BULK,
         # sharing outside the account
         EC2_IMAGE_OR_SNAPSHOT_SHARED,
