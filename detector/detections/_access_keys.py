@@ -6,7 +6,7 @@ network, a call with its long-term key (``AKIA…``) from another public network
 a second pair of hands, however few calls it makes (stolen keys are often used sparingly, to
 stay under volume alarms). Principals seen on two or more networks (people who travel, keys on
 laptops) are the model's: one more network says little about them. Without a profile, or for
-a principal it does not know yet, nothing fires. IPv4 only: an IPv6 /48 says less about who
+a principal it has known for less than ``learning_period``, nothing fires. IPv4 only: an IPv6 /48 says less about who
 holds the key.
 
 Imports: polars, this package's vocabulary and examples.
@@ -14,12 +14,14 @@ Imports: polars, this package's vocabulary and examples.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final
 
 import polars as pl
 
 from detector.detections._detection import (
     KNOWN_ITEMS_SCHEMA,
+    PRINCIPAL_HISTORY_SCHEMA,
     Detection,
     DetectionConfig,
     DetectionContext,
@@ -43,7 +45,8 @@ def _second_network(
     events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
 ) -> pl.LazyFrame:
     networks = context.known("public_network")
-    if networks is None:
+    mature = context.mature(config.learning_period)
+    if networks is None or mature is None:
         return events.filter(pl.lit(False)).with_columns(evidence())
     single = (
         networks.group_by("principal_key")
@@ -54,7 +57,11 @@ def _second_network(
     return (
         events.with_columns(network=_NETWORK)
         .join(single, on="principal_key", how="inner")
-        .filter(pl.col("network") != pl.col("usual_network"))
+        .join(mature, on="principal_key", how="inner")
+        .filter(
+            (pl.col("network") != pl.col("usual_network"))
+            & (pl.col("event_time") >= pl.col("known_since"))
+        )
         .with_columns(
             evidence(
                 access_key=pl.col("access_key_id"),
@@ -64,17 +71,27 @@ def _second_network(
                 user_agent=pl.col("user_agent"),
             )
         )
-        .drop("network", "usual_network")
+        .drop("network", "usual_network", "known_since")
     )
 
 
 _CI_USER: Final = f"arn:aws:iam::{ACCOUNT}:user/ci-legacy"
+_EXAMPLE_HISTORY: Final = pl.DataFrame(
+    [
+        (f"arn:aws:iam::{ACCOUNT}:user/{user}", datetime(2024, 4, 1, tzinfo=UTC), 900, 0, None)
+        for user in ("ci-legacy", "alice")
+    ]
+    + [(f"arn:aws:iam::{ACCOUNT}:user/new-ci", datetime(2024, 5, 1, 9, tzinfo=UTC), 40, 0, None)],
+    schema=PRINCIPAL_HISTORY_SCHEMA,
+    orient="row",
+)
 _EXAMPLE_PROFILE: Final = pl.DataFrame(
     [
         (_CI_USER, "public_network", "198.51.100.0/24"),
         (_CI_USER, "access_key", "AKIAEXAMPLEKEYID"),
         (f"arn:aws:iam::{ACCOUNT}:user/alice", "public_network", "198.51.100.0/24"),
         (f"arn:aws:iam::{ACCOUNT}:user/alice", "public_network", "192.0.2.0/24"),
+        (f"arn:aws:iam::{ACCOUNT}:user/new-ci", "public_network", "198.51.100.0/24"),
     ],
     schema=KNOWN_ITEMS_SCHEMA,
     orient="row",
@@ -106,11 +123,14 @@ ACCESS_KEY_USED_FROM_SECOND_NETWORK = Detection(
         (_ci_call("198.51.100.77"),),  # its usual network
         (_ci_call("203.0.113.10", "alice"),),  # seen on two networks already: the model's
         (_ci_call("203.0.113.10", "mallory"),),  # not in the profile yet
+        (_ci_call("203.0.113.10", "new-ci"),),  # known for 3 hours: still learning
     ),
     anchors=(
         "GuardDuty: CredentialAccess:IAMUser/AnomalousBehavior (closest)",
         "Panther: none found",
         "Sigma: none found",
     ),
-    example_context=DetectionContext(known_items=_EXAMPLE_PROFILE),
+    example_context=DetectionContext(
+        known_items=_EXAMPLE_PROFILE, principal_history=_EXAMPLE_HISTORY
+    ),
 )

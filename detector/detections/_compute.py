@@ -8,6 +8,8 @@ launch carries the reasons that apply in its evidence. "Many" is ``bulk_threshol
 a region is new to a principal with a profile that does not list it, and new to the account
 when no profiled principal of that account lists it. Without a profile no region is new.
 Refused launches count too (the Stratus technique is refused): the attempt is the signal.
+Launches by service-linked roles (Auto Scaling, fleets) or by a service for a principal do not:
+the group or fleet was set up by someone's own call.
 
 Imports: polars, this package's vocabulary and examples.
 """
@@ -37,6 +39,12 @@ _BIG: Final = (
 ).fill_null(False)
 _DENIED: Final = pl.col("error_code").str.contains("AccessDenied|Unauthorized").fill_null(False)
 _ACCOUNT_OF_KEY: Final = r"^arn:aws[a-z-]*:(?:iam|sts)::(\d{12}):"
+# Auto Scaling, Spot fleets and the like launch through service-linked roles as designed;
+# whoever set up the group or fleet did so with their own call.
+_SERVICE_LINKED: Final = (
+    pl.col("principal_key").str.contains(":role/aws-service-role/").fill_null(False)
+    | pl.col("invoked_by").is_not_null()
+)
 
 
 def _new_regions(frame: pl.LazyFrame, context: DetectionContext) -> pl.LazyFrame:
@@ -72,7 +80,7 @@ def _launched_unusually(
 ) -> pl.LazyFrame:
     requested = param("$.instancesSet.items[0].maxCount").cast(pl.Int64, strict=False).fill_null(1)
     frame = (
-        events.filter(pl.col("error_code").is_null() | _DENIED)
+        events.filter((pl.col("error_code").is_null() | _DENIED) & ~_SERVICE_LINKED)
         .sort("event_time", "event_id")
         .with_columns(instance_type=param("$.instanceType"), requested=requested)
         .with_columns(

@@ -23,7 +23,7 @@ from detector.findings import MAX_SEVERITY, MIN_SEVERITY
 __all__ = [
     "KNOWN_ITEMS_SCHEMA",
     "KNOWN_SOURCE_IPS_SCHEMA",
-    "PRINCIPAL_TLS_SCHEMA",
+    "PRINCIPAL_HISTORY_SCHEMA",
     "Detection",
     "DetectionConfig",
     "DetectionContext",
@@ -45,11 +45,13 @@ KNOWN_SOURCE_IPS_SCHEMA: Final = pl.Schema(
 KNOWN_ITEMS_SCHEMA: Final = pl.Schema(
     {"principal_key": pl.String(), "kind": pl.String(), "value": pl.String()}
 )
-# What the profile knows of each principal's TLS: direct calls, how many carried TLS details,
-# and the best TLS rank seen (1 = TLSv1 ... 4 = TLSv1.3, as detector.features ranks them).
-PRINCIPAL_TLS_SCHEMA: Final = pl.Schema(
+# What the profile knows of each principal's history: since when it is known, its direct
+# calls, how many carried TLS details, and the best TLS rank seen (1 = TLSv1 ... 4 = TLSv1.3,
+# as detector.features ranks them).
+PRINCIPAL_HISTORY_SCHEMA: Final = pl.Schema(
     {
         "principal_key": pl.String(),
+        "first_seen": pl.Datetime("ms", "UTC"),
         "direct_calls": pl.UInt64(),
         "tls_calls": pl.UInt64(),
         "tls_max": pl.UInt8(),
@@ -70,6 +72,8 @@ class DetectionConfig:
     ``failed_sign_in_threshold`` / ``failed_sign_in_window``: how many failed console sign-ins
     of one principal within how long count as repeated (counted within one batch).
     ``max_sample``: cap on event ids, source IPs and evidence values carried by a finding.
+    ``learning_period``: how long the profile must have known a principal before detections
+    that judge it against its own habits (who deploys Lambda, which networks a key uses) do.
     ``bulk_threshold`` / ``bulk_window``: how many instances launched, secrets read or
     findings suppressed by one principal within how long count as "in bulk" (counted within
     one batch).
@@ -81,6 +85,7 @@ class DetectionConfig:
     failed_sign_in_threshold: int = 5
     failed_sign_in_window: timedelta = timedelta(minutes=10)
     max_sample: int = 20
+    learning_period: timedelta = timedelta(days=2)
     bulk_threshold: int = 10
     bulk_window: timedelta = timedelta(minutes=10)
 
@@ -93,6 +98,8 @@ class DetectionConfig:
             raise ConfigError("failed_sign_in_threshold must be at least 2")
         if self.failed_sign_in_window <= timedelta(0):
             raise ConfigError("failed_sign_in_window must be positive")
+        if self.learning_period < timedelta(0):
+            raise ConfigError("learning_period must not be negative")
         if self.bulk_threshold < 2:
             raise ConfigError("bulk_threshold must be at least 2")
         if self.bulk_window <= timedelta(0):
@@ -110,8 +117,8 @@ class DetectionContext:
 
     ``known_source_ips``: (principal_key, source_ip_address) pairs a principal is known to call
     from (:data:`KNOWN_SOURCE_IPS_SCHEMA`); ``known_items``: every remembered item
-    (:data:`KNOWN_ITEMS_SCHEMA`: regions, API calls, networks, ...); ``principal_tls``: each
-    principal's TLS history (:data:`PRINCIPAL_TLS_SCHEMA`). Each is ``None`` when no profile
+    (:data:`KNOWN_ITEMS_SCHEMA`: regions, API calls, networks, ...); ``principal_history``: each
+    principal's TLS history (:data:`PRINCIPAL_HISTORY_SCHEMA`). Each is ``None`` when no profile
     exists yet, and detections that use it then fall back to a documented batch-only rule.
     The profile learns a window only when it closes, in event time, so streaming and replay
     see the same context for the same events.
@@ -119,7 +126,7 @@ class DetectionContext:
 
     known_source_ips: pl.DataFrame | None = None
     known_items: pl.DataFrame | None = None
-    principal_tls: pl.DataFrame | None = None
+    principal_history: pl.DataFrame | None = None
 
     @staticmethod
     def from_profile_items(
@@ -127,7 +134,7 @@ class DetectionContext:
     ) -> DetectionContext:
         """The context of the principal profile's long-form items (``principal_key``, ``kind``,
         ``value``, ...) and, when given, its principal rows (``principal_key``,
-        ``direct_calls``, ``tls_calls``, ``tls_max``, ...). Taking the frames rather than
+        ``first_seen``, ``direct_calls``, ``tls_calls``, ``tls_max``, ...). Taking the frames rather than
         importing :mod:`detector.features` keeps the two stages apart."""
         text = items.select(
             pl.col("principal_key").cast(pl.String),
@@ -137,14 +144,14 @@ class DetectionContext:
         known = text.filter(pl.col("kind") == _PUBLIC_IP_ITEM).select(
             "principal_key", pl.col("value").alias("source_ip_address")
         )
-        tls = (
+        history = (
             None
             if principals is None
             else principals.select(
-                pl.col(name).cast(dtype) for name, dtype in PRINCIPAL_TLS_SCHEMA.items()
+                pl.col(name).cast(dtype) for name, dtype in PRINCIPAL_HISTORY_SCHEMA.items()
             )
         )
-        return DetectionContext(known_source_ips=known, known_items=text, principal_tls=tls)
+        return DetectionContext(known_source_ips=known, known_items=text, principal_history=history)
 
     def known(self, kind: str) -> pl.LazyFrame | None:
         """(principal_key, value) of the remembered items of one kind; None without a profile."""
@@ -154,11 +161,21 @@ class DetectionContext:
             self.known_items.lazy().filter(pl.col("kind") == kind).select("principal_key", "value")
         )
 
+    def mature(self, since: timedelta) -> pl.LazyFrame | None:
+        """``principal_key`` and ``known_since`` (first seen + ``since``) of the principals the
+        profile has known at least ``since`` by an event's time: what a principal "usually"
+        does means little about a principal seen for an hour. None without a profile."""
+        if self.principal_history is None:
+            return None
+        return self.principal_history.lazy().select(
+            "principal_key", known_since=pl.col("first_seen") + since
+        )
+
     def __post_init__(self) -> None:
         for name, frame, schema in (
             ("known_source_ips", self.known_source_ips, KNOWN_SOURCE_IPS_SCHEMA),
             ("known_items", self.known_items, KNOWN_ITEMS_SCHEMA),
-            ("principal_tls", self.principal_tls, PRINCIPAL_TLS_SCHEMA),
+            ("principal_history", self.principal_history, PRINCIPAL_HISTORY_SCHEMA),
         ):
             if frame is not None and any(
                 frame.schema.get(column) != dtype for column, dtype in schema.items()

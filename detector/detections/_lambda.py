@@ -5,20 +5,22 @@ profile (:meth:`DetectionContext.known`, kind ``event_name``) says which princip
 created, updated or published Lambda functions before: a change by a profiled principal with
 no such history is a change by someone who does not deploy (a person's session, an
 application role, a stolen key overwriting a function or slipping in a layer). Principals the
-profile does not know yet are left to the model (everything about them is new), and without a
-profile nothing fires.
+profile does not know yet, or has known for less than ``learning_period``, are left to the
+model (everything about them is new), and without a profile nothing fires.
 
 Imports: polars, this package's vocabulary and examples.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import polars as pl
 
 from detector.detections._detection import (
     KNOWN_ITEMS_SCHEMA,
+    PRINCIPAL_HISTORY_SCHEMA,
     Detection,
     DetectionConfig,
     DetectionContext,
@@ -33,6 +35,12 @@ _LAMBDA: Final = "lambda.amazonaws.com"
 _CHANGES: Final = ("UpdateFunctionCode", "UpdateFunctionConfiguration")
 _DEPLOYS: Final = (*_CHANGES, "CreateFunction", "PublishVersion", "PublishLayerVersion")
 _CHANGE: Final = pl.any_horizontal(pl.col("event_name").str.starts_with(n) for n in _CHANGES)
+# What decides the code that runs and with which rights: code, layers, role, handler, runtime,
+# environment. Memory, timeout and description changes are tuning, not code.
+_WHAT_RUNS: Final = pl.col("event_name").str.starts_with("UpdateFunctionCode") | pl.any_horizontal(
+    param(f"$.{key}").is_not_null()
+    for key in ("layers", "role", "handler", "runtime", "environment")
+)
 
 
 def _changed_by_non_deployer(
@@ -45,11 +53,15 @@ def _changed_by_non_deployer(
     deploy = pl.col("value").str.starts_with("lambda:") & pl.any_horizontal(
         names.str.starts_with(n) for n in _DEPLOYS
     )
+    mature = context.mature(config.learning_period)
+    if mature is None:
+        return events.filter(pl.lit(False)).with_columns(evidence())
     profiled = calls.group_by("principal_key").agg(deployer=deploy.any())
     return (
-        events.filter(succeeded() & _CHANGE)
+        events.filter(succeeded() & _CHANGE & _WHAT_RUNS)
         .join(profiled, on="principal_key", how="inner")
-        .filter(~pl.col("deployer"))
+        .join(mature, on="principal_key", how="inner")
+        .filter(~pl.col("deployer") & (pl.col("event_time") >= pl.col("known_since")))
         .with_columns(
             evidence(
                 function=param("$.functionName"),
@@ -58,16 +70,25 @@ def _changed_by_non_deployer(
                 role=param("$.role"),
             )
         )
-        .drop("deployer")
+        .drop("deployer", "known_since")
     )
 
 
 _ALICE: Final = f"arn:aws:iam::{ACCOUNT}:user/alice"
 _DEPLOYER: Final = f"arn:aws:iam::{ACCOUNT}:role/gha-deploy"
+_EXAMPLE_HISTORY: Final = pl.DataFrame(
+    [
+        (key, datetime(2024, 4, 1, tzinfo=UTC), 1000, 0, None)
+        for key in (_ALICE, _DEPLOYER, f"arn:aws:iam::{ACCOUNT}:user/bob")
+    ],
+    schema=PRINCIPAL_HISTORY_SCHEMA,
+    orient="row",
+)
 _EXAMPLE_PROFILE: Final = pl.DataFrame(
     [
         (_ALICE, "event_name", "s3:GetObject"),
         (_ALICE, "event_name", "lambda:GetFunction20150331v2"),
+        (f"arn:aws:iam::{ACCOUNT}:user/bob", "event_name", "s3:GetObject"),
         (_DEPLOYER, "event_name", "lambda:UpdateFunctionCode20150331v2"),
         (_DEPLOYER, "event_name", "lambda:UpdateFunctionConfiguration20150331v2"),
     ],
@@ -88,7 +109,9 @@ LAMBDA_CHANGED_BY_NON_DEPLOYER = Detection(
     description="A function's code, layers or configuration (UpdateFunctionCode, "
     "UpdateFunctionConfiguration) was changed by a principal whose profile shows no Lambda "
     "deployments (no CreateFunction, Update*, Publish* before): code put into a running "
-    "function by someone other than its pipeline.",
+    "function by someone other than its pipeline. Only layers, role, handler, runtime and "
+    "environment count among configuration changes, and principals the profile has known for "
+    "less than learning_period (2 days) are still learning.",
     severity=5.0,
     mitre=("T1525", "T1098"),
     selects=(pl.col("event_source") == _LAMBDA) & _CHANGE,
@@ -110,6 +133,8 @@ LAMBDA_CHANGED_BY_NON_DEPLOYER = Detection(
             ),
         ),
         (_update("GetFunction20150331v2", iam_user("alice")),),
+        # Tuning is not code: memory and timeout.
+        (_update("UpdateFunctionConfiguration20150331v2", iam_user("alice"), memorySize=1024),),
         # Not in the profile yet: a new principal is the model's to judge.
         (_update("UpdateFunctionCode20150331v2", iam_user("mallory"), zipFile="x"),),
     ),
@@ -118,5 +143,7 @@ LAMBDA_CHANGED_BY_NON_DEPLOYER = Detection(
         "Sigma: aws_new_lambda_layer_attached (any layer)",
         "Stratus: aws.persistence.lambda-overwrite-code, aws.persistence.lambda-layer-extension",
     ),
-    example_context=DetectionContext(known_items=_EXAMPLE_PROFILE),
+    example_context=DetectionContext(
+        known_items=_EXAMPLE_PROFILE, principal_history=_EXAMPLE_HISTORY
+    ),
 )

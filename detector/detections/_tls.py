@@ -3,7 +3,7 @@ always carry: the credentials are in another client's hands (a stolen session re
 tool, an interception proxy), even when the user agent and address are copied.
 
 Judged against the principal's own TLS history in the profile
-(:attr:`DetectionContext.principal_tls`): a call with TLS 1.0/1.1 by a principal whose best
+(:attr:`DetectionContext.principal_history`): a call with TLS 1.0/1.1 by a principal whose best
 TLS is 1.2 or newer, or a direct call with no TLS details by a principal whose every one of at
 least ``_ALWAYS_TLS_CALLS`` direct calls carried them. Without a profile, a TLS 1.0/1.1 call
 fires on its own: AWS endpoints have required TLS 1.2 since 2024, so such a call is a client
@@ -42,7 +42,7 @@ def _downgraded(
     events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
 ) -> pl.LazyFrame:
     rank = pl.col("tls_version").replace_strict(_RANK, default=None, return_dtype=pl.UInt8)
-    history = context.principal_tls
+    history = context.principal_history
     if history is None:
         frame = events.filter(_OLD_TLS).with_columns(
             tls_max=pl.lit(None, dtype=pl.UInt8), why=pl.lit("deprecated_tls")

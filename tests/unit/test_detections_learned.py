@@ -16,7 +16,7 @@ from detector.detections import (
     default_detections,
     run_detections,
 )
-from detector.detections._detection import KNOWN_ITEMS_SCHEMA, PRINCIPAL_TLS_SCHEMA
+from detector.detections._detection import KNOWN_ITEMS_SCHEMA, PRINCIPAL_HISTORY_SCHEMA
 from detector.detections._examples import (
     ACCOUNT,
     OTHER_ACCOUNT,
@@ -118,9 +118,11 @@ def tls_call(tls: str | None) -> dict[str, Any]:
 
 def tls_history(direct: int, with_tls: int, best: int) -> DetectionContext:
     frame = pl.DataFrame(
-        [(ALICE_KEY, direct, with_tls, best)], schema=PRINCIPAL_TLS_SCHEMA, orient="row"
+        [(ALICE_KEY, datetime(2024, 4, 1, tzinfo=UTC), direct, with_tls, best)],
+        schema=PRINCIPAL_HISTORY_SCHEMA,
+        orient="row",
     )
-    return DetectionContext(principal_tls=frame)
+    return DetectionContext(principal_history=frame)
 
 
 def test_tls_is_judged_against_the_principal_own_history() -> None:
