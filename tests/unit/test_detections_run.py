@@ -28,7 +28,12 @@ from detector.detections._examples import (
     iam_user,
     instance_role_session,
 )
-from detector.detections._policies import account_of, grants_everything, outside_grantees
+from detector.detections._policies import (
+    account_of,
+    grantee_outside,
+    grants_everything,
+    outside_grantees,
+)
 from detector.errors import ConfigError, StateError
 from detector.events import empty_events, records_to_events
 from detector.findings import Finding
@@ -310,6 +315,20 @@ def test_failed_sign_ins_from_one_address_are_one_finding_whichever_users() -> N
 
 
 class TestPolicies:
+    def test_a_grantee_is_outside_only_when_it_names_an_account_an_org_or_everyone(self) -> None:
+        assert grantee_outside("all", ACCOUNT) == "*"
+        assert grantee_outside("*", ACCOUNT) == "*"
+        assert grantee_outside(OTHER_ACCOUNT, ACCOUNT) == OTHER_ACCOUNT
+        assert grantee_outside(f"arn:aws:iam::{OTHER_ACCOUNT}:role/r", ACCOUNT) == OTHER_ACCOUNT
+        org = "arn:aws:organizations::444455556666:organization/o-a1b2c3d4"
+        assert grantee_outside(org, ACCOUNT) == org
+        ou = "arn:aws:organizations::444455556666:ou/o-a1b2c3d4/ou-ab12-cd34ef56"
+        assert grantee_outside(ou, ACCOUNT) == ou
+        for not_an_account in ("not-all", "bob", "s3.amazonaws.com", "AIDAEXAMPLEUSERID"):
+            assert grantee_outside(not_an_account, ACCOUNT) is None
+        assert grantee_outside(ACCOUNT, ACCOUNT) is None
+        assert grantee_outside(OTHER_ACCOUNT, ACCOUNT, [OTHER_ACCOUNT]) is None
+
     def test_account_of_reads_ids_and_arns(self) -> None:
         assert account_of("123456789012") == "123456789012"
         assert account_of("arn:aws:iam::123456789012:root") == "123456789012"
