@@ -39,7 +39,8 @@ _PUBLIC_IP_ITEM: Final = "public_ip"  # the profile's item kind for public sourc
 KNOWN_SOURCE_IPS_SCHEMA: Final = pl.Schema(
     {"principal_key": pl.String(), "source_ip_address": pl.String()}
 )
-# Every item the profile remembers, as text: kind is one of the profile's item kinds
+# Every item the profile remembers, as text (kind may be the profile's Enum): kind is one of the
+# profile's item kinds
 # (public_ip, public_network, region, vpc_endpoint, event_name as "<service>:<Name>",
 # access_key, user_agent).
 KNOWN_ITEMS_SCHEMA: Final = pl.Schema(
@@ -136,13 +137,13 @@ class DetectionContext:
         ``value``, ...) and, when given, its principal rows (``principal_key``,
         ``first_seen``, ``direct_calls``, ``tls_calls``, ``tls_max``, ...). Taking the frames rather than
         importing :mod:`detector.features` keeps the two stages apart."""
-        text = items.select(
-            pl.col("principal_key").cast(pl.String),
-            pl.col("kind").cast(pl.String),
-            pl.col("value").cast(pl.String),
-        )
+        # No copy: the profile's columns are already text, and its kind (an Enum) compares
+        # with a string as it is; casting a large profile on every batch would cost more than
+        # the detections using it.
+        text = items.select("principal_key", "kind", "value")
         known = text.filter(pl.col("kind") == _PUBLIC_IP_ITEM).select(
-            "principal_key", pl.col("value").alias("source_ip_address")
+            pl.col("principal_key").cast(pl.String),
+            pl.col("value").cast(pl.String).alias("source_ip_address"),
         )
         history = (
             None
@@ -178,11 +179,18 @@ class DetectionContext:
             ("principal_history", self.principal_history, PRINCIPAL_HISTORY_SCHEMA),
         ):
             if frame is not None and any(
-                frame.schema.get(column) != dtype for column, dtype in schema.items()
+                not _same_type(frame.schema.get(column), dtype) for column, dtype in schema.items()
             ):
                 raise ConfigError(
                     f"{name} must have columns {dict(schema)}, got {dict(frame.schema)}"
                 )
+
+
+def _same_type(found: pl.DataType | None, wanted: pl.DataType) -> bool:
+    """Equal types; a categorical or enum stands for text (the profile's item kinds)."""
+    if found is not None and wanted == pl.String and isinstance(found, pl.Categorical | pl.Enum):
+        return True
+    return found == wanted
 
 
 class Matcher(Protocol):
