@@ -27,7 +27,7 @@ from detector.detections._detection import (
     DetectionContext,
 )
 from detector.detections._examples import ACCOUNT, api_call, iam_user
-from detector.detections._expressions import evidence
+from detector.detections._expressions import evidence, only_with_rows
 
 __all__ = ["ACCESS_KEY_USED_FROM_SECOND_NETWORK"]
 
@@ -48,8 +48,12 @@ def _second_network(
     mature = context.mature(config.learning_period)
     if networks is None or mature is None:
         return events.filter(pl.lit(False)).with_columns(evidence())
+    # Only the principals of this batch's candidate calls: the profile may hold millions of
+    # items, and a few rows need a handful of them.
+    callers = events.select("principal_key").unique()
     single = (
-        networks.group_by("principal_key")
+        networks.join(callers, on="principal_key", how="semi")
+        .group_by("principal_key")
         .agg(usual_network=pl.col("value").unique())
         .filter(pl.col("usual_network").list.len() == 1)
         .with_columns(pl.col("usual_network").list.first())
@@ -117,7 +121,7 @@ ACCESS_KEY_USED_FROM_SECOND_NETWORK = Detection(
     severity=5.0,
     mitre=("T1078.004",),
     selects=pl.col("principal_type").eq_missing("IAMUser") & _LONG_TERM_KEY & _DIRECT_PUBLIC_V4,
-    matches=_second_network,
+    matches=only_with_rows(_second_network),
     positives=((_ci_call("203.0.113.10"),),),
     negatives=(
         (_ci_call("198.51.100.77"),),  # its usual network

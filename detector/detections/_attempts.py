@@ -19,7 +19,7 @@ import polars as pl
 
 from detector.detections._detection import Detection, DetectionConfig, DetectionContext, Matcher
 from detector.detections._examples import api_call, role_session
-from detector.detections._expressions import evidence
+from detector.detections._expressions import evidence, only_with_rows
 
 __all__ = ["DEFENSE_EVASION_ATTEMPT_FAILED", "DEFENSE_EVASION_ATTEMPT_FAILED_SUSPICIOUS"]
 
@@ -78,8 +78,11 @@ def _refused(escalated: bool) -> Matcher:
         frame = events.with_columns(refused_apis=refused_apis, new_address=pl.lit(False))
         known = context.known_source_ips
         if known is not None:
-            profiled = known.lazy().select("principal_key").unique()
-            seen = known.lazy().with_columns(seen=pl.lit(True))
+            # Only the principals refused in this batch: the profile may be large.
+            callers = events.select("principal_key").unique()
+            own = known.lazy().join(callers, on="principal_key", how="semi")
+            profiled = own.select("principal_key").unique()
+            seen = own.with_columns(seen=pl.lit(True))
             frame = (
                 frame.join(
                     profiled.with_columns(profiled=pl.lit(True)), on="principal_key", how="left"
@@ -129,7 +132,7 @@ DEFENSE_EVASION_ATTEMPT_FAILED = Detection(
     severity=3.0,
     mitre=("T1562.001", "T1562.008"),
     selects=_DENIED,
-    matches=_refused(escalated=False),
+    matches=only_with_rows(_refused(escalated=False)),
     positives=((_STOP,), (_DISABLE_HUB,)),
     negatives=(
         (
@@ -160,7 +163,7 @@ DEFENSE_EVASION_ATTEMPT_FAILED_SUSPICIOUS = Detection(
     severity=5.0,
     mitre=("T1562.001", "T1562.008"),
     selects=_DENIED,
-    matches=_refused(escalated=True),
+    matches=only_with_rows(_refused(escalated=True)),
     positives=((_STOP, _DELETE_DETECTOR, _LIST_USERS),),
     negatives=(
         (

@@ -23,7 +23,14 @@ import polars as pl
 
 from detector.detections._detection import Detection, DetectionConfig, DetectionContext
 from detector.detections._examples import EXAMPLE_TIME, api_call, role_session
-from detector.detections._expressions import calls, evidence, param, succeeded, where
+from detector.detections._expressions import (
+    calls,
+    evidence,
+    only_with_rows,
+    param,
+    succeeded,
+    where,
+)
 
 __all__ = ["EC2_INSTANCES_LAUNCHED_UNUSUALLY", "EC2_USER_DATA_CHANGED"]
 
@@ -54,7 +61,12 @@ def _new_regions(frame: pl.LazyFrame, context: DetectionContext) -> pl.LazyFrame
         return frame.with_columns(
             new_region_for_principal=pl.lit(False), new_region_for_account=pl.lit(False)
         )
-    by_principal = regions.group_by("principal_key").agg(principal_regions=pl.col("value"))
+    callers = frame.select("principal_key").unique()
+    by_principal = (
+        regions.join(callers, on="principal_key", how="semi")
+        .group_by("principal_key")
+        .agg(principal_regions=pl.col("value"))
+    )
     by_account = (
         regions.with_columns(account=pl.col("principal_key").str.extract(_ACCOUNT_OF_KEY))
         .drop_nulls("account")
@@ -141,7 +153,7 @@ EC2_INSTANCES_LAUNCHED_UNUSUALLY = Detection(
     severity=5.0,
     mitre=("T1496", "T1535"),
     selects=calls(_EC2, "RunInstances"),
-    matches=_launched_unusually,
+    matches=only_with_rows(_launched_unusually),
     positives=(
         (_launch("p3.16xlarge", 1),),
         (_launch("c5.large", 20),),

@@ -33,7 +33,7 @@ from detector.detections._examples import (
     instance_role_session,
     role_session,
 )
-from detector.detections._expressions import evidence
+from detector.detections._expressions import evidence, only_with_rows
 
 __all__ = ["INSTANCE_CREDENTIALS_USED_OUTSIDE"]
 
@@ -112,7 +112,7 @@ INSTANCE_CREDENTIALS_USED_OUTSIDE = Detection(
     severity=8.0,
     mitre=("T1552.005", "T1078.004"),
     selects=_FROM_OUTSIDE,
-    matches=_used_outside,
+    matches=only_with_rows(_used_outside),
     positives=(
         (
             api_call(

@@ -26,7 +26,7 @@ from detector.detections._detection import (
     DetectionContext,
 )
 from detector.detections._examples import ACCOUNT, api_call, iam_user, role_session
-from detector.detections._expressions import evidence, param, succeeded
+from detector.detections._expressions import evidence, only_with_rows, param, succeeded
 
 __all__ = ["LAMBDA_CHANGED_BY_NON_DEPLOYER"]
 
@@ -56,10 +56,16 @@ def _changed_by_non_deployer(
     mature = context.mature(config.learning_period)
     if mature is None:
         return events.filter(pl.lit(False)).with_columns(evidence())
-    profiled = calls.group_by("principal_key").agg(deployer=deploy.any())
+    changes = events.filter(succeeded() & _CHANGE & _WHAT_RUNS)
+    # Only the principals of this batch's changes: the profile may hold millions of items.
+    callers = changes.select("principal_key").unique()
+    profiled = (
+        calls.join(callers, on="principal_key", how="semi")
+        .group_by("principal_key")
+        .agg(deployer=deploy.any())
+    )
     return (
-        events.filter(succeeded() & _CHANGE & _WHAT_RUNS)
-        .join(profiled, on="principal_key", how="inner")
+        changes.join(profiled, on="principal_key", how="inner")
         .join(mature, on="principal_key", how="inner")
         .filter(~pl.col("deployer") & (pl.col("event_time") >= pl.col("known_since")))
         .with_columns(
@@ -115,7 +121,7 @@ LAMBDA_CHANGED_BY_NON_DEPLOYER = Detection(
     severity=5.0,
     mitre=("T1525", "T1098"),
     selects=(pl.col("event_source") == _LAMBDA) & _CHANGE,
-    matches=_changed_by_non_deployer,
+    matches=only_with_rows(_changed_by_non_deployer),
     positives=(
         (_update("UpdateFunctionCode20150331v2", iam_user("alice"), zipFile="<redacted>"),),
         (

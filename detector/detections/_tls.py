@@ -20,7 +20,7 @@ import polars as pl
 
 from detector.detections._detection import Detection, DetectionConfig, DetectionContext
 from detector.detections._examples import api_call, role_session
-from detector.detections._expressions import evidence
+from detector.detections._expressions import evidence, only_with_rows
 
 __all__ = ["TLS_DOWNGRADED"]
 
@@ -104,7 +104,7 @@ TLS_DOWNGRADED = Detection(
     severity=5.0,
     mitre=("T1078.004", "T1550.001"),
     selects=_DIRECT & (_OLD_TLS | _NO_TLS),
-    matches=_downgraded,
+    matches=only_with_rows(_downgraded),
     positives=((_call("TLSv1"),), (_call("TLSv1.1"),)),
     negatives=((_call("TLSv1.3"),), (_call("TLSv1.2"),), (_call(None),)),
     anchors=(
