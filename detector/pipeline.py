@@ -130,7 +130,8 @@ class Pipeline:
             return state.detections, []
         newest = events.get_column("event_time").max()
         assert isinstance(newest, datetime)
-        context = DetectionContext.from_profile_items(state.features.profiles.items)
+        profiles = state.features.profiles
+        context = DetectionContext.from_profile_items(profiles.items, profiles.principals)
         detections, found = run_detections(
             events, self.detections, state.detections, self.config.detections, newest, context
         )

@@ -44,7 +44,15 @@ CLOUDTRAIL_LOGGING_STOPPED = Detection(
     ),
     negatives=(
         (api_call(_CLOUDTRAIL, "StartLogging", {"name": _TRAIL_ARN}),),
-        (api_call(_CLOUDTRAIL, "StopLogging", {"name": _TRAIL_ARN}, error_code="AccessDenied"),),
+        # Refused attempts are defense_evasion_attempt_failed's.
+        (
+            api_call(
+                _CLOUDTRAIL,
+                "StopLogging",
+                {"name": _TRAIL_ARN},
+                error_code="TrailNotFoundException",
+            ),
+        ),
     ),
     anchors=(
         "GuardDuty: Stealth:IAMUser/CloudTrailLoggingDisabled",
@@ -289,7 +297,7 @@ SECURITY_HUB_DISABLED = Detection(
     positives=((api_call(_SECURITYHUB, "DisableSecurityHub", {}),),),
     negatives=(
         (api_call(_SECURITYHUB, "EnableSecurityHub", {"enableDefaultStandards": True}),),
-        (api_call(_SECURITYHUB, "DisableSecurityHub", {}, error_code="AccessDeniedException"),),
+        (api_call(_SECURITYHUB, "DisableSecurityHub", {}, error_code="InvalidAccessException"),),
     ),
     anchors=(
         "none found in Panther or Sigma (Sigma's aws_securityhub_finding_evasion covers "
@@ -379,7 +387,7 @@ VPC_FLOW_LOGS_DELETED = Detection(
                         "FlowLogId": {"content": "fl-0e1f2a3b4c5d6e7f8", "tag": 1}
                     }
                 },
-                error_code="Client.UnauthorizedOperation",
+                error_code="Client.InvalidFlowLogId.NotFound",
             ),
         ),
     ),

@@ -21,7 +21,9 @@ from detector.errors import ConfigError
 from detector.findings import MAX_SEVERITY, MIN_SEVERITY
 
 __all__ = [
+    "KNOWN_ITEMS_SCHEMA",
     "KNOWN_SOURCE_IPS_SCHEMA",
+    "PRINCIPAL_HISTORY_SCHEMA",
     "Detection",
     "DetectionConfig",
     "DetectionContext",
@@ -36,6 +38,25 @@ Example: TypeAlias = tuple[Record, ...]  # one batch of records: most examples a
 _PUBLIC_IP_ITEM: Final = "public_ip"  # the profile's item kind for public source addresses
 KNOWN_SOURCE_IPS_SCHEMA: Final = pl.Schema(
     {"principal_key": pl.String(), "source_ip_address": pl.String()}
+)
+# Every item the profile remembers, as text (kind may be the profile's Enum): kind is one of the
+# profile's item kinds
+# (public_ip, public_network, region, vpc_endpoint, event_name as "<service>:<Name>",
+# access_key, user_agent).
+KNOWN_ITEMS_SCHEMA: Final = pl.Schema(
+    {"principal_key": pl.String(), "kind": pl.String(), "value": pl.String()}
+)
+# What the profile knows of each principal's history: since when it is known, its direct
+# calls, how many carried TLS details, and the best TLS rank seen (1 = TLSv1 ... 4 = TLSv1.3,
+# as detector.features ranks them).
+PRINCIPAL_HISTORY_SCHEMA: Final = pl.Schema(
+    {
+        "principal_key": pl.String(),
+        "first_seen": pl.Datetime("ms", "UTC"),
+        "direct_calls": pl.UInt64(),
+        "tls_calls": pl.UInt64(),
+        "tls_max": pl.UInt8(),
+    }
 )
 
 
@@ -52,6 +73,11 @@ class DetectionConfig:
     ``failed_sign_in_threshold`` / ``failed_sign_in_window``: how many failed console sign-ins
     of one principal within how long count as repeated (counted within one batch).
     ``max_sample``: cap on event ids, source IPs and evidence values carried by a finding.
+    ``learning_period``: how long the profile must have known a principal before detections
+    that judge it against its own habits (who deploys Lambda, which networks a key uses) do.
+    ``bulk_threshold`` / ``bulk_window``: how many instances launched, secrets read or
+    findings suppressed by one principal within how long count as "in bulk" (counted within
+    one batch).
     """
 
     dedup_period: timedelta = timedelta(hours=1)
@@ -60,6 +86,9 @@ class DetectionConfig:
     failed_sign_in_threshold: int = 5
     failed_sign_in_window: timedelta = timedelta(minutes=10)
     max_sample: int = 20
+    learning_period: timedelta = timedelta(days=2)
+    bulk_threshold: int = 10
+    bulk_window: timedelta = timedelta(minutes=10)
 
     def __post_init__(self) -> None:
         if self.dedup_period <= timedelta(0):
@@ -70,6 +99,12 @@ class DetectionConfig:
             raise ConfigError("failed_sign_in_threshold must be at least 2")
         if self.failed_sign_in_window <= timedelta(0):
             raise ConfigError("failed_sign_in_window must be positive")
+        if self.learning_period < timedelta(0):
+            raise ConfigError("learning_period must not be negative")
+        if self.bulk_threshold < 2:
+            raise ConfigError("bulk_threshold must be at least 2")
+        if self.bulk_window <= timedelta(0):
+            raise ConfigError("bulk_window must be positive")
         if self.max_sample < 1:
             raise ConfigError("max_sample must be at least 1")
         bad = sorted(a for a in self.trusted_account_ids if not re.fullmatch(r"\d{12}", a))
@@ -82,32 +117,80 @@ class DetectionContext:
     """What detections may know beyond the batch, supplied by the principal profile.
 
     ``known_source_ips``: (principal_key, source_ip_address) pairs a principal is known to call
-    from (:data:`KNOWN_SOURCE_IPS_SCHEMA`); ``None`` when no profile exists yet, and detections
-    that use it then fall back to a documented batch-only rule.
+    from (:data:`KNOWN_SOURCE_IPS_SCHEMA`); ``known_items``: every remembered item
+    (:data:`KNOWN_ITEMS_SCHEMA`: regions, API calls, networks, ...); ``principal_history``: each
+    principal's TLS history (:data:`PRINCIPAL_HISTORY_SCHEMA`). Each is ``None`` when no profile
+    exists yet, and detections that use it then fall back to a documented batch-only rule.
+    The profile learns a window only when it closes, in event time, so streaming and replay
+    see the same context for the same events.
     """
 
     known_source_ips: pl.DataFrame | None = None
+    known_items: pl.DataFrame | None = None
+    principal_history: pl.DataFrame | None = None
 
     @staticmethod
-    def from_profile_items(items: pl.DataFrame) -> DetectionContext:
+    def from_profile_items(
+        items: pl.DataFrame, principals: pl.DataFrame | None = None
+    ) -> DetectionContext:
         """The context of the principal profile's long-form items (``principal_key``, ``kind``,
-        ``value``, ...): its ``public_ip`` items are the known source addresses. Taking the
-        frame rather than importing :mod:`detector.features` keeps the two stages apart."""
-        known = items.filter(pl.col("kind").cast(pl.String) == _PUBLIC_IP_ITEM).select(
+        ``value``, ...) and, when given, its principal rows (``principal_key``,
+        ``first_seen``, ``direct_calls``, ``tls_calls``, ``tls_max``, ...). Taking the frames rather than
+        importing :mod:`detector.features` keeps the two stages apart."""
+        # No copy: the profile's columns are already text, and its kind (an Enum) compares
+        # with a string as it is; casting a large profile on every batch would cost more than
+        # the detections using it.
+        text = items.select("principal_key", "kind", "value")
+        known = text.filter(pl.col("kind") == _PUBLIC_IP_ITEM).select(
             pl.col("principal_key").cast(pl.String),
             pl.col("value").cast(pl.String).alias("source_ip_address"),
         )
-        return DetectionContext(known_source_ips=known)
+        history = (
+            None
+            if principals is None
+            else principals.select(
+                pl.col(name).cast(dtype) for name, dtype in PRINCIPAL_HISTORY_SCHEMA.items()
+            )
+        )
+        return DetectionContext(known_source_ips=known, known_items=text, principal_history=history)
+
+    def known(self, kind: str) -> pl.LazyFrame | None:
+        """(principal_key, value) of the remembered items of one kind; None without a profile."""
+        if self.known_items is None:
+            return None
+        return (
+            self.known_items.lazy().filter(pl.col("kind") == kind).select("principal_key", "value")
+        )
+
+    def mature(self, since: timedelta) -> pl.LazyFrame | None:
+        """``principal_key`` and ``known_since`` (first seen + ``since``) of the principals the
+        profile has known at least ``since`` by an event's time: what a principal "usually"
+        does means little about a principal seen for an hour. None without a profile."""
+        if self.principal_history is None:
+            return None
+        return self.principal_history.lazy().select(
+            "principal_key", known_since=pl.col("first_seen") + since
+        )
 
     def __post_init__(self) -> None:
-        known = self.known_source_ips
-        if known is not None and any(
-            known.schema.get(name) != dtype for name, dtype in KNOWN_SOURCE_IPS_SCHEMA.items()
+        for name, frame, schema in (
+            ("known_source_ips", self.known_source_ips, KNOWN_SOURCE_IPS_SCHEMA),
+            ("known_items", self.known_items, KNOWN_ITEMS_SCHEMA),
+            ("principal_history", self.principal_history, PRINCIPAL_HISTORY_SCHEMA),
         ):
-            raise ConfigError(
-                f"known_source_ips must have columns {dict(KNOWN_SOURCE_IPS_SCHEMA)}, "
-                f"got {dict(known.schema)}"
-            )
+            if frame is not None and any(
+                not _same_type(frame.schema.get(column), dtype) for column, dtype in schema.items()
+            ):
+                raise ConfigError(
+                    f"{name} must have columns {dict(schema)}, got {dict(frame.schema)}"
+                )
+
+
+def _same_type(found: pl.DataType | None, wanted: pl.DataType) -> bool:
+    """Equal types; a categorical or enum stands for text (the profile's item kinds)."""
+    if found is not None and wanted == pl.String and isinstance(found, pl.Categorical | pl.Enum):
+        return True
+    return found == wanted
 
 
 class Matcher(Protocol):
@@ -134,7 +217,8 @@ class Detection:
     ``matches`` then decides, on the selected rows only. ``anchors`` name the equivalent rules
     of other products (GuardDuty finding types, Panther rule ids, Sigma rules).
     ``positives``/``negatives`` are example batches of raw CloudTrail records that must (must
-    not) produce a finding of this detection; the tests run every one of them.
+    not) produce a finding of this detection; the tests run every one of them, with
+    ``example_context`` (what the profile knows) for detections that judge against it.
     """
 
     id: str
@@ -147,6 +231,7 @@ class Detection:
     positives: tuple[Example, ...]
     negatives: tuple[Example, ...]
     anchors: tuple[str, ...] = field(default=())
+    example_context: DetectionContext | None = None
 
     def __post_init__(self) -> None:
         if not _ID.fullmatch(self.id):

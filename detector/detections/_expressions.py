@@ -7,7 +7,8 @@
 - :func:`inspected`: evidence computed by a Python function, for checks an expression cannot
   say (IAM policy documents); it runs on the pre-selected rows only;
 - :func:`where`: a matcher from a condition and evidence, for the many one-line detections;
-- :func:`matched_by` / :func:`matched_by_grantees`: a matcher from an inspector.
+- :func:`matched_by` / :func:`matched_by_grantees`: a matcher from an inspector;
+- :func:`only_with_rows`: a matcher that reads the profile only when it has rows to judge.
 
 Imports: orjson, polars, this package's detection types.
 """
@@ -30,6 +31,7 @@ __all__ = [
     "inspected",
     "matched_by",
     "matched_by_grantees",
+    "only_with_rows",
     "param",
     "succeeded",
     "where",
@@ -126,5 +128,23 @@ def matched_by_grantees(inspect: Inspector, *columns: str) -> Matcher:
     ) -> pl.LazyFrame:
         bound = partial(inspect, config.trusted_account_ids)
         return matched_by(bound, *columns)(events, config, context)
+
+    return matches
+
+
+def only_with_rows(matcher: Matcher) -> Matcher:
+    """``matcher`` run only when its selected rows are not empty (else no match).
+
+    Matchers that judge against the profile join it, and a profile may hold millions of items:
+    collecting the few selected rows first spares every batch without such rows that cost.
+    """
+
+    def matches(
+        events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
+    ) -> pl.LazyFrame:
+        rows = events.collect()
+        if rows.is_empty():
+            return rows.lazy().with_columns(evidence())
+        return matcher(rows.lazy(), config, context)
 
     return matches

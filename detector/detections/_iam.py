@@ -180,22 +180,38 @@ IAM_ADMIN_POLICY_GRANTED = Detection(
 )
 
 _TARGET_USER = param("$.userName")
-# The caller's own user name: only an IAM user has one CloudTrail can vouch for (a role
-# session's name is whatever the caller of AssumeRole chose, so it does not count as "own").
+# The caller's own user name: an IAM user's name CloudTrail vouches for. A role session's name
+# (or source identity) is chosen by whoever assumed the role, so it is trusted only for a
+# password, what people change on their own user through a federated session; an access key
+# made "for yourself" from a role session is still a key for another principal.
 _OWN_USER = pl.when(pl.col("principal_type") == "IAMUser").then(pl.col("session_name"))
+_PASSWORD = pl.col("event_name").is_in(["CreateLoginProfile", "UpdateLoginProfile"])
+_OWN_PASSWORD = (
+    _PASSWORD
+    & (pl.col("principal_type") == "AssumedRole")
+    & (
+        (_TARGET_USER.str.to_lowercase() == pl.col("session_name").str.to_lowercase())
+        | (_TARGET_USER.str.to_lowercase() == pl.col("source_identity").str.to_lowercase())
+    ).fill_null(False)
+)
 
 IAM_CREDENTIALS_CREATED_FOR_ANOTHER_USER = Detection(
     id="iam_credentials_created_for_another_user",
     title="Access key or console password created for another IAM user",
     description="An access key (CreateAccessKey) or console password (CreateLoginProfile, "
     "UpdateLoginProfile) was made for a user other than the caller: a way to keep access as "
-    "someone else. Creating your own key does not count; role sessions and root always "
-    "count as 'another'.",
+    "someone else. Creating your own key does not count, nor a role session changing the "
+    "password of the IAM user its session name or source identity names (a person's own); "
+    "other role sessions count as 'another'. Root making its own key (no userName) is "
+    "root_credential_use's.",
     severity=6.0,
     mitre=("T1098.001",),
     selects=calls(_IAM, "CreateAccessKey", "CreateLoginProfile", "UpdateLoginProfile"),
     matches=where(
-        succeeded() & _TARGET_USER.is_not_null() & _TARGET_USER.ne_missing(_OWN_USER),
+        succeeded()
+        & _TARGET_USER.is_not_null()
+        & _TARGET_USER.ne_missing(_OWN_USER)
+        & ~_OWN_PASSWORD,
         target_user=_TARGET_USER,
         credential=pl.col("event_name"),
     ),
@@ -210,11 +226,45 @@ IAM_CREDENTIALS_CREATED_FOR_ANOTHER_USER = Detection(
             ),
         ),
         (api_call(_IAM, "UpdateLoginProfile", {"userName": "alice-admin"}),),
+        # A role session changing the password of a user other than the one it names.
+        (
+            api_call(
+                _IAM,
+                "UpdateLoginProfile",
+                {"userName": "bob"},
+                identity=role_session("platform-admin", "alice"),
+            ),
+        ),
+        # A role session named after the user still may not make that user an access key.
+        (api_call(_IAM, "CreateAccessKey", {"userName": "alice"}, identity=role_session()),),
     ),
     negatives=(
         (api_call(_IAM, "CreateAccessKey", {"userName": "alice"}),),
         (api_call(_IAM, "CreateAccessKey", None),),
         (api_call(_IAM, "CreateAccessKey", {"userName": "bob"}, error_code="LimitExceeded"),),
+        # alice, through her federated session, changes her own IAM user's password.
+        (
+            api_call(
+                _IAM,
+                "UpdateLoginProfile",
+                {"userName": "alice"},
+                identity=role_session("platform-admin", "alice"),
+            ),
+        ),
+        (
+            api_call(
+                _IAM,
+                "UpdateLoginProfile",
+                {"userName": "Alice"},
+                identity={
+                    **role_session("platform-admin", "a1b2c3"),
+                    "sessionContext": {
+                        **role_session()["sessionContext"],
+                        "sourceIdentity": "alice",
+                    },
+                },
+            ),
+        ),
     ),
     anchors=(
         "GuardDuty: Persistence:IAMUser/AnomalousBehavior",
@@ -469,5 +519,73 @@ ORGANIZATION_LEAVE_ATTEMPTED = Detection(
     anchors=(
         "Panther: AWS.CloudTrail.AttemptToLeaveOrg",
         "Stratus: aws.defense-evasion.organizations-leave",
+    ),
+)
+
+_QUARANTINE: Final = "AWSCompromisedKeyQuarantine"
+
+AWS_COMPROMISED_KEY_QUARANTINE_ATTACHED = Detection(
+    id="aws_compromised_key_quarantine_attached",
+    title="AWS attached its compromised-key quarantine policy",
+    description="An AWSCompromisedKeyQuarantine policy (any version) was attached to a user, "
+    "role or group: AWS found this principal's access key exposed in public (a code "
+    "repository, a paste) and fenced it. The key is known to be leaked; what it did before "
+    "and after is the question.",
+    severity=7.0,
+    mitre=("T1552.001", "T1078.004"),
+    selects=calls(_IAM, "AttachUserPolicy", "AttachRolePolicy", "AttachGroupPolicy"),
+    matches=where(
+        succeeded() & param("$.policyArn").str.contains(_QUARANTINE, literal=True).fill_null(False),
+        policy=param("$.policyArn"),
+        user=param("$.userName"),
+        role=param("$.roleName"),
+        group=param("$.groupName"),
+    ),
+    positives=(
+        (
+            api_call(
+                _IAM,
+                "AttachUserPolicy",
+                {
+                    "userName": "ci-legacy",
+                    "policyArn": "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3",
+                },
+                identity=service("support.amazonaws.com"),
+            ),
+        ),
+        (
+            api_call(
+                _IAM,
+                "AttachUserPolicy",
+                {
+                    "userName": "ci-legacy",
+                    "policyArn": "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantine",
+                },
+            ),
+        ),
+    ),
+    negatives=(
+        (
+            api_call(
+                _IAM,
+                "AttachUserPolicy",
+                {"userName": "ci-legacy", "policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"},
+            ),
+        ),
+        (
+            api_call(
+                _IAM,
+                "DetachUserPolicy",
+                {
+                    "userName": "ci-legacy",
+                    "policyArn": "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3",
+                },
+            ),
+        ),
+    ),
+    anchors=(
+        "GuardDuty: none (AWS Health sends AWS_RISK_CREDENTIALS_EXPOSED)",
+        "Panther: none found",
+        "Sigma: none found",
     ),
 )

@@ -5,7 +5,11 @@ Used from a public address the workload does not call from, they were most likel
 the instance (SSRF, a compromised process) and replayed elsewhere.
 
 "Where the workload calls from" comes from the principal profile
-(:attr:`DetectionContext.known_source_ips`). Without a profile, any public address that is not
+(:attr:`DetectionContext.known_source_ips`): the addresses the role itself is known to call
+from, and the account's egress, i.e. the addresses any workload role of the same account
+calls from (NAT gateways are shared by every instance behind them). Stolen credentials used
+from elsewhere, even from another AWS-hosted address with the workload's own user agent, are
+on neither list. Without a profile, any public address that is not
 a VPC endpoint fires. That is the documented trade-off: an instance with a public IP and no
 VPC endpoints calls AWS from its own public address, and fires (once per dedup period) until
 the profile has learnt that address; instances behind NAT or VPC endpoints (the usual case) do
@@ -29,7 +33,7 @@ from detector.detections._examples import (
     instance_role_session,
     role_session,
 )
-from detector.detections._expressions import evidence
+from detector.detections._expressions import evidence, only_with_rows
 
 __all__ = ["INSTANCE_CREDENTIALS_USED_OUTSIDE"]
 
@@ -57,13 +61,32 @@ _FROM_OUTSIDE = (
 _PAIR: Final = ("principal_key", "source_ip_address")
 
 
+# A workload role's key (no "#person" part): role ARN -> its account.
+_WORKLOAD_ROLE_ACCOUNT: Final = r"^arn:aws[a-z-]*:iam::(\d{12}):role/[^#]*$"
+_EGRESS: Final = ("account", "source_ip_address")
+
+
 def _used_outside(
     events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
 ) -> pl.LazyFrame:
     outside = events
     if context.known_source_ips is not None:
         known = context.known_source_ips.lazy().select(_PAIR)
-        outside = outside.join(known, on=list(_PAIR), how="anti")
+        # The account's egress: addresses any workload role of the account is known to call
+        # from (its NAT gateways' addresses are shared by every instance behind them, whatever
+        # the role), so a role new to the profile behind a known NAT is quiet too.
+        egress = (
+            known.with_columns(account=pl.col("principal_key").str.extract(_WORKLOAD_ROLE_ACCOUNT))
+            .drop_nulls("account")
+            .select(_EGRESS)
+            .unique()
+        )
+        outside = (
+            outside.join(known, on=list(_PAIR), how="anti")
+            .with_columns(account=pl.col("principal_key").str.extract(_WORKLOAD_ROLE_ACCOUNT))
+            .join(egress, on=list(_EGRESS), how="anti")
+            .drop("account")
+        )
     return outside.with_columns(
         evidence(
             instance=pl.col("session_name"),
@@ -89,7 +112,7 @@ INSTANCE_CREDENTIALS_USED_OUTSIDE = Detection(
     severity=8.0,
     mitre=("T1552.005", "T1078.004"),
     selects=_FROM_OUTSIDE,
-    matches=_used_outside,
+    matches=only_with_rows(_used_outside),
     positives=(
         (
             api_call(

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 __all__ = [
     "PUBLIC",
     "account_of",
+    "grantee_outside",
     "grants_everything",
     "outside_grantees",
     "policy_document",
@@ -93,6 +94,33 @@ def account_of(principal: str) -> str | None:
         return principal
     found = _ARN_ACCOUNT.match(principal)
     return found.group(1) if found else None
+
+
+_ORGANIZATION_ARN: Final = re.compile(
+    r"arn:aws[a-z-]*:organizations::\d{12}:(?:organization|ou)/o-"
+)
+
+
+def grantee_outside(
+    grantee: str, own_account: str | None, trusted: Iterable[str] = ()
+) -> str | None:
+    """What a grantee of a sharing call (a launch or restore permission, an SQS AddPermission)
+    means, when it means someone outside: ``"*"`` for ``all``/``*``, the account of a 12-digit
+    id or IAM/STS ARN of another account, or the organisation/OU ARN itself (an organisation
+    is as wide as the grant gets, and whether it is ours the event does not say).
+    None for our own or a trusted account, and for anything else (a group such as ``not-all``,
+    a user name, a service): such strings name no account, so they share nothing outside."""
+    text = grantee.strip()
+    if text.lower() == "all" or text == PUBLIC:
+        return PUBLIC
+    if _ORGANIZATION_ARN.match(text):
+        return text
+    account = account_of(text)
+    if account == PUBLIC:
+        return PUBLIC
+    if account is None or account == own_account or account in set(trusted):
+        return None
+    return account
 
 
 def _grantees(statement: dict[str, Any]) -> list[str]:

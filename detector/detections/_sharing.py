@@ -15,7 +15,7 @@ import orjson
 from detector.detections._detection import Detection
 from detector.detections._examples import ACCOUNT, OTHER_ACCOUNT, api_call, role_session
 from detector.detections._expressions import calls, matched_by_grantees
-from detector.detections._policies import PUBLIC, account_of, outside_grantees
+from detector.detections._policies import PUBLIC, account_of, grantee_outside, outside_grantees
 
 __all__ = [
     "EC2_IMAGE_OR_SNAPSHOT_SHARED",
@@ -31,14 +31,10 @@ def _params(request_parameters: str | None) -> dict[str, Any] | None:
 
 
 def _outside(accounts: list[str], own: str | None, trusted: frozenset[str]) -> list[str]:
-    """The grantees among ``accounts`` that are public ("all" -> "*") or another account."""
-    found = []
-    for account in accounts:
-        if account.lower() == "all" or account == PUBLIC:
-            found.append(PUBLIC)
-        elif (account_of(account) or account) not in {own, *trusted}:
-            found.append(account)
-    return list(dict.fromkeys(found))
+    """The grantees among ``accounts`` that are public ("all" -> "*"), another account or an
+    organisation (see :func:`grantee_outside`); group names and user names are not."""
+    found = [grantee_outside(account, own, trusted) for account in accounts]
+    return list(dict.fromkeys(g for g in found if g is not None))
 
 
 _EC2: Final = "ec2.amazonaws.com"
@@ -64,9 +60,11 @@ def _image_or_snapshot_shared(
     add = permission.get("add") if isinstance(permission, dict) else None
     items = add.get("items") if isinstance(add, dict) else None
     grantees = [
-        str(item.get("userId") or item.get("group"))
+        str(value)
         for item in items or ()
-        if isinstance(item, dict) and (item.get("userId") or item.get("group"))
+        if isinstance(item, dict)
+        for key in ("userId", "group", "organizationArn", "organizationalUnitArn")
+        if (value := item.get(key))
     ]
     outside = _outside(grantees, recipient_account_id, trusted)
     return {"resource": params.get(id_key), "shared_with": outside} if outside else None
@@ -97,12 +95,23 @@ EC2_IMAGE_OR_SNAPSHOT_SHARED = Detection(
         (_ec2_share("ModifyImageAttribute", "imageId", "ami-0a1b2c3d", {"group": "all"}),),
         (
             _ec2_share(
+                "ModifyImageAttribute",
+                "imageId",
+                "ami-0a1b2c3d",
+                {"organizationArn": "arn:aws:organizations::444455556666:organization/o-a1b2c3d4"},
+            ),
+        ),
+        (
+            _ec2_share(
                 "ModifySnapshotAttribute", "snapshotId", "snap-0a1b2c3d", {"userId": OTHER_ACCOUNT}
             ),
         ),
     ),
     negatives=(
         (_ec2_share("ModifyImageAttribute", "imageId", "ami-0a1b2c3d", {"userId": ACCOUNT}),),
+        # Names that are no account share nothing outside: a group other than "all", a user.
+        (_ec2_share("ModifyImageAttribute", "imageId", "ami-0a1b2c3d", {"group": "not-all"}),),
+        (_ec2_share("ModifySnapshotAttribute", "snapshotId", "snap-0a1b2c3d", {"userId": "bob"}),),
         (
             api_call(
                 _EC2,

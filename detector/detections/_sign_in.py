@@ -11,7 +11,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from detector.detections._detection import Detection, DetectionConfig, DetectionContext
+from detector.detections._detection import Detection, DetectionConfig, DetectionContext, Matcher
 from detector.detections._examples import (
     EXAMPLE_TIME,
     api_call,
@@ -23,7 +23,14 @@ from detector.detections._examples import (
 )
 from detector.detections._expressions import calls, evidence, succeeded, where
 
-__all__ = ["CONSOLE_LOGIN_FAILURES_REPEATED", "CONSOLE_LOGIN_WITHOUT_MFA", "ROOT_CREDENTIAL_USE"]
+__all__ = [
+    "CONSOLE_LOGIN_FAILURES_FROM_ONE_ADDRESS",
+    "CONSOLE_LOGIN_FAILURES_REPEATED",
+    "CONSOLE_LOGIN_WITHOUT_MFA",
+    "CONSOLE_SIGN_IN_TOKEN_FROM_ACCESS_KEYS",
+    "ROOT_CONSOLE_LOGIN_FAILED",
+    "ROOT_CREDENTIAL_USE",
+]
 
 _SIGN_IN: Final = "signin.amazonaws.com"
 _MFA_USED = pl.col("additional_event_data").str.json_path_match("$.MFAUsed")
@@ -32,14 +39,15 @@ ROOT_CREDENTIAL_USE = Detection(
     id="root_credential_use",
     title="Root user credentials used",
     description="The account's root user signed in or called an API, itself rather than "
-    "through an AWS service acting for it. Root should be locked away; any use, read-only "
+    "through an AWS service acting for it (the console, signin.amazonaws.com, acts for root "
+    "itself: a key made there is root's own). Root should be locked away; any use, read-only "
     "included, is worth a look (as in the CIS benchmark's root-usage alarm).",
     severity=5.0,
     mitre=("T1078.004",),
     selects=pl.col("principal_type") == "Root",
     matches=where(
         succeeded()
-        & pl.col("invoked_by").is_null()
+        & (pl.col("invoked_by").is_null() | (pl.col("invoked_by") == _SIGN_IN))
         & pl.col("event_type").fill_null("").ne("AwsServiceEvent"),
         event_name=pl.col("event_name"),
         console=pl.col("console"),
@@ -56,9 +64,18 @@ ROOT_CREDENTIAL_USE = Detection(
                 identity=root_user(),
             ),
         ),
+        # Root making itself an access key in the console: no userName, invoked by sign-in.
+        (
+            api_call(
+                "iam.amazonaws.com",
+                "CreateAccessKey",
+                identity={**root_user(), "invokedBy": _SIGN_IN},
+                source_ip="signin.amazonaws.com",
+                response_elements={"accessKey": {"accessKeyId": "AKIAEXAMPLEROOTKEY2"}},
+            ),
+        ),
     ),
     negatives=(
-        (console_sign_in(root_user(), success=False),),
         (
             api_call(
                 "iam.amazonaws.com",
@@ -114,49 +131,75 @@ CONSOLE_LOGIN_WITHOUT_MFA = Detection(
 _FAILED_SIGN_IN = pl.col("response_elements").str.contains('":"Failure"', literal=True)
 
 
-def _repeated_failures(
-    events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
-) -> pl.LazyFrame:
-    """Failed sign-ins of principals that failed ``threshold`` times within ``window``:
-    every failure from the window before the first time the count was reached onwards."""
-    window = config.failed_sign_in_window
-    failures_in_window = (
-        pl.col("event_id")
-        .is_not_null()
-        .cast(pl.UInt32)  # one per failure
-        .rolling_sum_by("event_time", window_size=window)
-        .over("principal_key")
-    )
-    first_reached = (
-        pl.col("event_time")
-        .filter(pl.col("failures_in_window") >= config.failed_sign_in_threshold)
-        .min()
-        .over("principal_key")
-    )
-    return (
-        events.filter(_FAILED_SIGN_IN.fill_null(False))
-        .with_columns(failures_in_window=failures_in_window)
-        .with_columns(first_reached=first_reached)
-        .filter(pl.col("event_time") >= pl.col("first_reached") - window)
-        .with_columns(
-            evidence(
-                most_failures_in_window=pl.col("failures_in_window").max().over("principal_key"),
-                threshold=pl.lit(config.failed_sign_in_threshold),
-                window_seconds=pl.lit(int(window.total_seconds())),
-            )
+def _failures_counted_by(key: str) -> Matcher:
+    """Failed sign-ins of ``key`` (a principal, an address) that failed ``threshold`` times
+    within ``window``: every failure from the window before the first time the count was
+    reached onwards."""
+
+    def matches(
+        events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
+    ) -> pl.LazyFrame:
+        window = config.failed_sign_in_window
+        failures_in_window = (
+            pl.col("event_id")
+            .is_not_null()
+            .cast(pl.UInt32)  # one per failure
+            .rolling_sum_by("event_time", window_size=window)
+            .over(key)
         )
-        .drop("failures_in_window", "first_reached")
-    )
+        first_reached = (
+            pl.col("event_time")
+            .filter(pl.col("failures_in_window") >= config.failed_sign_in_threshold)
+            .min()
+            .over(key)
+        )
+        return (
+            events.filter(_FAILED_SIGN_IN.fill_null(False) & pl.col(key).is_not_null())
+            .sort("event_time", "event_id")
+            .with_columns(failures_in_window=failures_in_window)
+            .with_columns(first_reached=first_reached)
+            .filter(pl.col("event_time") >= pl.col("first_reached") - window)
+            .with_columns(
+                evidence(
+                    most_failures_in_window=pl.col("failures_in_window").max().over(key),
+                    users=pl.col("session_name").n_unique().over(key),
+                    threshold=pl.lit(config.failed_sign_in_threshold),
+                    window_seconds=pl.lit(int(window.total_seconds())),
+                )
+            )
+            .drop("failures_in_window", "first_reached")
+        )
+
+    return matches
 
 
-def _failures(count: int, spacing: timedelta, user: str = "carol") -> tuple[dict[str, Any], ...]:
+def _by_address(matcher: Matcher) -> Matcher:
+    """Findings keyed by the source address rather than by each user it tried: one finding
+    for a spray across many users, named after where it came from."""
+
+    def matches(
+        events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
+    ) -> pl.LazyFrame:
+        return matcher(events, config, context).with_columns(
+            principal_key=pl.lit("source-ip:") + pl.col("source_ip"),
+            principal_arn=pl.lit(None, dtype=pl.String),
+        )
+
+    return matches
+
+
+def _failures(
+    count: int, spacing: timedelta, user: str = "carol", *, spray: bool = False
+) -> tuple[dict[str, Any], ...]:
+    """``count`` failed sign-ins: of one user from as many addresses, or (``spray``) of as
+    many users from one address."""
     start = datetime.fromisoformat(EXAMPLE_TIME)
     return tuple(
         console_sign_in(
-            iam_user(user),
+            iam_user(f"{user}{i}" if spray else user),
             success=False,
             event_time=(start + i * spacing).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            source_ip=f"198.51.100.{10 + i}",
+            source_ip="198.51.100.9" if spray else f"198.51.100.{10 + i}",
         )
         for i in range(count)
     )
@@ -172,7 +215,7 @@ CONSOLE_LOGIN_FAILURES_REPEATED = Detection(
     severity=4.0,
     mitre=("T1110",),
     selects=calls(_SIGN_IN, "ConsoleLogin"),
-    matches=_repeated_failures,
+    matches=_failures_counted_by("principal_key"),
     positives=(_failures(5, timedelta(seconds=30)), _failures(8, timedelta(minutes=1))),
     negatives=(
         _failures(4, timedelta(seconds=30)),
@@ -191,5 +234,133 @@ CONSOLE_LOGIN_FAILURES_REPEATED = Detection(
         "GuardDuty: none for console sign-ins",
         "Panther: Standard.BruteForceByUser",
         "Sigma: aws_cloudtrail_console_login_failure",
+    ),
+)
+
+CONSOLE_LOGIN_FAILURES_FROM_ONE_ADDRESS = Detection(
+    id="console_login_failures_from_one_address",
+    title="Repeated failed console sign-ins from one address",
+    description="One source address failed to sign in to the console "
+    "failed_sign_in_threshold times (default 5) within failed_sign_in_window (default 10 "
+    "minutes), whichever users it tried: password spraying across users, or guessing one. "
+    "Reported once per address (the finding's principal is source-ip:<address>), with the "
+    "number of users tried; counted within a batch.",
+    severity=4.0,
+    mitre=("T1110.003", "T1110.001"),
+    selects=calls(_SIGN_IN, "ConsoleLogin"),
+    matches=_by_address(_failures_counted_by("source_ip")),
+    positives=(
+        _failures(5, timedelta(seconds=30), spray=True),
+        _failures(12, timedelta(seconds=20), "dave", spray=True),
+    ),
+    negatives=(
+        _failures(4, timedelta(seconds=30), spray=True),
+        _failures(5, timedelta(minutes=5), spray=True),
+        tuple(
+            console_sign_in(iam_user(f"erin{i}"), source_ip="198.51.100.9", mfa_used=True)
+            for i in range(6)
+        ),
+    ),
+    anchors=(
+        "GuardDuty: none for console sign-ins",
+        "Panther: Standard.BruteForceByIP",
+        "Sigma: aws_cloudtrail_console_login_failure (per user only)",
+    ),
+)
+
+ROOT_CONSOLE_LOGIN_FAILED = Detection(
+    id="root_console_login_failed",
+    title="Failed console sign-in as root",
+    description="Someone tried the root user's password and failed. Root should never be "
+    "signed in to, so even one failure is someone who knows the account's root e-mail "
+    "address trying; repeated failures are also counted by "
+    "console_login_failures_repeated.",
+    severity=4.0,
+    mitre=("T1110", "T1078.004"),
+    selects=calls(_SIGN_IN, "ConsoleLogin") & (pl.col("principal_type") == "Root"),
+    matches=where(
+        _FAILED_SIGN_IN.fill_null(False),
+        error=pl.col("error_message"),
+        mfa_used=_MFA_USED,
+    ),
+    positives=((console_sign_in(root_user(), success=False),),),
+    negatives=(
+        (console_sign_in(iam_user("carol"), success=False),),
+        (console_sign_in(iam_user("carol"), mfa_used=True),),
+    ),
+    anchors=(
+        "GuardDuty: none",
+        "Panther: none found (AWS.Console.RootLogin counts successes)",
+        "Sigma: none (aws_root_account_usage counts successes)",
+    ),
+)
+
+# The console's own federation calls GetSigninToken with this user agent (Sigma's filter).
+_CONSOLE_FEDERATION_AGENT: Final = "Jersey/${project.version}"
+
+
+def _signin_token(identity: dict[str, Any], user_agent: str) -> dict[str, Any]:
+    record = api_call(
+        _SIGN_IN,
+        "GetSigninToken",
+        identity=identity,
+        region="us-east-1",
+        response_elements={"credentials": "***", "GetSigninToken": "Success"},
+        eventType="AwsConsoleSignIn",
+    )
+    record["userAgent"] = user_agent
+    return record
+
+
+CONSOLE_SIGN_IN_TOKEN_FROM_ACCESS_KEYS = Detection(
+    id="console_sign_in_token_from_access_keys",
+    title="Console sign-in token made from API credentials",
+    description="GetSigninToken turned temporary API credentials (a federation token or a "
+    "role session) into a console sign-in URL, outside the console's own federation: how "
+    "tools such as aws_consoler take stolen keys to the console, where API logging is "
+    "thinner and MFA is never asked.",
+    severity=5.0,
+    mitre=("T1550.001", "T1078.004"),
+    selects=calls(_SIGN_IN, "GetSigninToken"),
+    matches=where(
+        succeeded()
+        & ~pl.col("user_agent")
+        .str.contains(_CONSOLE_FEDERATION_AGENT, literal=True)
+        .fill_null(False),
+        user_agent=pl.col("user_agent"),
+        session=pl.col("session_name"),
+    ),
+    positives=(
+        (_signin_token(role_session("ci", "botocore-session-1714564800"), "python-requests/2.31"),),
+        (
+            _signin_token(
+                {
+                    "type": "FederatedUser",
+                    "principalId": "111122223333:consoler",
+                    "arn": "arn:aws:sts::111122223333:federated-user/consoler",
+                    "accountId": "111122223333",
+                    "accessKeyId": "ASIAEXAMPLEFEDKEY",
+                    "sessionContext": {
+                        "sessionIssuer": {
+                            "type": "IAMUser",
+                            "principalId": "AIDAEXAMPLEUSERID",
+                            "arn": "arn:aws:iam::111122223333:user/alice",
+                            "accountId": "111122223333",
+                            "userName": "alice",
+                        }
+                    },
+                },
+                "aws_consoler/1.0",
+            ),
+        ),
+    ),
+    negatives=(
+        (_signin_token(role_session("ci", "alice"), "Jersey/${project.version}"),),
+        (console_sign_in(iam_user("bob"), mfa_used=True),),
+    ),
+    anchors=(
+        "GuardDuty: none",
+        "Panther: none found",
+        "Sigma: aws_console_getsignintoken",
     ),
 )

@@ -14,7 +14,7 @@ import polars as pl
 from detector.detections._detection import Detection
 from detector.detections._examples import ACCOUNT, OTHER_ACCOUNT, api_call, role_session
 from detector.detections._expressions import calls, matched_by_grantees, param, succeeded, where
-from detector.detections._policies import account_of, outside_grantees
+from detector.detections._policies import grantee_outside, outside_grantees
 
 __all__ = ["SQS_DEAD_LETTER_QUEUE_REMOVED", "SQS_ENCRYPTION_REMOVED", "SQS_QUEUE_SHARED_OUTSIDE"]
 
@@ -119,9 +119,8 @@ def _queue_outside_grantees(
     queue = params.get("queueUrl") or params.get("queueName")
     if event_name == "AddPermission":
         accounts = [str(a) for a in (_lookup(params, "AWSAccountIds") or [])]
-        outside = [
-            a for a in accounts if (account_of(a) or a) not in {recipient_account_id, *trusted}
-        ]
+        found = [grantee_outside(a, recipient_account_id, trusted) for a in accounts]
+        outside = list(dict.fromkeys(g for g in found if g is not None))
         if not outside:
             return None
         return {"queue": queue, "granted_to": outside, "actions": _lookup(params, "actions")}
@@ -226,6 +225,18 @@ SQS_QUEUE_SHARED_OUTSIDE = Detection(
                     "queueUrl": _QUEUE_URL,
                     "label": "self",
                     "aWSAccountIds": [ACCOUNT],
+                    "actions": ["SendMessage"],
+                },
+            ),
+        ),
+        (
+            api_call(
+                _SQS,
+                "AddPermission",
+                {
+                    "queueUrl": _QUEUE_URL,
+                    "label": "typo",
+                    "aWSAccountIds": ["orders-team"],  # a name, not an account
                     "actions": ["SendMessage"],
                 },
             ),

@@ -32,6 +32,9 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 # Stratus Red Team AWS techniques our detections cover -> the detection that must fire.
 STRATUS_COVERED = {
     "aws.credential-access.ec2-steal-instance-credentials": "instance_credentials_used_outside",
+    "aws.credential-access.secretsmanager-batch-retrieve-secrets": "secrets_read_in_bulk",
+    "aws.credential-access.secretsmanager-retrieve-secrets": "secrets_read_in_bulk",
+    "aws.credential-access.ssm-retrieve-securestring-parameters": "secrets_read_in_bulk",
     "aws.defense-evasion.bedrock-model-invocation-logging-delete": (
         "bedrock_invocation_logging_deleted"
     ),
@@ -41,6 +44,8 @@ STRATUS_COVERED = {
     "aws.defense-evasion.dns-delete-logs": "dns_query_logging_deleted",
     "aws.defense-evasion.organizations-leave": "organization_leave_attempted",
     "aws.defense-evasion.vpc-remove-flow-logs": "vpc_flow_logs_deleted",
+    "aws.execution.ec2-launch-unusual-instances": "ec2_instances_launched_unusually",
+    "aws.execution.ec2-user-data": "ec2_user_data_changed",
     "aws.exfiltration.ec2-share-ami": "ec2_image_or_snapshot_shared",
     "aws.exfiltration.ec2-share-ebs-snapshot": "ec2_image_or_snapshot_shared",
     "aws.exfiltration.rds-share-snapshot": "rds_snapshot_shared",
@@ -61,19 +66,16 @@ STRATUS_COVERED = {
 
 _ROUTINE_READS = "ordinary read APIs every application calls; unusual volume or novelty for the principal is the model's job"
 _ROUTINE_OPS = "ordinary operations APIs (admins and tooling call them daily); only who/when/how often makes them odd: the model's job"
-# Techniques no signature covers, and why.
+_NEEDS_PROFILE = (
+    "lambda_changed_by_non_deployer judges who changed the function against the principal "
+    "profile, which a lone sample does not have (see tests/unit/test_detections.py)"
+)
+# Techniques no signature covers on a lone sample, and why.
 STRATUS_UNCOVERED = {
     "aws.credential-access.ec2-get-password-data": _ROUTINE_READS,
-    "aws.credential-access.secretsmanager-batch-retrieve-secrets": _ROUTINE_READS,
-    "aws.credential-access.secretsmanager-retrieve-secrets": _ROUTINE_READS,
-    "aws.credential-access.ssm-retrieve-securestring-parameters": _ROUTINE_READS,
     "aws.discovery.ec2-download-user-data": _ROUTINE_READS,
     "aws.discovery.ec2-enumerate-from-instance": _ROUTINE_READS,
     "aws.discovery.ses-enumerate": _ROUTINE_READS,
-    "aws.execution.ec2-launch-unusual-instances": (
-        "RunInstances is routine; 'unusual' instance types are relative to the account's history"
-    ),
-    "aws.execution.ec2-user-data": _ROUTINE_OPS,
     "aws.execution.ssm-send-command": _ROUTINE_OPS,
     "aws.execution.ssm-start-session": _ROUTINE_OPS,
     "aws.impact.bedrock-invoke-model": _ROUTINE_OPS,
@@ -82,11 +84,8 @@ STRATUS_UNCOVERED = {
     "aws.impact.s3-ransomware-individual-deletion": "a volume pattern of ordinary S3 calls",
     "aws.lateral-movement.ec2-instance-connect": _ROUTINE_OPS,
     "aws.lateral-movement.ec2-serial-console-send-ssh-public-key": _ROUTINE_OPS,
-    "aws.persistence.lambda-layer-extension": (
-        "adding a layer of the same account is a routine deploy; only a layer from another "
-        "account would be a signature (not implemented)"
-    ),
-    "aws.persistence.lambda-overwrite-code": _ROUTINE_OPS,
+    "aws.persistence.lambda-layer-extension": _NEEDS_PROFILE,
+    "aws.persistence.lambda-overwrite-code": _NEEDS_PROFILE,
     "aws.defense-evasion.cloudtrail-lifecycle-rule": (
         "PutBucketLifecycle is routine; it matters only on the trail's bucket, which the event "
         "does not say"
@@ -117,6 +116,7 @@ PANTHER_RULE_TO_DETECTION = {
     "AWS.IAM.BackdoorRole": "iam_role_trust_opened",
     "AWS.KMS.CustomerManagedKeyLoss": "kms_key_disabled_or_deletion_scheduled",
     "AWS.Root.Activity": "root_credential_use",
+    "AWS.SecretsManager.BatchRetrieveSecrets": "secrets_read_in_bulk",
     "Standard.BruteForceByUser": "console_login_failures_repeated",
 }
 # Known, documented disagreements: we report every root call (reads and CreateServiceLinkedRole

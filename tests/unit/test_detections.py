@@ -16,6 +16,7 @@ import detector.detections as detections_package
 from detector.detections import (
     Detection,
     DetectionConfig,
+    DetectionContext,
     DetectionState,
     Example,
     default_detections,
@@ -28,11 +29,20 @@ NOW = datetime(2024, 5, 1, 13, 0, tzinfo=UTC)
 README = Path(detections_package.__file__).resolve().parent / "README.md"
 
 
-def findings_of(example: Example, config: DetectionConfig | None = None) -> tuple[Finding, ...]:
+def findings_of(
+    example: Example,
+    config: DetectionConfig | None = None,
+    context: DetectionContext | None = None,
+) -> tuple[Finding, ...]:
     parsed = records_to_events(example, origin="example")
     assert parsed.failures == (), [str(f) for f in parsed.failures]
     _, found = run_detections(
-        parsed.events, default_detections(), DetectionState(), config or DetectionConfig(), NOW
+        parsed.events,
+        default_detections(),
+        DetectionState(),
+        config or DetectionConfig(),
+        NOW,
+        context,
     )
     return found
 
@@ -49,7 +59,7 @@ def _examples(kind: str) -> list[tuple[Detection, Example]]:
 def test_a_positive_example_fires_its_detection_and_no_other(
     detection: Detection, example: Example
 ) -> None:
-    found = findings_of(example)
+    found = findings_of(example, context=detection.example_context)
     assert {f.kind for f in found} == {detection.id}
     (finding,) = found
     assert finding.severity == detection.severity
@@ -61,7 +71,7 @@ def test_a_positive_example_fires_its_detection_and_no_other(
 
 @pytest.mark.parametrize(("detection", "example"), _examples("negative"))
 def test_a_negative_example_fires_nothing(detection: Detection, example: Example) -> None:
-    assert [f.kind for f in findings_of(example)] == []
+    assert [f.kind for f in findings_of(example, context=detection.example_context)] == []
 
 
 def test_the_public_names_are_the_intended_ones() -> None:

@@ -28,7 +28,12 @@ from detector.detections._examples import (
     iam_user,
     instance_role_session,
 )
-from detector.detections._policies import account_of, grants_everything, outside_grantees
+from detector.detections._policies import (
+    account_of,
+    grantee_outside,
+    grants_everything,
+    outside_grantees,
+)
 from detector.errors import ConfigError, StateError
 from detector.events import empty_events, records_to_events
 from detector.findings import Finding
@@ -280,14 +285,50 @@ def test_failed_sign_ins_are_counted_per_principal_within_the_window() -> None:
     records = [failure(m, "carol") for m in (0, 1, 2, 30, 31)]
     records += [failure(m, "dave") for m in (40, 41, 42, 43, 44)]
     _, found = run(records)
-    assert [f.principal.rsplit("/", 1)[-1] for f in found] == ["dave"]
-    assert found[0].event_count == 5
+    by_user = [f for f in found if f.kind == "console_login_failures_repeated"]
+    assert [f.principal.rsplit("/", 1)[-1] for f in by_user] == ["dave"]
+    assert by_user[0].event_count == 5
     lenient = DetectionConfig(failed_sign_in_window=timedelta(hours=1))
     _, both = run(records, config=lenient)
-    assert sorted(f.principal.rsplit("/", 1)[-1] for f in both) == ["carol", "dave"]
+    by_user = [f for f in both if f.kind == "console_login_failures_repeated"]
+    assert sorted(f.principal.rsplit("/", 1)[-1] for f in by_user) == ["carol", "dave"]
+
+
+def test_failed_sign_ins_from_one_address_are_one_finding_whichever_users() -> None:
+    def failure(minute: int, user: str, ip: str) -> dict[str, Any]:
+        return console_sign_in(
+            iam_user(user),
+            success=False,
+            event_time=f"2024-05-01T12:{minute:02d}:00Z",
+            source_ip=ip,
+        )
+
+    # 198.51.100.9 tries five users in five minutes; 192.0.2.7 tries one user twice.
+    records = [failure(m, f"user{m}", "198.51.100.9") for m in range(5)]
+    records += [failure(m, "erin", "192.0.2.7") for m in (1, 3)]
+    _, found = run(records)
+    assert [(f.kind, f.principal) for f in found] == [
+        ("console_login_failures_from_one_address", "source-ip:198.51.100.9")
+    ]
+    assert found[0].evidence["users"] == 5
+    assert found[0].event_count == 5
 
 
 class TestPolicies:
+    def test_a_grantee_is_outside_only_when_it_names_an_account_an_org_or_everyone(self) -> None:
+        assert grantee_outside("all", ACCOUNT) == "*"
+        assert grantee_outside("*", ACCOUNT) == "*"
+        assert grantee_outside(OTHER_ACCOUNT, ACCOUNT) == OTHER_ACCOUNT
+        assert grantee_outside(f"arn:aws:iam::{OTHER_ACCOUNT}:role/r", ACCOUNT) == OTHER_ACCOUNT
+        org = "arn:aws:organizations::444455556666:organization/o-a1b2c3d4"
+        assert grantee_outside(org, ACCOUNT) == org
+        ou = "arn:aws:organizations::444455556666:ou/o-a1b2c3d4/ou-ab12-cd34ef56"
+        assert grantee_outside(ou, ACCOUNT) == ou
+        for not_an_account in ("not-all", "bob", "s3.amazonaws.com", "AIDAEXAMPLEUSERID"):
+            assert grantee_outside(not_an_account, ACCOUNT) is None
+        assert grantee_outside(ACCOUNT, ACCOUNT) is None
+        assert grantee_outside(OTHER_ACCOUNT, ACCOUNT, [OTHER_ACCOUNT]) is None
+
     def test_account_of_reads_ids_and_arns(self) -> None:
         assert account_of("123456789012") == "123456789012"
         assert account_of("arn:aws:iam::123456789012:root") == "123456789012"
