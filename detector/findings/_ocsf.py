@@ -15,6 +15,7 @@ Imports: the standard library and this package.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import datetime
 from typing import Any, Final
@@ -131,10 +132,19 @@ def _anomaly_analyses(finding: Finding) -> list[dict[str, Any]]:
     ]
 
 
+def _endpoint(address: str) -> dict[str, str]:
+    # CloudTrail's sourceIPAddress is a service name ("ec2.amazonaws.com", "AWS Internal") when
+    # a service called on the principal's behalf: OCSF's ``ip`` takes addresses only.
+    try:
+        return {"ip": str(ipaddress.ip_address(address))}
+    except ValueError:
+        return {"name": address}
+
+
 def _evidences(finding: Finding, actor: dict[str, Any]) -> list[dict[str, Any]]:
     evidences: list[dict[str, Any]] = [
-        {"name": "source address", "actor": actor, "src_endpoint": {"ip": ip}}
-        for ip in finding.source_ips
+        {"name": "source address", "actor": actor, "src_endpoint": _endpoint(address)}
+        for address in finding.source_ips
     ]
     evidences.append(
         {
