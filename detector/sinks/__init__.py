@@ -9,6 +9,8 @@
   finding per finding id, updated in place);
 - :class:`EventBridgeFindingSink`: PutEvents to a named bus, for routing with rules;
 - :class:`FormattedFindingSink`: a queue or file sink fed OCSF or ASFF instead of native JSON;
+- :class:`SinkChoice` / :func:`open_sinks`: the sinks a run's flags chose, opened;
+  :class:`FanOutFindingSink` sends to several and returns when all have the findings;
 - :class:`MemoryFindingSink`: the fake.
 
 Errors::
@@ -21,6 +23,7 @@ aiobotocore, orjson, the standard library.
 """
 
 from detector.sinks._aws import AwsConfig
+from detector.sinks._choice import FanOutFindingSink, SinkChoice, open_sinks
 from detector.sinks._eventbridge import (
     EVENT_DETAIL_TYPE,
     EVENT_SOURCE,
@@ -42,6 +45,7 @@ __all__ = [
     "MAX_IMPORT_BATCH",
     "AwsConfig",
     "EventBridgeFindingSink",
+    "FanOutFindingSink",
     "FindingFormat",
     "FindingMessage",
     "FindingSink",
@@ -49,11 +53,13 @@ __all__ = [
     "JsonlFindingSink",
     "MemoryFindingSink",
     "SecurityHubFindingSink",
+    "SinkChoice",
     "SinkError",
     "SqsFindingSink",
     "asff_documents",
     "event_entry",
     "fifo_token",
+    "open_sinks",
     "put_batches",
     "render",
 ]
