@@ -76,13 +76,6 @@ def _check_state_dir(folder: Path) -> None:
         raise ConfigError(f"state directory {folder} is not writable: {err}") from None
 
 
-def _check_findings_file(path: Path) -> None:
-    if not path.parent.is_dir():
-        raise ConfigError(f"findings file {path}: folder {path.parent} does not exist")
-    if path.is_dir():
-        raise ConfigError(f"findings file {path} is a directory")
-
-
 async def queue_attributes(config: SqsConfig) -> dict[str, str]:
     """VisibilityTimeout and RedrivePolicy of a queue ({} if they cannot be read: the consumer
     then uses its own defaults)."""
@@ -226,8 +219,6 @@ class ServiceRuntime:
         artifact = await asyncio.to_thread(load_model, settings.model_dir)
         self.health.ready("model")
         await asyncio.to_thread(_check_state_dir, settings.state_dir)
-        if settings.findings_file is not None:
-            _check_findings_file(settings.findings_file)
         _log.info("findings go to", extra=fields(sinks=list(self.sink_choice.names)))
 
         input_config = self._sqs_config(settings.queue_url, settings.receivers + 6)

@@ -235,3 +235,25 @@ async def test_a_formatted_sink_passes_each_finding_on_in_its_format(form: str) 
     else:
         assert bodies == asff_documents(messages, account_id=ACCOUNT, region=REGION)
         assert [finding_from_json(m.body).finding_id for m in messages] == [b["Id"] for b in bodies]
+
+
+def test_a_repeated_finding_keeps_its_id_and_carries_its_count() -> None:
+    """Repeated findings merged under one id (a ``count`` field, when the record has one) are
+    one OCSF finding with that count and one Security Hub finding, updated."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Counted(Finding):
+        count: int = 1
+
+    (first,) = _detection_findings(default_detections()[0])[:1]
+    fields = {f.name: getattr(first, f.name) for f in dataclasses.fields(Finding)}
+    merged = Counted(**fields | {"last_seen": first.created_at + timedelta(hours=1)}, count=3)
+    ocsf = finding_to_ocsf(merged)
+    assert (ocsf["count"], ocsf["activity_name"], ocsf["type_uid"]) == (3, "Update", 200402)
+    assert ocsf["finding_info"]["uid"] == first.finding_id
+    asff = finding_to_asff(merged, account_id=ACCOUNT, region=REGION)
+    assert asff["Id"] == first.finding_id
+    assert asff["ProductFields"]["detector/count"] == "3"
+    assert (
+        asff["UpdatedAt"] > finding_to_asff(first, account_id=ACCOUNT, region=REGION)["UpdatedAt"]
+    )
