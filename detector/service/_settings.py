@@ -151,7 +151,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("findings_file", "--findings-file", "DETECTOR_FINDINGS_FILE", Path, None, "none",
            "also append findings to this JSON Lines file (its folder must exist)", "FILE"),
     Option("security_hub", "--security-hub", "DETECTOR_SECURITY_HUB", _yes_no, False, "false",
-           "also import findings into AWS Security Hub (ASFF, BatchImportFindings)", "[BOOL]",
+           "also import findings into AWS Security Hub (ASFF, BatchImportFindings)", "BOOL",
            bare="true"),
     Option("event_bus", "--event-bus", "DETECTOR_EVENT_BUS", str, None, "none",
            "also put findings on this EventBridge bus (name or ARN)", "NAME"),
