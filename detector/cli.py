@@ -64,9 +64,26 @@ def _parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="replay an archive through the pipeline")
     _archive_arguments(replay)
     replay.add_argument("--model", type=Path, help="model folder (default: the shipped model)")
-    out = replay.add_mutually_exclusive_group()
-    out.add_argument("--out", type=Path, help="findings JSONL file (default: findings.jsonl)")
-    out.add_argument("--findings-queue-url", help="send findings to this SQS queue instead")
+    replay.add_argument(
+        "--out",
+        "--findings-file",
+        dest="out",
+        type=Path,
+        help="findings JSONL file (default: findings.jsonl when no other sink is given)",
+    )
+    replay.add_argument("--findings-queue-url", help="send findings to this SQS queue")
+    replay.add_argument(
+        "--security-hub",
+        action="store_true",
+        help="import findings into AWS Security Hub (ASFF)",
+    )
+    replay.add_argument("--event-bus", metavar="NAME", help="put findings on this EventBridge bus")
+    replay.add_argument(
+        "--findings-format",
+        choices=["native", "ocsf", "asff"],
+        default="native",
+        help="format of findings in the file and on the queue (default: native)",
+    )
     replay.add_argument(
         "--state-dir", type=Path, help="keep state here: resumable, and read by `detector run`"
     )

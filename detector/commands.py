@@ -23,11 +23,11 @@ from detector.detections import Detection, default_detections
 from detector.errors import ConfigError
 from detector.pipeline import Pipeline
 from detector.scoring import DEFAULT_MODEL_DIR, load_artifact
-from detector.sinks import FindingSink, JsonlFindingSink
+from detector.sinks import FanOutFindingSink, FindingSink, SinkChoice, open_sinks
 from detector.training import TrainingConfig
 from detector.training import train as train_model
 
-__all__ = ["evaluate", "replay", "train"]
+__all__ = ["evaluate", "replay", "sink_choice", "train"]
 
 
 def _filter(args: argparse.Namespace) -> ArchiveFilter:
@@ -73,26 +73,30 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.asynccontextmanager
-async def _sink(args: argparse.Namespace) -> AsyncIterator[FindingSink]:
-    if args.findings_queue_url:
-        from detector.ingest import SqsConfig
-        from detector.sinks import SqsFindingSink
+def sink_choice(args: argparse.Namespace) -> SinkChoice:
+    """The sinks ``detector replay`` was given; the JSONL file ``findings.jsonl`` if none."""
+    chosen = args.findings_queue_url or args.out or args.security_hub or args.event_bus
+    return SinkChoice(
+        findings_queue_url=args.findings_queue_url,
+        findings_file=args.out if chosen else Path("findings.jsonl"),
+        security_hub=args.security_hub,
+        event_bus=args.event_bus,
+        findings_format=args.findings_format,
+    )
 
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        config = SqsConfig(
-            queue_url=args.findings_queue_url,
+
+@contextlib.asynccontextmanager
+async def _sink(choice: SinkChoice) -> AsyncIterator[FindingSink]:
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    async with contextlib.AsyncExitStack() as stack:
+        sinks = await open_sinks(
+            choice,
+            stack,
             region=region,
-            endpoint_url=os.environ.get("AWS_ENDPOINT_URL_SQS")
+            sqs_endpoint_url=os.environ.get("AWS_ENDPOINT_URL_SQS")
             or os.environ.get("AWS_ENDPOINT_URL"),
         )
-        sink: FindingSink = await SqsFindingSink.open(config)
-    else:
-        sink = JsonlFindingSink(args.out or Path("findings.jsonl"))
-    try:
-        yield sink
-    finally:
-        await sink.close()
+        yield sinks[0] if len(sinks) == 1 else FanOutFindingSink(sinks)
 
 
 async def _detections(sigma_rules: list[str], endpoint_url: str | None) -> list[Detection]:
@@ -120,7 +124,8 @@ async def _replay(args: argparse.Namespace) -> int:
         detections=await _detections(args.sigma_rules or [], args.endpoint_url),
     )
     store = LocalStateStore(args.state_dir) if args.state_dir else None
-    async with _opener(args) as source, _sink(args) as sink:
+    choice = sink_choice(args)
+    async with _opener(args) as source, _sink(choice) as sink:
         summary = await run_replay(
             source,
             args.source,
@@ -131,8 +136,10 @@ async def _replay(args: argparse.Namespace) -> int:
             progress=Progress(sys.stderr),
         )
     print(summary.text())
-    where = args.findings_queue_url or args.out or "findings.jsonl"
-    print(f"findings -> {where}" + (f"; state -> {args.state_dir}" if args.state_dir else ""))
+    for where in choice.names:
+        print(f"findings -> {where}")
+    if args.state_dir:
+        print(f"state -> {args.state_dir}")
     return 0
 
 

@@ -8,8 +8,9 @@
    S3 layout) and replayed into a state directory: the principal profiles are warm.
 3. The real service (``detector run``'s runtime) starts on that state, against those queues.
 4. The attack day goes through EventBridge ``PutEvents`` (a slice around each attack, so the
-   moto queue stays shallow), the service turns it into findings on the findings queue and in
-   a JSONL file, and the demo prints them as a table, with which attacks were found.
+   moto queue stays shallow), the service turns it into findings sent to every sink the stack
+   offers (the findings queue, a JSONL file, Security Hub and the findings event bus), and the
+   demo prints them as a table, where each sink's copies went, and which attacks were found.
 
 Needs the development extras (moto, boto3): ``make demo`` installs them.
 
@@ -39,7 +40,7 @@ from detector.findings import finding_from_dict
 from detector.pipeline import Pipeline
 from detector.replay import replay
 from detector.scoring import DEFAULT_MODEL_DIR, load_artifact
-from detector.sinks import MemoryFindingSink
+from detector.sinks import EVENT_SOURCE, MemoryFindingSink
 from detector.state import LocalStateStore
 from detector.synthetic import AttackLabel, SyntheticConfig, generate, write_archive
 
@@ -50,6 +51,7 @@ TEMPLATE: Final = (
 )
 REGION: Final = "us-east-1"
 MAX_DEPTH: Final = 60  # messages published but not yet processed: moto's SQS slows past ~100
+FINDINGS_BUS: Final = "cloudtrail-detector-findings"
 DETAIL_TYPES: Final = {
     "AwsApiCall": "AWS API Call via CloudTrail",
     "AwsConsoleSignIn": "AWS Console Sign In via CloudTrail",
@@ -81,10 +83,12 @@ def _provision(endpoint: str) -> dict[str, str]:
         StackName="cloudtrail-detector",
         TemplateBody=TEMPLATE.read_text(),
         Parameters=[
-            {
-                "ParameterKey": "EksOidcIssuer",
-                "ParameterValue": "oidc.eks.us-east-1.amazonaws.com/id/DEMO",
-            }
+            {"ParameterKey": k, "ParameterValue": v}
+            for k, v in {
+                "EksOidcIssuer": "oidc.eks.us-east-1.amazonaws.com/id/DEMO",
+                "SecurityHubFindings": "true",
+                "FindingsEventBusName": FINDINGS_BUS,
+            }.items()
         ],
         Capabilities=["CAPABILITY_IAM"],
     )
@@ -136,6 +140,8 @@ async def _stream(
         queue_url=outputs["InputQueueUrl"],
         findings_queue_url=outputs["FindingsQueueUrl"],
         findings_file=config.out / "findings.jsonl",
+        security_hub=True,
+        event_bus=outputs["FindingsEventBusName"],
         model_dir=DEFAULT_MODEL_DIR,
         state_dir=config.out / "state",
         metrics_host="127.0.0.1",
@@ -181,6 +187,79 @@ async def _stream(
     return status
 
 
+def _tap_bus(endpoint: str, outputs: dict[str, str]) -> str:
+    """A queue that receives every finding event on the bus, to count them."""
+    import boto3
+
+    session = boto3.Session(
+        aws_access_key_id="demo", aws_secret_access_key="demo", region_name=REGION
+    )
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    url = str(sqs.create_queue(QueueName="demo-bus-tap")["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events = session.client("events", endpoint_url=endpoint)
+    bus = outputs["FindingsEventBusName"]
+    # moto cannot deliver to SNS targets (its PutEvents fails, so the service would keep
+    # re-sending): the stack's example rule keeps its pattern here, without its topic target.
+    for rule in events.list_rules(EventBusName=bus)["Rules"]:
+        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+        sns = [t["Id"] for t in targets if t["Arn"].startswith("arn:aws:sns:")]
+        if sns:
+            events.remove_targets(Rule=rule["Name"], EventBusName=bus, Ids=sns)
+    events.put_rule(
+        Name="demo-bus-tap",
+        EventBusName=bus,
+        EventPattern=orjson.dumps({"source": [EVENT_SOURCE]}).decode(),
+    )
+    events.put_targets(Rule="demo-bus-tap", EventBusName=bus, Targets=[{"Id": "tap", "Arn": arn}])
+    return url
+
+
+def _drain(sqs: Any, url: str) -> list[bytes]:
+    bodies: list[bytes] = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        bodies += [m["Body"].encode() for m in batch]
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
+            ],
+        )
+    return bodies
+
+
+def _where_findings_went(
+    endpoint: str, outputs: dict[str, str], tap: str, findings_file: Path
+) -> list[str]:
+    """One line per sink: how many findings (distinct ids) it holds."""
+    import boto3
+
+    session = boto3.Session(
+        aws_access_key_id="demo", aws_secret_access_key="demo", region_name=REGION
+    )
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    hub = session.client("securityhub", endpoint_url=endpoint)
+    queued = {orjson.loads(b)["finding_id"] for b in _drain(sqs, outputs["FindingsQueueUrl"])}
+    on_bus = {orjson.loads(b)["detail"]["finding_id"] for b in _drain(sqs, tap)}
+    in_hub = {
+        f["Id"] for page in hub.get_paginator("get_findings").paginate() for f in page["Findings"]
+    }
+    in_file = {
+        orjson.loads(line)["finding_id"]
+        for line in findings_file.read_bytes().splitlines()
+        if line.strip()
+    }
+    return [
+        f"   SQS queue {outputs['FindingsQueueUrl']}: {len(queued)} findings (native JSON)",
+        f"   file {findings_file}: {len(in_file)} findings (JSON Lines)",
+        f"   Security Hub: {len(in_hub)} findings (ASFF, one per finding id)",
+        f"   EventBridge bus {outputs['FindingsEventBusName']}: {len(on_bus)} events "
+        f"(on AWS its example rule sends the high ones to {outputs['FindingsAlertTopicArn']})",
+    ]
+
+
 def _findings_table(findings: list[dict[str, Any]]) -> str:
     rows = sorted(findings, key=lambda f: (-f["severity"], f["first_seen"]))
     lines = [f"{'sev':>4}  {'window (UTC)':<17}  {'principal':<44}  why"]
@@ -211,7 +290,11 @@ async def _demo(config: DemoConfig) -> int:
         endpoint = f"http://{host}:{port}"
         _say(f"1. a local AWS stand-in (moto) on {endpoint}; provisioning {TEMPLATE.name} ...")
         outputs = _provision(endpoint)
-        _say(f"   input queue {outputs['InputQueueUrl']} (SSE-KMS, DLQ), findings queue, rule")
+        tap = _tap_bus(endpoint, outputs)
+        _say(
+            f"   input queue {outputs['InputQueueUrl']} (SSE-KMS, DLQ), rule; findings queue, "
+            f"Security Hub, event bus {outputs['FindingsEventBusName']} and SNS topic"
+        )
 
         synthetic = SyntheticConfig(baseline_days=config.history_days, attack_days=1)
         trail = generate(synthetic, config.seed)
@@ -234,7 +317,17 @@ async def _demo(config: DemoConfig) -> int:
             f"warm ({summary.events:,} events, {summary.seconds:.0f} s)"
         )
         _say(f"3. the service starts on that state; 4. the attack day ({len(live):,} events) ...")
-        status = await _stream(config, endpoint, outputs, live)
+        # Security Hub and EventBridge clients find the stand-in through the standard variable.
+        previous = os.environ.get("AWS_ENDPOINT_URL")
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        try:
+            status = await _stream(config, endpoint, outputs, live)
+        finally:
+            if previous is None:
+                del os.environ["AWS_ENDPOINT_URL"]
+            else:
+                os.environ["AWS_ENDPOINT_URL"] = previous
+        went = _where_findings_went(endpoint, outputs, tap, config.out / "findings.jsonl")
     finally:
         server.stop()
     findings = [
@@ -242,10 +335,11 @@ async def _demo(config: DemoConfig) -> int:
         for line in (config.out / "findings.jsonl").read_bytes().splitlines()
         if line.strip()
     ]
-    _say(
-        f"\nfindings ({len(findings)}; also on the findings queue and in {config.out}/findings.jsonl):"
-    )
+    _say(f"\nfindings ({len(findings)}):")
     _say(_findings_table(findings))
+    _say("\nwhere the findings went:")
+    for line in went:
+        _say(line)
     live_events = records_to_events(live, origin="live").events
     report = evaluate(
         trail.labels,

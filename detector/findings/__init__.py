@@ -5,12 +5,16 @@
 - :func:`finding_id_of`: the deterministic id (kind + principal + window start), so a re-score
   or a duplicate delivery gives the same id;
 - :func:`finding_to_json` / :func:`finding_from_json`: the stable serialised form, described by
-  :data:`FINDING_JSON_SCHEMA`.
+  :data:`FINDING_JSON_SCHEMA`;
+- :func:`finding_to_ocsf` / :func:`finding_to_asff`: the same finding as an OCSF Detection
+  Finding (class 2004, OCSF :data:`OCSF_VERSION`) and as an AWS Security Finding Format document.
 
 Imports: orjson and the standard library; nothing else in the detector (every stage may import
 this package).
 """
 
+from detector.findings._asff import ASFF_SCHEMA_VERSION, asff_product_arn, finding_to_asff
+from detector.findings._attack import ATTACK_VERSION, Tactic, Technique, technique
 from detector.findings._finding import (
     FINDING_SCHEMA_VERSION,
     MAX_SEVERITY,
@@ -31,24 +35,43 @@ from detector.findings._json import (
     finding_to_dict,
     finding_to_json,
 )
+from detector.findings._ocsf import (
+    OCSF_CLASS_UID,
+    OCSF_PROFILES,
+    OCSF_VERSION,
+    finding_count,
+    finding_to_ocsf,
+)
 from detector.findings._schema import FINDING_JSON_SCHEMA
 
 __all__ = [
+    "ASFF_SCHEMA_VERSION",
+    "ATTACK_VERSION",
     "FINDING_FIELDS",
     "FINDING_JSON_SCHEMA",
     "FINDING_SCHEMA_VERSION",
     "MAX_SEVERITY",
     "MIN_SEVERITY",
+    "OCSF_CLASS_UID",
+    "OCSF_PROFILES",
+    "OCSF_VERSION",
     "ExplanationItem",
     "Finding",
     "JsonScalar",
     "JsonValue",
     "SeverityLabel",
+    "Tactic",
+    "Technique",
+    "asff_product_arn",
+    "finding_count",
     "finding_from_dict",
     "finding_from_json",
     "finding_id_of",
+    "finding_to_asff",
     "finding_to_dict",
     "finding_to_json",
+    "finding_to_ocsf",
     "isoformat_ms",
     "severity_label",
+    "technique",
 ]

@@ -121,6 +121,13 @@ class ServiceMetrics:
             "detector_events_late", "events later than the allowed lateness", registry=r
         )
         self.findings = Counter("detector_findings", "findings sent", ["severity"], registry=r)
+        self.sink_failures = Counter(
+            "detector_sink_finding_failures",
+            "findings a sink reported as not delivered, each time (retried, or the batch is "
+            "sent again: never dropped)",
+            ["sink"],
+            registry=r,
+        )
         self.findings_send_failures = Counter(
             "detector_findings_send_failures",
             "micro-batches whose findings could not be delivered (retried)",

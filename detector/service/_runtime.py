@@ -5,7 +5,8 @@ Start-up, in order, each failure a :class:`~detector.errors.DetectorError` namin
 (the CLI exits 2): the ops port (``/healthz`` answers from the start, ``/readyz`` says what is
 not ready yet), the model, the state directory, the input queue (it must exist and accept the
 credentials; its ``VisibilityTimeout`` and ``RedrivePolicy`` become the consumer's defaults),
-the findings queue and file, then the saved state. Then the consumer runs until SIGTERM or
+the findings sinks (queue, file, Security Hub, EventBridge bus: each checked), then the saved
+state. Then the consumer runs until SIGTERM or
 SIGINT and drains within the grace period: exit 0 when the last checkpoint was saved, 1 when
 it was not or the input queue became unusable.
 
@@ -24,7 +25,7 @@ import tempfile
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 from aiobotocore.session import AioSession
@@ -41,7 +42,7 @@ from detector.service._logging import configure_logging, fields
 from detector.service._metrics import ServiceMetrics
 from detector.service._policy import DEFAULT_VISIBILITY_TIMEOUT, ConsumerConfig
 from detector.service._settings import ServiceSettings, resolve_settings
-from detector.sinks import FindingSink, JsonlFindingSink, SqsFindingSink
+from detector.sinks import FindingFormat, SinkChoice, open_sinks
 from detector.state import LocalStateStore
 
 __all__ = ["ServiceRuntime", "load_model", "run_command"]
@@ -74,13 +75,6 @@ def _check_state_dir(folder: Path) -> None:
             pass
     except OSError as err:
         raise ConfigError(f"state directory {folder} is not writable: {err}") from None
-
-
-def _check_findings_file(path: Path) -> None:
-    if not path.parent.is_dir():
-        raise ConfigError(f"findings file {path}: folder {path.parent} does not exist")
-    if path.is_dir():
-        raise ConfigError(f"findings file {path} is a directory")
 
 
 async def queue_attributes(config: SqsConfig) -> dict[str, str]:
@@ -154,6 +148,17 @@ class ServiceRuntime:
             self.consumer.stop()
 
     @property
+    def sink_choice(self) -> SinkChoice:
+        settings = self.settings
+        return SinkChoice(
+            findings_queue_url=settings.findings_queue_url,
+            findings_file=settings.findings_file,
+            security_hub=settings.security_hub,
+            event_bus=settings.event_bus,
+            findings_format=cast(FindingFormat, settings.findings_format),
+        )
+
+    @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
@@ -216,8 +221,7 @@ class ServiceRuntime:
         detections = await self._detections()
         self.health.ready("model")
         await asyncio.to_thread(_check_state_dir, settings.state_dir)
-        if settings.findings_file is not None:
-            _check_findings_file(settings.findings_file)
+        _log.info("findings go to", extra=fields(sinks=list(self.sink_choice.names)))
 
         input_config = self._sqs_config(settings.queue_url, settings.receivers + 6)
         sqs = await SqsQueue.open(input_config)
@@ -228,15 +232,13 @@ class ServiceRuntime:
             stack.push_async_callback(asyncio.to_thread, deleter.shutdown, cancel_futures=True)
             queue = OffloadedDeletes(sqs, deleter)
         attributes = await queue_attributes(input_config)
-        sinks: list[FindingSink] = []
-        if settings.findings_queue_url is not None:
-            sink = await SqsFindingSink.open(self._sqs_config(settings.findings_queue_url, 10))
-            stack.push_async_callback(sink.close)
-            sinks.append(sink)
-        if settings.findings_file is not None:
-            jsonl = JsonlFindingSink(settings.findings_file)
-            stack.push_async_callback(jsonl.close)
-            sinks.append(jsonl)
+        sinks = await open_sinks(
+            self.sink_choice,
+            stack,
+            region=settings.region,
+            sqs_endpoint_url=settings.endpoint_url,
+            on_failures=lambda sink, n: self.metrics.sink_failures.labels(sink=sink).inc(n),
+        )
         self.health.ready("queues")
 
         config = consumer_config(settings, attributes)

@@ -112,6 +112,20 @@ def _level(text: str) -> str:
     return level
 
 
+def _yes_no(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError("must be true or false")
+    return value in ("true", "1", "yes")
+
+
+def _findings_format(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("native", "ocsf", "asff"):
+        raise ValueError("must be native, ocsf or asff")
+    return value
+
+
 def _default_model_dir() -> Path:
     from detector.scoring import DEFAULT_MODEL_DIR  # the shipped model; scoring is heavy to import
 
@@ -131,6 +145,7 @@ class Option:
     help: str
     metavar: str = "VALUE"
     repeatable: bool = False  # the flag may be given several times; the variable is a list
+    bare: str | None = None  # the value of the flag given alone (``--security-hub``)
 
 
 OPTIONS: Final[tuple[Option, ...]] = (
@@ -140,6 +155,14 @@ OPTIONS: Final[tuple[Option, ...]] = (
            "none", "the SQS queue findings are sent to, one finding per message", "URL"),
     Option("findings_file", "--findings-file", "DETECTOR_FINDINGS_FILE", Path, None, "none",
            "also append findings to this JSON Lines file (its folder must exist)", "FILE"),
+    Option("security_hub", "--security-hub", "DETECTOR_SECURITY_HUB", _yes_no, False, "false",
+           "also import findings into AWS Security Hub (ASFF, BatchImportFindings)", "BOOL",
+           bare="true"),
+    Option("event_bus", "--event-bus", "DETECTOR_EVENT_BUS", str, None, "none",
+           "also put findings on this EventBridge bus (name or ARN)", "NAME"),
+    Option("findings_format", "--findings-format", "DETECTOR_FINDINGS_FORMAT", _findings_format,
+           "native", "native", "format of findings on the queue and in the file: native, ocsf "
+           "(OCSF Detection Finding) or asff", "FORMAT"),
     Option("model_dir", "--model", "DETECTOR_MODEL", Path, None, "the shipped models/default",
            "the model folder to load", "DIR"),
     Option("state_dir", "--state-dir", "DETECTOR_STATE_DIR", Path, DEFAULT_STATE_DIR,
@@ -210,6 +233,9 @@ class ServiceSettings:
     queue_url: str
     findings_queue_url: str | None = None
     findings_file: Path | None = None
+    security_hub: bool = False
+    event_bus: str | None = None
+    findings_format: str = "native"
     model_dir: Path = field(default_factory=_default_model_dir)
     state_dir: Path = DEFAULT_STATE_DIR
     metrics_host: str = DEFAULT_METRICS_HOST
@@ -234,23 +260,38 @@ class ServiceSettings:
     endpoint_url: str | None = None
 
     def __post_init__(self) -> None:
-        if self.findings_queue_url is None and self.findings_file is None:
+        chosen = (self.findings_queue_url, self.findings_file, self.security_hub, self.event_bus)
+        if not any(chosen):
             raise ConfigError(
                 "nowhere to send findings: give --findings-queue-url "
-                "(DETECTOR_FINDINGS_QUEUE_URL) or --findings-file (DETECTOR_FINDINGS_FILE), or both"
+                "(DETECTOR_FINDINGS_QUEUE_URL), --findings-file (DETECTOR_FINDINGS_FILE), "
+                "--security-hub (DETECTOR_SECURITY_HUB) or --event-bus (DETECTOR_EVENT_BUS), "
+                "or several"
             )
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``detector run`` (each defaults to its variable, then its default)."""
     for option in OPTIONS:
+        help_text = f"{option.help} [{option.env}; default: {option.default_text}]"
+        if option.bare is not None:  # a switch that may also take a value
+            parser.add_argument(
+                option.flag,
+                dest=option.name,
+                default=None,
+                nargs="?",
+                const=option.bare,
+                metavar=option.metavar,
+                help=help_text,
+            )
+            continue
         parser.add_argument(
             option.flag,
             dest=option.name,
             default=None,
             action="append" if option.repeatable else "store",
             metavar=option.metavar,
-            help=f"{option.help} [{option.env}; default: {option.default_text}]",
+            help=help_text,
         )
 
 

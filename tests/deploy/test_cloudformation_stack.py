@@ -25,7 +25,8 @@ pytestmark = pytest.mark.filterwarnings(
     # Raised in moto's server thread for the two resource types it does not implement; with
     # warnings as errors the request would fail. Both types are checked statically instead.
     # ("." stands for ":" below: colons separate the fields of a warning filter.)
-    r"ignore:Tried to parse AWS..(SQS..QueuePolicy|Events..EventBusPolicy) but it's not "
+    r"ignore:Tried to parse AWS..(SQS..QueuePolicy|Events..EventBusPolicy|SNS..TopicPolicy) but "
+    r"it's not "
     r"supported by moto's CloudFormation implementation:UserWarning"
 )
 
@@ -94,6 +95,8 @@ def full_stack(aws: Any) -> dict[str, str]:
             "TrailKmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666",
             "StateTableArn": "arn:aws:dynamodb:eu-west-1:123456789012:table/detector-state",
             "OrganizationId": "o-abcdefghij",
+            "SecurityHubFindings": "true",
+            "FindingsEventBusName": "security-findings",
         },
     )
 
@@ -108,6 +111,9 @@ def test_outputs_are_all_there(full_stack: dict[str, str]) -> None:
         "EventsDeadLetterQueueArn",
         "FindingsQueueUrl",
         "FindingsQueueArn",
+        "FindingsEventBusName",
+        "FindingsEventBusArn",
+        "FindingsAlertTopicArn",
         "KeyArn",
         "RuleArn",
         "ServiceRoleArn",
@@ -164,8 +170,10 @@ def test_role_trusts_the_service_account_and_holds_its_policies(
     )
     names = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
     assert sorted(names) == [
+        "cloudtrail-detector-event-bus",
         "cloudtrail-detector-queues",
         "cloudtrail-detector-replay",
+        "cloudtrail-detector-security-hub",
         "cloudtrail-detector-state",
         "cloudtrail-detector-trail-key",
     ]
@@ -178,6 +186,19 @@ def test_role_trusts_the_service_account_and_holds_its_policies(
         "PublishFindings": full_stack["FindingsQueueArn"],
         "UseQueueKey": full_stack["KeyArn"],
     }
+
+
+def test_findings_bus_rule_sends_to_the_encrypted_topic(
+    aws: Any, full_stack: dict[str, str]
+) -> None:
+    events = aws("events")
+    bus = full_stack["FindingsEventBusName"]
+    assert events.describe_event_bus(Name=bus)["Arn"] == full_stack["FindingsEventBusArn"]
+    (rule,) = events.list_rules(EventBusName=bus)["Rules"]
+    (target,) = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+    assert target["Arn"] == full_stack["FindingsAlertTopicArn"]
+    attributes = aws("sns").get_topic_attributes(TopicArn=full_stack["FindingsAlertTopicArn"])
+    assert attributes["Attributes"]["KmsMasterKeyId"] == full_stack["KeyArn"]
 
 
 def test_minimal_ecs_stack_has_only_the_core_grants(aws: Any) -> None:

@@ -38,6 +38,8 @@ ALL_OPTIONS = {
     "StateTableArn": "arn:aws:dynamodb:eu-west-1:111122223333:table/detector-state",
     "OrganizationId": "o-abcdefghij",
     "PermissionsBoundaryArn": "arn:aws:iam::111122223333:policy/boundary",
+    "SecurityHubFindings": "true",
+    "FindingsEventBusName": "security-findings",
 }
 ONLY_REQUIRED = {"EksOidcIssuer": ISSUER}
 QUEUES = ("InputQueue", "DeadLetterQueue", "EventsDeadLetterQueue", "FindingsQueue")
@@ -279,6 +281,8 @@ def test_service_role_gets_exactly_what_the_service_needs(full: dict[str, Any]) 
         },
         "PublishFindings": {"sqs:SendMessage", "sqs:GetQueueAttributes"},
         "UseQueueKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "ImportFindings": {"securityhub:BatchImportFindings"},
+        "PutFindingsOnBus": {"events:PutEvents", "events:DescribeEventBus"},
         "ListTrailPrefix": {"s3:ListBucket"},
         "ReadTrailObjects": {"s3:GetObject"},
         "DecryptTrailObjectsViaS3": {"kms:Decrypt"},
@@ -300,6 +304,77 @@ def test_optional_grants_are_absent_without_their_parameters(minimal: dict[str, 
     assert set(_actions_by_sid(minimal)) == {"ConsumeInputQueue", "PublishFindings", "UseQueueKey"}
     assert "PermissionsBoundary" not in minimal["ServiceRole"]["Properties"]
     assert "OrganizationEventBusPolicy" not in minimal
+    assert not {"FindingsEventBus", "FindingsAlertTopic", "HighSeverityFindingsRule"} & set(minimal)
+
+
+def test_without_the_findings_queue_the_service_may_not_send_to_one(
+    template: dict[str, Any],
+) -> None:
+    resources = resolve_resources(template, {**ONLY_REQUIRED, "FindingsQueueEnabled": "false"})
+    assert "FindingsQueue" not in resources
+    assert "FindingsQueuePolicy" not in resources
+    assert set(_actions_by_sid(resources)) == {"ConsumeInputQueue", "UseQueueKey"}
+
+
+def _statement(resources: dict[str, Any], sid: str) -> dict[str, Any]:
+    (statement,) = [s for _, s in _iam_statements(resources) if s["Sid"] == sid]
+    return statement
+
+
+def test_security_hub_grant_is_the_accounts_own_integration_only(full: dict[str, Any]) -> None:
+    account, region = PSEUDO_PARAMETERS["AWS::AccountId"], PSEUDO_PARAMETERS["AWS::Region"]
+    assert _statement(full, "ImportFindings")["Resource"] == (
+        f"arn:aws:securityhub:{region}:{account}:product/{account}/default"
+    )
+
+
+def test_the_service_may_put_findings_on_its_bus_only(full: dict[str, Any]) -> None:
+    assert _statement(full, "PutFindingsOnBus")["Resource"] == "{FindingsEventBus.Arn}"
+    assert full["FindingsEventBus"]["Properties"]["Name"] == "security-findings"
+
+
+def test_the_example_rule_sends_high_findings_to_an_encrypted_topic(full: dict[str, Any]) -> None:
+    rule = full["HighSeverityFindingsRule"]["Properties"]
+    assert rule["EventBusName"] == "security-findings"
+    assert rule["EventPattern"] == {
+        "source": ["cloudtrail-detector"],
+        "detail-type": ["CloudTrail Detector Finding"],
+        "detail": {"severity_label": ["high"]},
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == "{FindingsAlertTopic}"
+    assert full["FindingsAlertTopic"]["Properties"]["KmsMasterKeyId"] == "{Key.Arn}"
+    policy = full["FindingsAlertTopicPolicy"]["Properties"]["PolicyDocument"]
+    from_rule = Request(
+        action="sns:Publish",
+        resource="{FindingsAlertTopic}",
+        principal_service="events.amazonaws.com",
+        context={
+            **_tls(True),
+            "aws:SourceArn": "{HighSeverityFindingsRule.Arn}",
+            "aws:PrincipalIsAWSService": "true",
+        },
+    )
+    assert decide(policy, from_rule) == "allow"
+    assert (
+        decide(
+            policy,
+            Request(
+                **{
+                    **from_rule.__dict__,
+                    "context": {**from_rule.context, "aws:SourceArn": RULE_ARN},
+                }
+            ),
+        )
+        == "no-decision"
+    )
+    assert (
+        decide(
+            policy,
+            Request(**{**from_rule.__dict__, "context": {**from_rule.context, **_tls(False)}}),
+        )
+        == "deny"
+    )
 
 
 def test_replay_is_scoped_to_the_trail_prefix(full: dict[str, Any]) -> None:

@@ -35,3 +35,13 @@ def test_the_demo_finds_every_attack(tmp_path: Path) -> None:
     assert "model_anomaly" in kinds
     assert "cloudtrail_logging_stopped" in kinds
     assert (tmp_path / "demo" / "state").is_dir()
+    # Every sink holds every finding: one line per sink, each with the same count.
+    went = result.stdout.split("where the findings went:", 1)[1].splitlines()[1:5]
+    assert [line.split(":", 1)[0].split()[0] for line in went] == [
+        "SQS",
+        "file",
+        "Security",
+        "EventBridge",
+    ]
+    distinct = len({f["finding_id"] for f in findings})
+    assert {int(line.rsplit(": ", 1)[1].split()[0]) for line in went} == {distinct}

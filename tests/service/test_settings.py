@@ -57,6 +57,16 @@ def test_a_flag_wins_over_its_variable_which_wins_over_the_default() -> None:
     assert settings.state_dir == Path("/var/lib/detector")
 
 
+def test_security_hub_or_a_bus_alone_is_somewhere_to_send_findings() -> None:
+    hub = resolve_settings(parse("--queue-url", QUEUE, "--security-hub"), {})
+    assert (hub.security_hub, hub.event_bus, hub.findings_format) == (True, None, "native")
+    bus = resolve_settings(
+        parse("--queue-url", QUEUE, "--findings-file", "f", "--findings-format", "OCSF"),
+        {"DETECTOR_EVENT_BUS": "security", "DETECTOR_SECURITY_HUB": "false"},
+    )
+    assert (bus.security_hub, bus.event_bus, bus.findings_format) == (False, "security", "ocsf")
+
+
 def test_the_standard_aws_variables_are_honoured() -> None:
     base = {
         "DETECTOR_QUEUE_URL": "http://127.0.0.1:5000/123456789012/in",
@@ -99,6 +109,13 @@ def test_the_standard_aws_variables_are_honoured() -> None:
             "--metrics-port",
         ),
         (("--queue-url", QUEUE, "--findings-file", "f", "--log-level", "loud"), {}, "--log-level"),
+        (
+            ("--queue-url", QUEUE, "--findings-file", "f", "--findings-format", "cef"),
+            {},
+            "--findings-format='cef'",
+        ),
+        (("--queue-url", QUEUE), {"DETECTOR_SECURITY_HUB": "maybe"}, "DETECTOR_SECURITY_HUB"),
+        (("--queue-url", QUEUE), {"DETECTOR_SECURITY_HUB": "false"}, "nowhere to send"),
     ],
 )
 def test_a_bad_setting_names_its_flag_or_variable(

@@ -93,6 +93,18 @@ def detection_finding() -> Finding:
 def test_the_public_names_are_the_intended_ones() -> None:
     assert sorted(findings_package.__all__) == sorted(
         [
+            "ASFF_SCHEMA_VERSION",
+            "ATTACK_VERSION",
+            "OCSF_CLASS_UID",
+            "OCSF_PROFILES",
+            "OCSF_VERSION",
+            "Tactic",
+            "Technique",
+            "asff_product_arn",
+            "finding_count",
+            "finding_to_asff",
+            "finding_to_ocsf",
+            "technique",
             "FINDING_FIELDS",
             "FINDING_JSON_SCHEMA",
             "FINDING_SCHEMA_VERSION",

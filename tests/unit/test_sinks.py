@@ -328,13 +328,31 @@ def test_fifo_tokens_are_kept_or_hashed_stably(value: str, kept: bool) -> None:
 def test_the_public_names_are_the_intended_ones() -> None:
     import detector.sinks
 
-    assert sorted(detector.sinks.__all__) == [
-        "FindingMessage",
-        "FindingSink",
-        "JsonlFindingSink",
-        "MemoryFindingSink",
-        "SinkError",
-        "SqsFindingSink",
-        "fifo_token",
-    ]
+    assert sorted(detector.sinks.__all__) == sorted(
+        [
+            "EVENT_DETAIL_TYPE",
+            "EVENT_SOURCE",
+            "FINDING_FORMATS",
+            "MAX_IMPORT_BATCH",
+            "AwsConfig",
+            "EventBridgeFindingSink",
+            "FanOutFindingSink",
+            "SinkChoice",
+            "open_sinks",
+            "FindingFormat",
+            "FindingMessage",
+            "FindingSink",
+            "FormattedFindingSink",
+            "JsonlFindingSink",
+            "MemoryFindingSink",
+            "SecurityHubFindingSink",
+            "SinkError",
+            "SqsFindingSink",
+            "asff_documents",
+            "event_entry",
+            "fifo_token",
+            "put_batches",
+            "render",
+        ]
+    )
     assert issubclass(SinkError, DetectorError)
