@@ -4,6 +4,8 @@
   (:class:`ExplanationItem`), and the events behind it;
 - :func:`finding_id_of`: the deterministic id (kind + principal + window start), so a re-score
   or a duplicate delivery gives the same id;
+- :func:`aggregate_findings`: repeats of one kind for one principal within an aggregation
+  period (6 h by default) become one finding with a ``count``;
 - :func:`finding_to_json` / :func:`finding_from_json`: the stable serialised form, described by
   :data:`FINDING_JSON_SCHEMA`.
 
@@ -11,6 +13,13 @@ Imports: orjson and the standard library; nothing else in the detector (every st
 this package).
 """
 
+from detector.findings._aggregation import (
+    DEFAULT_AGGREGATION_PERIOD,
+    AggregationConfig,
+    AggregationState,
+    aggregate_findings,
+    flush_aggregates,
+)
 from detector.findings._finding import (
     FINDING_SCHEMA_VERSION,
     MAX_SEVERITY,
@@ -34,21 +43,26 @@ from detector.findings._json import (
 from detector.findings._schema import FINDING_JSON_SCHEMA
 
 __all__ = [
+    "DEFAULT_AGGREGATION_PERIOD",
     "FINDING_FIELDS",
     "FINDING_JSON_SCHEMA",
     "FINDING_SCHEMA_VERSION",
     "MAX_SEVERITY",
     "MIN_SEVERITY",
+    "AggregationConfig",
+    "AggregationState",
     "ExplanationItem",
     "Finding",
     "JsonScalar",
     "JsonValue",
     "SeverityLabel",
+    "aggregate_findings",
     "finding_from_dict",
     "finding_from_json",
     "finding_id_of",
     "finding_to_dict",
     "finding_to_json",
+    "flush_aggregates",
     "isoformat_ms",
     "severity_label",
 ]

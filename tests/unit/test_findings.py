@@ -93,6 +93,11 @@ def detection_finding() -> Finding:
 def test_the_public_names_are_the_intended_ones() -> None:
     assert sorted(findings_package.__all__) == sorted(
         [
+            "DEFAULT_AGGREGATION_PERIOD",
+            "AggregationConfig",
+            "AggregationState",
+            "aggregate_findings",
+            "flush_aggregates",
             "FINDING_FIELDS",
             "FINDING_JSON_SCHEMA",
             "FINDING_SCHEMA_VERSION",
@@ -234,7 +239,7 @@ def test_the_json_schema_rejects_what_is_not_a_finding() -> None:
 
 @pytest.mark.parametrize(
     ("name", "make"),
-    [("model_v1.json", model_finding), ("detection_v1.json", detection_finding)],
+    [("model_v2.json", model_finding), ("detection_v2.json", detection_finding)],
 )
 def test_the_serialised_form_matches_the_golden_file(name: str, make: Any) -> None:
     path = GOLDEN / name
