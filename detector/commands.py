@@ -26,7 +26,7 @@ from detector.sinks import FindingSink, JsonlFindingSink
 from detector.training import TrainingConfig
 from detector.training import train as train_model
 
-__all__ = ["evaluate", "replay", "train"]
+__all__ = ["evaluate", "replay", "shape_names", "train"]
 
 
 def _filter(args: argparse.Namespace) -> ArchiveFilter:
@@ -136,7 +136,7 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _shape_names(text: str | None) -> list[str] | None:
+def shape_names(text: str | None) -> list[str] | None:
     from detector.synthetic import DEVELOPMENT_SHAPES, HELD_BACK_SHAPES, SHAPES
 
     if text is None:
@@ -170,7 +170,7 @@ def _evaluate_shapes(args: argparse.Namespace) -> int:
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         raise ConfigError(f"--modes: unknown {unknown}; known: {list(MODES)}")
-    runs = shape_runs(_shape_names(args.shapes), args.seeds)
+    runs = shape_runs(shape_names(args.shapes), args.seeds)
     results = evaluate_shapes(
         runs,
         modes,
