@@ -109,7 +109,7 @@ class SqsFindingSink:
                 finding.body,
                 group_id=fifo_token(finding.group) if fifo else None,
                 deduplication_id=(
-                    fifo_token(f"{finding.finding_id}-{finding.count}") if fifo else None
+                    fifo_token(f"{finding.finding_id}-{finding.revision}") if fifo else None
                 ),
             )
             for i, finding in enumerate(findings)
