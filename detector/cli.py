@@ -95,7 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     evaluate = commands.add_parser(
-        "evaluate", help="quality report: train on a synthetic baseline, replay its attacks"
+        "evaluate",
+        help="quality report: train on a synthetic baseline, replay its attacks; with --shapes, "
+        "organisations of different shapes from a cold start",
     )
     evaluate.add_argument("--baseline-days", type=int, default=10)
     evaluate.add_argument("--attack-days", type=int, default=2)
@@ -103,6 +105,25 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--alert-budget", type=float, help="model findings per 1,000 principal-days"
     )
+    evaluate.add_argument(
+        "--shapes",
+        help="evaluate organisations of these shapes (comma-separated names, or dev, held-back, "
+        "all) from a cold start, instead of the single synthetic organisation",
+    )
+    evaluate.add_argument(
+        "--seeds",
+        type=lambda text: [int(part) for part in _csv(text)],
+        help="comma-separated seeds for --shapes (default: development seeds for development "
+        "shapes, held-back seeds for held-back shapes)",
+    )
+    evaluate.add_argument(
+        "--modes",
+        type=_csv,
+        help="comma-separated: default (shipped model), trained (trained on the shape's clean "
+        "days); default: both",
+    )
+    evaluate.add_argument("--scale", type=float, default=1.0, help="shrink or grow head counts")
+    evaluate.add_argument("--json", action="store_true", help="print the shape report as JSON")
 
     detections = commands.add_parser("detections", help="the shipped signature detections")
     detections_commands = detections.add_subparsers(dest="detections_command", required=True)

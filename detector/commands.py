@@ -27,7 +27,7 @@ from detector.sinks import FanOutFindingSink, FindingSink, SinkChoice, open_sink
 from detector.training import TrainingConfig
 from detector.training import train as train_model
 
-__all__ = ["evaluate", "replay", "sink_choice", "train"]
+__all__ = ["evaluate", "replay", "shape_names", "sink_choice", "train"]
 
 
 def _filter(args: argparse.Namespace) -> ArchiveFilter:
@@ -148,6 +148,8 @@ def replay(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    if args.shapes is not None or args.seeds is not None:
+        return _evaluate_shapes(args)
     from detector.evaluation import synthetic_quality_report
     from detector.synthetic import SyntheticConfig
 
@@ -167,4 +169,54 @@ def export_sigma(args: argparse.Namespace) -> int:
     print(
         f"{len(written)} of {len(default_detections())} detections written as Sigma rules -> {args.dir}"
     )
+    return 0
+
+
+def shape_names(text: str | None) -> list[str] | None:
+    from detector.synthetic import DEVELOPMENT_SHAPES, HELD_BACK_SHAPES, SHAPES
+
+    if text is None:
+        return None
+    groups = {
+        "dev": list(DEVELOPMENT_SHAPES),
+        "held-back": list(HELD_BACK_SHAPES),
+        "all": [*DEVELOPMENT_SHAPES, *HELD_BACK_SHAPES],
+    }
+    names: list[str] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part not in groups and part not in SHAPES:
+            known = ", ".join([*groups, *SHAPES])
+            raise ConfigError(f"--shapes: unknown shape {part!r}; known: {known}")
+        names += groups.get(part, [part])
+    return names
+
+
+def _evaluate_shapes(args: argparse.Namespace) -> int:
+    import orjson
+
+    from detector.evaluation import (
+        MODES,
+        evaluate_shapes,
+        shape_report_json,
+        shape_report_text,
+        shape_runs,
+    )
+
+    modes = args.modes or list(MODES)
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise ConfigError(f"--modes: unknown {unknown}; known: {list(MODES)}")
+    runs = shape_runs(shape_names(args.shapes), args.seeds)
+    results = evaluate_shapes(
+        runs,
+        modes,
+        scale=args.scale,
+        on_result=lambda r: print(
+            f"evaluated {r.shape} seed {r.seed} ({r.mode})", file=sys.stderr, flush=True
+        ),
+    )
+    if args.json:
+        print(orjson.dumps(shape_report_json(results), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(shape_report_text(results))
     return 0

@@ -6,7 +6,10 @@ One step does, for a micro-batch of events (from the SQS consumer, a replay, a t
    (:mod:`detector.detections`);
 2. the feature step: dedup, windows, profiles (:mod:`detector.features`);
 3. scoring of the windows that closed, against the model and each principal's own baseline
-   (:mod:`detector.scoring`).
+   (:mod:`detector.scoring`);
+4. aggregation: the occurrences of steps 1 and 3 of one kind for one principal within an
+   aggregation period (6 h by default) update one finding, which is sent when it first appears,
+   when its severity rises and when its period closes (:mod:`detector.findings`).
 
 The service, replay, training evaluation and the demo all run this same code, so the same
 events give the same findings (same ids) however they arrive. :class:`PipelineState` snapshots
@@ -38,7 +41,13 @@ from detector.detections import (
 )
 from detector.errors import StateError
 from detector.features import FeatureConfig, FeatureState, empty_state, flush, update
-from detector.findings import Finding
+from detector.findings import (
+    AggregationConfig,
+    AggregationState,
+    Finding,
+    aggregate_findings,
+    flush_aggregates,
+)
 from detector.scoring import ModelArtifact, OwnBaseline, score_windows
 from detector.state import Snapshot
 
@@ -53,6 +62,7 @@ _BASELINE_FRAME: Final = "baseline"
 class PipelineConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     detections: DetectionConfig = field(default_factory=DetectionConfig)
+    aggregation: AggregationConfig = field(default_factory=AggregationConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,7 @@ class PipelineState:
     features: FeatureState
     detections: DetectionState
     baseline: OwnBaseline
+    aggregation: AggregationState = field(default_factory=AggregationState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +119,14 @@ class Pipeline:
         detections, signature_findings = self._detect(state, events, now)
         features, windows, report = update(state.features, events, self.config.features)
         baseline, scored = score_windows(self.artifact, state.baseline, windows, created_at=now)
-        findings = [*signature_findings, *scored.findings]
+        newest = events.get_column("event_time").max() if events.height else None
+        aggregation, findings = aggregate_findings(
+            state.aggregation,
+            [*signature_findings, *scored.findings],
+            newest if isinstance(newest, datetime) else None,
+            self.config.aggregation,
+            now,
+        )
         step = _report(
             report.events_in,
             report.duplicates,
@@ -118,7 +136,7 @@ class Pipeline:
             report.watermark,
             findings,
         )
-        return PipelineState(features, detections, baseline), findings, step
+        return PipelineState(features, detections, baseline, aggregation), findings, step
 
     def _detect(
         self, state: PipelineState, events: pl.DataFrame, now: datetime
@@ -140,11 +158,18 @@ class Pipeline:
     def flush(
         self, state: PipelineState, now: datetime
     ) -> tuple[PipelineState, list[Finding], StepReport]:
-        """Close every open window (end of a replay, or shutdown) and score them."""
+        """Close every open window (end of a replay, or shutdown), score them, and send every
+        aggregate that grew since it was last sent (aggregates stay open: a resumed replay
+        keeps counting them)."""
         features, windows, report = flush(state.features, self.config.features)
         baseline, scored = score_windows(self.artifact, state.baseline, windows, created_at=now)
-        step = _report(0, 0, 0, windows, report.principals, report.watermark, scored.findings)
-        return PipelineState(features, state.detections, baseline), scored.findings, step
+        aggregation, found = aggregate_findings(
+            state.aggregation, scored.findings, None, self.config.aggregation, now
+        )
+        aggregation, pending = flush_aggregates(aggregation, now)
+        findings = _latest_per_id([*found, *pending])
+        step = _report(0, 0, 0, windows, report.principals, report.watermark, findings)
+        return PipelineState(features, state.detections, baseline, aggregation), findings, step
 
     def snapshot(self, state: PipelineState) -> Snapshot:
         features = state.features.snapshot(self.config.features)
@@ -153,6 +178,7 @@ class Pipeline:
         meta = {f"{_FEATURES_PREFIX}{k}": v for k, v in features.meta.items()}
         meta["format"] = PIPELINE_FORMAT
         meta["detections"] = orjson.dumps(state.detections.snapshot()).decode()
+        meta["aggregation"] = orjson.dumps(state.aggregation.snapshot()).decode()
         return Snapshot(frames, meta)
 
     def restore(self, snapshot: Snapshot) -> PipelineState:
@@ -170,11 +196,24 @@ class Pipeline:
                 snapshot.frames[_BASELINE_FRAME], self.artifact.feature_names
             )
             detections = DetectionState.restore(orjson.loads(snapshot.meta["detections"]))
+            # Snapshots from before aggregation have no open aggregates.
+            aggregation = (
+                AggregationState.restore(orjson.loads(snapshot.meta["aggregation"]))
+                if "aggregation" in snapshot.meta
+                else AggregationState()
+            )
         except (KeyError, ValueError) as err:
             raise StateError(f"state snapshot is incomplete or corrupt: {err}") from None
         return PipelineState(
-            FeatureState.restore(features, self.config.features), detections, baseline
+            FeatureState.restore(features, self.config.features), detections, baseline, aggregation
         )
+
+
+def _latest_per_id(findings: Sequence[Finding]) -> list[Finding]:
+    by_id: dict[str, Finding] = {}
+    for finding in findings:
+        by_id[finding.finding_id] = finding
+    return list(by_id.values())
 
 
 def _report(

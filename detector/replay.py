@@ -132,7 +132,9 @@ class Progress:
 
 
 def _messages(findings: list[Finding]) -> list[FindingMessage]:
-    return [FindingMessage(f.finding_id, f.principal, finding_to_json(f)) for f in findings]
+    return [
+        FindingMessage(f.finding_id, f.principal, finding_to_json(f), f.count) for f in findings
+    ]
 
 
 def _resume_point(

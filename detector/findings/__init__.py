@@ -4,6 +4,8 @@
   (:class:`ExplanationItem`), and the events behind it;
 - :func:`finding_id_of`: the deterministic id (kind + principal + window start), so a re-score
   or a duplicate delivery gives the same id;
+- :func:`aggregate_findings`: repeats of one kind for one principal within an aggregation
+  period (6 h by default) become one finding with a ``count``;
 - :func:`finding_to_json` / :func:`finding_from_json`: the stable serialised form, described by
   :data:`FINDING_JSON_SCHEMA`;
 - :func:`finding_to_ocsf` / :func:`finding_to_asff`: the same finding as an OCSF Detection
@@ -13,6 +15,13 @@ Imports: orjson and the standard library; nothing else in the detector (every st
 this package).
 """
 
+from detector.findings._aggregation import (
+    DEFAULT_AGGREGATION_PERIOD,
+    AggregationConfig,
+    AggregationState,
+    aggregate_findings,
+    flush_aggregates,
+)
 from detector.findings._asff import ASFF_SCHEMA_VERSION, asff_product_arn, finding_to_asff
 from detector.findings._attack import ATTACK_VERSION, Tactic, Technique, technique
 from detector.findings._finding import (
@@ -47,6 +56,7 @@ from detector.findings._schema import FINDING_JSON_SCHEMA
 __all__ = [
     "ASFF_SCHEMA_VERSION",
     "ATTACK_VERSION",
+    "DEFAULT_AGGREGATION_PERIOD",
     "FINDING_FIELDS",
     "FINDING_JSON_SCHEMA",
     "FINDING_SCHEMA_VERSION",
@@ -55,6 +65,8 @@ __all__ = [
     "OCSF_CLASS_UID",
     "OCSF_PROFILES",
     "OCSF_VERSION",
+    "AggregationConfig",
+    "AggregationState",
     "ExplanationItem",
     "Finding",
     "JsonScalar",
@@ -62,6 +74,7 @@ __all__ = [
     "SeverityLabel",
     "Tactic",
     "Technique",
+    "aggregate_findings",
     "asff_product_arn",
     "finding_count",
     "finding_from_dict",
@@ -71,6 +84,7 @@ __all__ = [
     "finding_to_dict",
     "finding_to_json",
     "finding_to_ocsf",
+    "flush_aggregates",
     "isoformat_ms",
     "severity_label",
     "technique",

@@ -25,7 +25,9 @@ __all__ = [
     "severity_label",
 ]
 
-FINDING_SCHEMA_VERSION: Final = 1
+# 2: ``count``; a finding aggregates the repeats of one kind for one principal within an
+# aggregation period (window_start/window_end are the period's bounds).
+FINDING_SCHEMA_VERSION: Final = 2
 
 # GuardDuty's scale: low 1.0-3.9, medium 4.0-6.9, high 7.0-8.9.
 MIN_SEVERITY: Final = 1.0
@@ -92,7 +94,9 @@ class Finding:
     anomaly score (higher = more anomalous); detections always say ``1.0`` (a signature either
     matched or not: rank them by ``severity``). ``event_ids`` and ``source_ips`` are samples,
     capped by whoever builds the finding; ``event_count`` says how many events there were.
-    ``evidence`` is a small JSON object (treat it as read-only). Times are UTC.
+    ``evidence`` is a small JSON object (treat it as read-only). Times are UTC. ``count`` is
+    how many occurrences (model windows, detection matches per hour) the finding aggregates
+    over its period (:mod:`detector.findings._aggregation`).
     """
 
     finding_id: str
@@ -110,6 +114,7 @@ class Finding:
     last_seen: datetime
     created_at: datetime
     score: float
+    count: int = 1
     signals: tuple[str, ...] = ()
     explanation: tuple[ExplanationItem, ...] = ()
     event_ids: tuple[str, ...] = ()
@@ -132,6 +137,8 @@ class Finding:
             raise ValueError("window_end is before window_start")
         if self.last_seen < self.first_seen:
             raise ValueError("last_seen is before first_seen")
+        if self.count < 1:
+            raise ValueError("count must be at least 1")
         if self.event_count < len(self.event_ids):
             raise ValueError("event_count is smaller than the number of event_ids")
 

@@ -47,7 +47,7 @@ _PEER: Final = re.compile(r"; (\S+) usual for (\S+) principals$")
 
 def finding_count(finding: Finding) -> int:
     """How many times the finding was seen (repeated findings are merged under one id)."""
-    return int(getattr(finding, "count", 1) or 1)
+    return finding.count
 
 
 def _ms(moment: datetime) -> int:

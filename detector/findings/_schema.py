@@ -24,7 +24,7 @@ _STRINGS: Final = {"type": "array", "items": {"type": "string"}}
 
 FINDING_JSON_SCHEMA: Final[dict[str, Any]] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://github.com/cloudtrail-detector/schemas/finding-v1.json",
+    "$id": "https://github.com/cloudtrail-detector/schemas/finding-v2.json",
     "title": "CloudTrail detector finding",
     "type": "object",
     "additionalProperties": False,
@@ -33,7 +33,8 @@ FINDING_JSON_SCHEMA: Final[dict[str, Any]] = {
         "finding_id": {
             "type": "string",
             "pattern": "^[0-9a-f]{32}$",
-            "description": "hash of kind, principal and window_start: stable across re-scores",
+            "description": "hash of kind, principal and window_start (the aggregation period's "
+            "start): repeats within the period update the finding under this id",
         },
         "schema_version": {"const": FINDING_SCHEMA_VERSION},
         "kind": {
@@ -53,6 +54,11 @@ FINDING_JSON_SCHEMA: Final[dict[str, Any]] = {
         "window_end": _UTC_TIME,
         "first_seen": _UTC_TIME,
         "last_seen": _UTC_TIME,
+        "count": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "occurrences aggregated in this finding over its period",
+        },
         "created_at": _UTC_TIME,
         "score": {"type": "number"},
         "signals": _STRINGS,

@@ -148,7 +148,9 @@ def _backoff(failures: int) -> float:
 
 
 def _finding_message(finding: Finding) -> FindingMessage:
-    return FindingMessage(finding.finding_id, finding.principal, finding_to_json(finding))
+    return FindingMessage(
+        finding.finding_id, finding.principal, finding_to_json(finding), finding.count
+    )
 
 
 class Consumer:

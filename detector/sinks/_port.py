@@ -33,14 +33,16 @@ class SinkError(DetectorError):
 class FindingMessage:
     """One serialised finding.
 
-    ``finding_id`` is stable across re-deliveries of the same input (FIFO sinks deduplicate on
-    it); ``group`` is the principal, the unit of ordering; ``body`` is the finding as one JSON
+    ``finding_id`` is stable across re-deliveries of the same input; ``revision`` tells the
+    updates of one aggregated finding apart (its ``count``; FIFO sinks deduplicate on both);
+    ``group`` is the principal, the unit of ordering; ``body`` is the finding as one JSON
     document (UTF-8).
     """
 
     finding_id: str
     group: str
     body: bytes
+    revision: int = 1
 
 
 class FindingSink(Protocol):

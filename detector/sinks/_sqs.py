@@ -6,8 +6,9 @@ exponential backoff and jitter until ``deadline_seconds`` have passed; then :cla
 names the findings not delivered. Entries SQS refuses as the sender's fault are not retried.
 
 On a FIFO queue each finding's MessageGroupId is its group (the principal) and its
-MessageDeduplicationId its finding id, so delivering the same finding twice within SQS's
-5-minute window yields one message. Both must be 1-128 printable ASCII characters: a value
+MessageDeduplicationId its finding id and count (``<id>-<count>``: an update of an aggregated
+finding is a new message, a second delivery of the same update is not), so delivering the same
+finding twice within SQS's 5-minute window yields one message. Both must be 1-128 printable ASCII characters: a value
 that is not is replaced by ``sha256:<hex>`` of itself, which is as stable. On a standard queue
 duplicates are possible and consumers deduplicate on ``finding_id``.
 
@@ -107,7 +108,9 @@ class SqsFindingSink:
                 str(i),
                 finding.body,
                 group_id=fifo_token(finding.group) if fifo else None,
-                deduplication_id=fifo_token(finding.finding_id) if fifo else None,
+                deduplication_id=(
+                    fifo_token(f"{finding.finding_id}-{finding.revision}") if fifo else None
+                ),
             )
             for i, finding in enumerate(findings)
         }

@@ -8,6 +8,11 @@ Generate (pure, in memory)::
     trail = generate(SyntheticConfig(baseline_days=7, attack_days=1), seed=42)
     trail.records   # raw CloudTrail record dicts, in event-time order
     trail.labels    # one AttackLabel per injected scenario (eventIDs of malicious records)
+    trail.novelties # benign novelties (a batch job's monthly peak, a new pipeline)
+
+or an organisation of a named shape (``startup``, ``enterprise``, ``saas-ci-heavy``, ...)::
+
+    trail = generate(shape_config("enterprise"), seed=1)
 
 or stream millions of records without holding them::
 
@@ -29,6 +34,7 @@ detector, so every stage can be tested against it.
 """
 
 from detector.synthetic._config import (
+    ALL_SCENARIOS,
     DEFAULT_APP_CALLS_PER_INSTANCE_HOUR,
     DEFAULT_APPS,
     DEFAULT_ATTACK_DAYS,
@@ -42,6 +48,7 @@ from detector.synthetic._config import (
     DEFAULT_START,
     DEFAULT_TRAVEL_PROBABILITY,
     DEFAULT_WORKLOAD_ACCOUNTS,
+    MISSED_SCENARIOS,
     SCENARIOS,
     SyntheticConfig,
 )
@@ -52,9 +59,18 @@ from detector.synthetic._generate import (
     generate,
     iter_days,
     iter_records,
+    novelty_labels,
 )
 from detector.synthetic._labels import AttackLabel, labels_from_json, labels_to_json
 from detector.synthetic._org import Organisation, build_organisation
+from detector.synthetic._shapes import (
+    DEVELOPMENT_SEEDS,
+    DEVELOPMENT_SHAPES,
+    HELD_BACK_SEEDS,
+    HELD_BACK_SHAPES,
+    SHAPES,
+    shape_config,
+)
 from detector.synthetic._writers import (
     ArchiveSummary,
     log_file_key,
@@ -65,6 +81,7 @@ from detector.synthetic._writers import (
 )
 
 __all__ = [
+    "ALL_SCENARIOS",
     "DEFAULT_APPS",
     "DEFAULT_APP_CALLS_PER_INSTANCE_HOUR",
     "DEFAULT_ATTACK_DAYS",
@@ -78,7 +95,13 @@ __all__ = [
     "DEFAULT_START",
     "DEFAULT_TRAVEL_PROBABILITY",
     "DEFAULT_WORKLOAD_ACCOUNTS",
+    "DEVELOPMENT_SEEDS",
+    "DEVELOPMENT_SHAPES",
+    "HELD_BACK_SEEDS",
+    "HELD_BACK_SHAPES",
+    "MISSED_SCENARIOS",
     "SCENARIOS",
+    "SHAPES",
     "ArchiveSummary",
     "AttackLabel",
     "LogFile",
@@ -94,9 +117,11 @@ __all__ = [
     "labels_from_json",
     "labels_to_json",
     "log_file_key",
+    "novelty_labels",
     "plan_envelopes",
     "plan_log_files",
     "read_labels",
+    "shape_config",
     "write_archive",
     "write_envelopes",
     "write_labels",

@@ -75,6 +75,9 @@ class AppCalls:
         self.res = app.resources
         self.account = app.account
         self.region = app.region
+        if caller is None and app.nat_ip is not None:
+            # Behind a NAT gateway: the public address of the gateway, no VPC endpoint.
+            caller = Caller(app.nat_ip, app.agent)
         self.callers = {
             service: caller or Caller(incarnation.private_ip, app.agent, vpce, app.account)
             for service, vpce in app.endpoints.items()
@@ -325,7 +328,11 @@ def _calls(
     actor: tuple[object, ...],
 ) -> Iterator[TimedRecord]:
     np_rng = ctx.np_rng(*actor)
-    rate = diurnal(app.peak_hour, ctx.is_weekend) * ctx.config.app_calls_per_instance_hour
+    rate = (
+        diurnal(app.peak_hour, ctx.is_weekend)
+        * ctx.config.app_calls_per_instance_hour
+        * app.rate_factor
+    )
     counts = np_rng.poisson(rate)
     hours = np.repeat(np.arange(24), counts)
     times = ctx.start + hours * 3600 + np_rng.integers(0, 3600, hours.size)

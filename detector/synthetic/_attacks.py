@@ -35,7 +35,7 @@ import orjson
 
 from detector.errors import ConfigError
 from detector.synthetic._apps import AppCalls
-from detector.synthetic._catalog import RECON, Call, Resources
+from detector.synthetic._catalog import READS, RECON, Call, Resources
 from detector.synthetic._config import SyntheticConfig
 from detector.synthetic._context import CREDENTIAL_PERIOD, credential_key, period_start
 from detector.synthetic._formats import DAY, aws_id, hex_string, kebab, public_ipv4, sts_time
@@ -50,6 +50,7 @@ from detector.synthetic._labels import AttackLabel
 from detector.synthetic._org import App, Incarnation, Organisation, Person
 from detector.synthetic._records import (
     DATA,
+    GLOBAL_REGION,
     Caller,
     TimedRecord,
     access_denied,
@@ -96,13 +97,42 @@ TECHNIQUES: Final = {
         "Backdoor IAM user with AdministratorAccess, keys and console password; "
         "another user's key; a role trusting an outside account",
     ),
+    "failed_defense_evasion": (
+        "Impair Defenses: Disable or Modify Tools",
+        "T1562.001",
+        "An IAM user's key, from a new address, trying and failing (AccessDenied) to stop "
+        "CloudTrail logging and to disable GuardDuty",
+    ),
+    "crypto_mining": (
+        "Resource Hijacking",
+        "T1496",
+        "Dozens of large GPU instances launched by a CI role in a region it never used",
+    ),
+    "sparse_instance_credentials": (
+        "Valid Accounts: Cloud Accounts",
+        "T1078.004",
+        "Instance credentials used sparingly (a few calls over hours) from another AWS-hosted "
+        "address with the workload's own SDK user agent, off the VPC endpoint",
+    ),
+    "tls_downgrade": (
+        "Adversary-in-the-Middle",
+        "T1557",
+        "A person's calls falling from TLS 1.3 to TLS 1.0 or no TLS details, same user agent "
+        "and address",
+    ),
 }
 ACTOR_SCENARIOS: Final = (
     ("instance_thief", ("stolen_role_credentials",)),
     ("insider_code", ("kms_decrypt_burst",)),
     ("key_thief", ("recon_burst", "iam_persistence")),
     ("session_hijacker", ("logging_disabled", "queue_encryption_removed", "queue_made_public")),
+    ("failed_evader", ("failed_defense_evasion",)),
+    ("miner", ("crypto_mining",)),
+    ("sparse_thief", ("sparse_instance_credentials",)),
+    ("downgrader", ("tls_downgrade",)),
 )
+MINING_REGIONS: Final = ("sa-east-1", "ap-northeast-1", "ap-southeast-2")
+MINING_TYPES: Final = ("p3.16xlarge", "g5.48xlarge", "p4d.24xlarge", "c5.24xlarge")
 RECON_REGIONS: Final = (
     "us-east-1",
     "us-east-2",
@@ -202,6 +232,9 @@ def _known_addresses(org: Organisation) -> set[str]:
     for pipeline in org.pipelines:
         known.update(pipeline.runner_ips)
     known.update(legacy.ip for legacy in org.legacy_users)
+    for scanner in org.scanners:
+        known.update(scanner.ips)
+    known.update(app.nat_ip for app in org.apps if app.nat_ip)
     return known
 
 
@@ -607,6 +640,126 @@ def queue_made_public(stage: _Stage, emit: _Emitter) -> tuple[str, str]:
     return arn, res.account
 
 
+# --- what an independent organisation showed us missing (issue 14) ----------------------------
+
+
+def failed_defense_evasion(stage: _Stage, emit: _Emitter) -> tuple[str, str]:
+    org = stage.org
+    scripts = [legacy for legacy in org.legacy_users if legacy.kind == "script"]
+    user = (scripts[-1] if scripts else org.legacy_users[0]).user
+    region = stage.config.regions[0]
+    resources = org.account_resources(user.account_id, region)
+    trail = f"arn:aws:cloudtrail:{region}:{user.account_id}:trail/{org.trail_name}"
+    detector = hex_string(stage.rng, 32)
+    caller = Caller(stage.attacker_ip, THIEF_AGENT)
+    steps: list[tuple[Call, bool, Record | None]] = [
+        (_c("sts", "GetCallerIdentity"), False, None),
+        (_c("cloudtrail", "StopLogging", False), True, {"name": trail}),
+        (_c("cloudtrail", "DeleteTrail", False), True, {"name": trail}),
+        (_c("guardduty", "ListDetectors"), True, {}),
+        (_c("guardduty", "UpdateDetector", False), True, {"detectorId": detector, "enable": False}),
+        (_c("guardduty", "DeleteDetector", False), True, {"detectorId": detector}),
+    ]
+    t = stage.start
+    for call, denied, request in steps:
+        _call(
+            stage, emit, t, iam_user(user), caller, resources, call, denied=denied, request=request
+        )
+        t += stage.rng.randrange(2, 20)
+    return user.arn, user.account_id
+
+
+def crypto_mining(stage: _Stage, emit: _Emitter) -> tuple[str, str]:
+    pipeline = stage.org.pipelines[0]
+    role = pipeline.role
+    rng = stage.rng
+    factory = role_session(
+        role,
+        "GitHubActions",
+        aws_id(rng, "ASIA"),
+        stage.start - 60,
+        web_identity_provider=f"arn:aws:iam::{role.account_id}:oidc-provider/"
+        "token.actions.githubusercontent.com",
+    )
+    region = next(r for r in MINING_REGIONS if r not in stage.config.regions)
+    resources = stage.org.account_resources(role.account_id, region)
+    caller = Caller(rng.choice(pipeline.runner_ips), HIJACKER_AGENT)
+    t = stage.start
+    for name in ("DescribeRegions", "DescribeImages", "DescribeInstanceTypeOfferings"):
+        _call(stage, emit, t, factory(), caller, resources, _c("ec2", name), region=region)
+        t += rng.randrange(1, 10)
+    for _ in range(rng.randrange(30, 50)):
+        count = rng.randrange(1, 5)
+        kind = rng.choice(MINING_TYPES)
+        request = {
+            "instancesSet": {"items": [{"imageId": "ami-0" + hex_string(rng, 16),
+                                        "minCount": count, "maxCount": count}]},
+            "instanceType": kind,
+        }  # fmt: skip
+        response = {
+            "instancesSet": {"items": [{"instanceId": "i-0" + hex_string(rng, 16),
+                                        "instanceType": kind} for _ in range(count)]},
+        }  # fmt: skip
+        _call(
+            stage, emit, t, factory(), caller, resources, _c("ec2", "RunInstances", False),
+            region=region, request=request, response=response,
+        )  # fmt: skip
+        t += rng.randrange(2, 30)
+    return role.session_arn("GitHubActions"), role.account_id
+
+
+def _aws_hosted_ip(rng: Random) -> str:
+    first = rng.choice((3, 18, 34, 35, 52, 54))
+    return f"{first}.{rng.randrange(0, 256)}.{rng.randrange(0, 256)}.{rng.randrange(1, 255)}"
+
+
+def sparse_instance_credentials(stage: _Stage, emit: _Emitter) -> tuple[str, str]:
+    ec2 = [app for app in stage.org.apps if app.kind == "ec2"]
+    app = ec2[1] if len(ec2) > 1 else _pick_app(stage.org, ("ec2", "ecs"))
+    t, incarnation, issued = _find_session(stage, app, 5 * 3600 + 900)
+    factory = role_session(
+        app.role,
+        incarnation.session_name,
+        credential_key(stage.seed, incarnation.session_name, issued),
+        issued,
+        ec2_role_delivery=app.kind == "ec2",
+    )
+    rng = stage.rng
+    caller = Caller(_aws_hosted_ip(rng), app.agent)  # the workload's own SDK, no endpoint
+    calls = AppCalls(app, incarnation, rng, caller=caller)
+    res = app.resources
+    _call(stage, emit, t, factory(), caller, res, _c("sts", "GetCallerIdentity"))
+    for step in range(5):
+        t += rng.randrange(40 * 60, 60 * 60)
+        if step == 0:
+            _call(stage, emit, t, factory(), caller, res, _c("s3", "ListBuckets"))
+        elif step == 3:
+            secret = calls.get_secret_value(t, factory(), False)
+            emit.add(t, secret)
+        else:
+            emit.add(t, calls.get_object(t, factory(), False))
+    return app.role.session_arn(incarnation.session_name), app.account
+
+
+def tls_downgrade(stage: _Stage, emit: _Emitter) -> tuple[str, str]:
+    person = stage.org.people[min(1, len(stage.org.people) - 1)]
+    assignment = person.assignments[-1]
+    role = assignment.role
+    rng = stage.rng
+    factory = role_session(role, person.email, aws_id(rng, "ASIA"), stage.start - 120)
+    ip = person.home_ips[0]
+    resources = stage.org.account_resources(role.account_id, stage.config.regions[0])
+    t = stage.start
+    services = [s for s in person.services if s in READS] or ["ec2"]
+    for i in range(rng.randrange(20, 40)):
+        call = rng.choice(READS[rng.choice(services)])
+        caller = Caller(ip, person.cli_agent, tls=i % 2 == 0, tls10=True)
+        region = GLOBAL_REGION if call.service == "iam" else None
+        _call(stage, emit, t, factory(), caller, resources, call, region=region)
+        t += rng.randrange(5, 120)
+    return role.session_arn(person.email), role.account_id
+
+
 SCENARIO_BUILDERS: Final[dict[str, Callable[[_Stage, _Emitter], tuple[str, str]]]] = {
     "stolen_role_credentials": stolen_role_credentials,
     "kms_decrypt_burst": kms_decrypt_burst,
@@ -615,4 +768,8 @@ SCENARIO_BUILDERS: Final[dict[str, Callable[[_Stage, _Emitter], tuple[str, str]]
     "logging_disabled": logging_disabled,
     "queue_encryption_removed": queue_encryption_removed,
     "queue_made_public": queue_made_public,
+    "failed_defense_evasion": failed_defense_evasion,
+    "crypto_mining": crypto_mining,
+    "sparse_instance_credentials": sparse_instance_credentials,
+    "tls_downgrade": tls_downgrade,
 }

@@ -18,6 +18,7 @@ from detector.errors import ConfigError
 from detector.synthetic._formats import DAY
 
 __all__ = [
+    "ALL_SCENARIOS",
     "DEFAULT_APPS",
     "DEFAULT_APP_CALLS_PER_INSTANCE_HOUR",
     "DEFAULT_ATTACK_DAYS",
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_START",
     "DEFAULT_TRAVEL_PROBABILITY",
     "DEFAULT_WORKLOAD_ACCOUNTS",
+    "MISSED_SCENARIOS",
     "SCENARIOS",
     "SyntheticConfig",
 ]
@@ -62,6 +64,16 @@ SCENARIOS: Final = (
     "iam_persistence",
 )
 
+# Techniques an independent organisation showed us missing (issue 14); not in the default
+# trail (its figures and tests stay as they were), in every organisation shape.
+MISSED_SCENARIOS: Final = (
+    "failed_defense_evasion",
+    "crypto_mining",
+    "sparse_instance_credentials",
+    "tls_downgrade",
+)
+ALL_SCENARIOS: Final = SCENARIOS + MISSED_SCENARIOS
+
 # Which actors each scenario needs, so a too-small organisation fails at construction.
 _NEEDS: Final = {
     "stolen_role_credentials": "apps",
@@ -71,6 +83,10 @@ _NEEDS: Final = {
     "logging_disabled": "people",
     "queue_encryption_removed": "people",
     "queue_made_public": "people",
+    "failed_defense_evasion": "iam_users",
+    "crypto_mining": "pipelines",
+    "sparse_instance_credentials": "apps",
+    "tls_downgrade": "people",
 }
 
 
@@ -96,6 +112,14 @@ class SyntheticConfig:
     error_rate: float = DEFAULT_ERROR_RATE
     travel_probability: float = DEFAULT_TRAVEL_PROBABILITY
     scenarios: tuple[str, ...] = SCENARIOS
+    # Organisation shape (all off by default, so the default trail is what it always was).
+    scanners: int = 0  # CSPM roles reading every API of every service, every few hours
+    nat_share: float = 0.0  # share of applications calling out through a NAT gateway
+    mfa_less_users: int = 0  # IAM users signing in to the console daily without MFA
+    batch_jobs: int = 0  # roles with a small daily run and a monthly Decrypt peak
+    new_pipelines: int = 0  # CI/CD pipelines that first run during the attack period
+    data_apps: int = 0  # data-event heavy workloads (S3 object reads and writes)
+    data_app_rate: float = 4.0  # their call rate, as a multiple of an application's
 
     def __post_init__(self) -> None:
         _check_start(self.start)
@@ -178,6 +202,11 @@ def _check_counts(config: SyntheticConfig) -> None:
         "iam_users": config.iam_users,
         "pipelines": config.pipelines,
         "apps": config.apps,
+        "scanners": config.scanners,
+        "mfa_less_users": config.mfa_less_users,
+        "batch_jobs": config.batch_jobs,
+        "new_pipelines": config.new_pipelines,
+        "data_apps": config.data_apps,
     }
     for name, value in non_negative.items():
         if value < 0:
@@ -189,20 +218,23 @@ def _check_counts(config: SyntheticConfig) -> None:
 
 
 def _check_rates(config: SyntheticConfig) -> None:
+    if config.data_app_rate < 0:
+        raise ConfigError("data_app_rate must not be negative")
     if config.app_calls_per_instance_hour < 0:
         raise ConfigError("app_calls_per_instance_hour must not be negative")
     for name, value in (
         ("error_rate", config.error_rate),
         ("travel_probability", config.travel_probability),
+        ("nat_share", config.nat_share),
     ):
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"{name} must be within [0, 1], got {value}")
 
 
 def _check_scenarios(config: SyntheticConfig) -> None:
-    unknown = sorted(set(config.scenarios) - set(SCENARIOS))
+    unknown = sorted(set(config.scenarios) - set(ALL_SCENARIOS))
     if unknown:
-        raise ConfigError(f"unknown scenarios {unknown}; known: {list(SCENARIOS)}")
+        raise ConfigError(f"unknown scenarios {unknown}; known: {list(ALL_SCENARIOS)}")
     if config.scenarios and config.attack_days < 1:
         raise ConfigError("scenarios need attack_days >= 1 (or pass scenarios=())")
     for scenario in config.scenarios:

@@ -21,16 +21,19 @@ from operator import itemgetter
 
 from detector.synthetic._apps import app_streams
 from detector.synthetic._attacks import plan_attacks
+from detector.synthetic._batch import batch_day
 from detector.synthetic._config import SyntheticConfig
 from detector.synthetic._context import DayContext
 from detector.synthetic._formats import DAY, parse_iso_time
 from detector.synthetic._identity import Record
 from detector.synthetic._labels import AttackLabel
 from detector.synthetic._legacy import legacy_day
+from detector.synthetic._novelties import benign_novelties
 from detector.synthetic._org import Organisation, build_organisation
 from detector.synthetic._people import people_day
 from detector.synthetic._pipelines import pipeline_day
 from detector.synthetic._records import TimedRecord
+from detector.synthetic._scanners import scanner_day
 from detector.synthetic._services import services_day
 
 _BY_TIME = itemgetter(0)
@@ -45,6 +48,7 @@ class SyntheticTrail:
     organisation: Organisation
     records: list[Record]
     labels: tuple[AttackLabel, ...]
+    novelties: tuple[AttackLabel, ...] = ()  # benign novelties (see ``_novelties``)
 
 
 def generate(config: SyntheticConfig | None = None, seed: int = 0) -> SyntheticTrail:
@@ -54,7 +58,8 @@ def generate(config: SyntheticConfig | None = None, seed: int = 0) -> SyntheticT
     with _collector_paused():
         records = list(iter_records(config, seed))
     labels = plan_attacks(config, organisation, seed)[1]
-    return SyntheticTrail(config, seed, organisation, records, labels)
+    novelties = benign_novelties(config, organisation)
+    return SyntheticTrail(config, seed, organisation, records, labels, novelties)
 
 
 def iter_records(config: SyntheticConfig | None = None, seed: int = 0) -> Iterator[Record]:
@@ -102,6 +107,12 @@ def attack_labels(config: SyntheticConfig | None = None, seed: int = 0) -> tuple
     return plan_attacks(config, build_organisation(config, seed), seed)[1]
 
 
+def novelty_labels(config: SyntheticConfig | None = None, seed: int = 0) -> tuple[AttackLabel, ...]:
+    """The benign novelties :func:`generate` would return, without generating the traffic."""
+    config = config or SyntheticConfig()
+    return benign_novelties(config, build_organisation(config, seed))
+
+
 def _day(ctx: DayContext) -> tuple[list[Iterator[TimedRecord]], list[TimedRecord]]:
     """Lazy application streams, and everyone else's (small) day, unsorted."""
     org = ctx.org
@@ -117,6 +128,10 @@ def _day(ctx: DayContext) -> tuple[list[Iterator[TimedRecord]], list[TimedRecord
         small += pipeline_day(ctx, index)
     for index in range(len(org.legacy_users)):
         small += legacy_day(ctx, index)
+    for index in range(len(org.scanners)):
+        small += scanner_day(ctx, index)
+    for index in range(len(org.batch_jobs)):
+        small += batch_day(ctx, index)
     small += services_day(ctx)
     return streams, small
 

@@ -72,6 +72,7 @@ _BREAKGLASS_READS: Final = READS["iam"] + READS["ec2"][:2] + (
     call_of("organizations", "ListAccounts"),
 )  # fmt: skip
 _BREAKGLASS_DAILY_PROBABILITY: Final = 0.08
+_CONSOLE_DAILY_PROBABILITY: Final = 0.9
 
 
 def legacy_day(ctx: DayContext, index: int) -> list[TimedRecord]:
@@ -79,6 +80,12 @@ def legacy_day(ctx: DayContext, index: int) -> list[TimedRecord]:
     rng = ctx.rng("legacy", index)
     out: list[TimedRecord] = []
     if legacy.weekdays_only and ctx.is_weekend:
+        return out
+    if legacy.kind == "console":
+        # Signs in every working day, never with MFA: legacy practice, not an attack.
+        if rng.random() < _CONSOLE_DAILY_PROBABILITY:
+            start = ctx.start + legacy.run_hours[0] * 3600 + rng.randrange(0, 3600)
+            _console_visit(ctx, legacy, start, rng, out, mfa=False)
         return out
     if legacy.kind == "human":
         if rng.random() < _BREAKGLASS_DAILY_PROBABILITY:
@@ -136,7 +143,13 @@ def _record(
 
 
 def _console_visit(
-    ctx: DayContext, legacy: LegacyUser, t: int, rng: Random, out: list[TimedRecord]
+    ctx: DayContext,
+    legacy: LegacyUser,
+    t: int,
+    rng: Random,
+    out: list[TimedRecord],
+    *,
+    mfa: bool = True,
 ) -> None:
     user = legacy.user
     account = user.account_id
@@ -149,7 +162,7 @@ def _console_visit(
         t += rng.randrange(10, 40)
     login = console_login(
         rng, t, iam_user(user, access_key=False), caller, account,
-        mfa_used=True, mfa_identifier=legacy.mfa_serial,
+        mfa_used=mfa, mfa_identifier=legacy.mfa_serial if mfa else None,
     )  # fmt: skip
     out.append((t, login))
     key, signed_in = aws_id(rng, "ASIA"), t

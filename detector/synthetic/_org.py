@@ -12,7 +12,7 @@ Imports: the standard library and this package's :mod:`._config`, :mod:`._format
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from random import Random
 from typing import Final, Literal
 
@@ -144,10 +144,11 @@ class Person:
 
 @dataclass(frozen=True, slots=True)
 class LegacyUser:
-    """An IAM user with a long-lived key: a script on a fixed host, or a break-glass human."""
+    """An IAM user with a long-lived key: a script on a fixed host, a break-glass human, or a
+    person who signs in to the console every working day without MFA."""
 
     user: IamUser
-    kind: Literal["script", "human"]
+    kind: Literal["script", "human", "console"]
     ip: str
     agent: str
     run_hours: tuple[int, ...]  # UTC hours a script runs
@@ -164,6 +165,7 @@ class CiPipeline:
     runner_ips: tuple[str, ...]
     app_index: int
     runs_per_weekday: float
+    first_day: int = 0  # day index of its first run (a pipeline new in the period)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +189,8 @@ class App:
     op_weights: tuple[float, ...]  # over ``_apps.APP_OPERATIONS``
     peak_hour: int  # UTC hour of the daily peak
     slots: tuple[tuple[Incarnation, ...], ...]  # concurrent instances, each a timeline
+    nat_ip: str | None = None  # calls leave through this NAT gateway address, no endpoints
+    rate_factor: float = 1.0  # call rate as a multiple of the configured one
 
     @property
     def account(self) -> str:
@@ -195,6 +199,34 @@ class App:
     @property
     def region(self) -> str:
         return self.resources.region
+
+
+@dataclass(frozen=True, slots=True)
+class Scanner:
+    """A cloud security posture (CSPM) product: a role in every account that reads every API
+    of every service in every region, every ``every_hours`` hours, from the vendor's IPs."""
+
+    name: str
+    roles: tuple[Role, ...]  # one per account
+    ips: tuple[str, ...]
+    agent: str
+    every_hours: int
+    offset: int  # seconds after midnight of the first scan
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    """A nightly job with a monthly peak: on ``peak_day`` it decrypts far more than usual
+    (month-end processing), which is benign and labelled as a novelty."""
+
+    name: str
+    role: Role
+    resources: Resources
+    private_ip: str
+    vpce: str | None
+    agent: str
+    run_hour: int
+    peak_day: int  # day index from the start of the period
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +241,8 @@ class Organisation:
     apps: tuple[App, ...]
     trail_name: str
     trail_bucket: str
+    scanners: tuple[Scanner, ...] = ()
+    batch_jobs: tuple[BatchJob, ...] = ()
 
     @property
     def accounts(self) -> tuple[Account, ...]:
@@ -236,17 +270,145 @@ def build_organisation(config: SyntheticConfig, seed: int) -> Organisation:
     management, workloads = accounts[0], accounts[1:]
     apps = tuple(_app(rng, seed, index, workloads, config) for index in range(config.apps))
     people = tuple(_people(rng, config, accounts))
+    legacy = tuple(_legacy_user(rng, i, accounts) for i in range(config.iam_users))
+    pipelines = tuple(_pipeline(rng, i, apps, workloads) for i in range(config.pipelines))
+    bucket = f"aws-cloudtrail-logs-{management.account_id}-{hex_string(rng, 8)}"
+    # The shape's actors draw from their own stream: without them the organisation is the
+    # same as it always was for a seed.
+    shape = Random(f"{seed}/organisation/shape")
+    apps += tuple(
+        _data_app(shape, seed, config.apps + i, workloads, config) for i in range(config.data_apps)
+    )
+    apps = _with_nat(shape, apps, config.nat_share)
+    legacy += tuple(_console_user(shape, i, accounts) for i in range(config.mfa_less_users))
+    pipelines += tuple(
+        _new_pipeline(shape, i, apps, workloads, config) for i in range(config.new_pipelines)
+    )
     return Organisation(
         org_id=org_id,
         management=management,
         workloads=tuple(workloads),
         regions=config.regions,
         people=people,
-        legacy_users=tuple(_legacy_user(rng, i, accounts) for i in range(config.iam_users)),
-        pipelines=tuple(_pipeline(rng, i, apps, workloads) for i in range(config.pipelines)),
+        legacy_users=legacy,
+        pipelines=pipelines,
         apps=apps,
         trail_name="org-trail",
-        trail_bucket=f"aws-cloudtrail-logs-{management.account_id}-{hex_string(rng, 8)}",
+        trail_bucket=bucket,
+        scanners=tuple(_scanner(shape, i, accounts) for i in range(config.scanners)),
+        batch_jobs=tuple(
+            _batch_job(shape, seed, i, workloads, config) for i in range(config.batch_jobs)
+        ),
+    )
+
+
+_SCANNER_AGENTS: Final = (
+    "Boto3/1.34.51 md/Botocore#1.34.51 ua/2.0 os/linux#5.10.210-201.852.amzn2.x86_64 "
+    "md/arch#x86_64 lang/python#3.11.8 md/pyimpl#CPython cfg/retry-mode#standard "
+    "Botocore/1.34.51 wiz-scanner",
+    "aws-sdk-go-v2/1.25.2 os/linux lang/go#1.22.0 md/GOOS#linux md/GOARCH#amd64 "
+    "api/securityposture prismacloud",
+)
+_BATCH_AGENT: Final = (
+    "aws-sdk-java/2.25.11 Linux/5.10.210-201.852.amzn2.x86_64 OpenJDK_64-Bit_Server_VM/17.0.10+7 "
+    "Java/17.0.10 vendor/Amazon.com_Inc. exec-env/AWS_ECS_FARGATE io/sync http/Apache cfg/retry-mode/legacy"
+)
+
+
+def _scanner(rng: Random, index: int, accounts: list[Account]) -> Scanner:
+    name = f"cspm-scanner-{index}" if index else "cspm-scanner"
+    return Scanner(
+        name=name,
+        roles=tuple(
+            Role(a.account_id, f"{name}-audit-role", aws_id(rng, "AROA", 17)) for a in accounts
+        ),
+        ips=tuple(public_ipv4(rng) for _ in range(rng.randrange(2, 5))),
+        agent=_SCANNER_AGENTS[index % len(_SCANNER_AGENTS)],
+        every_hours=rng.choice((4, 6, 8)),
+        offset=rng.randrange(0, 3600),
+    )
+
+
+def _data_app(
+    rng: Random, seed: int, index: int, workloads: list[Account], config: SyntheticConfig
+) -> App:
+    app = _app(rng, seed, index, workloads, config)
+    # Decrypt, GenerateDataKey, Send, Receive, Delete, GetObject, PutObject, GetItem, PutItem,
+    # GetSecretValue: nearly all S3 object calls (data events).
+    weights = (0.04, 0.02, 0.0, 0.0, 0.0, 0.6, 0.3, 0.02, 0.02, 0.002)
+    return replace(
+        app,
+        name=f"{app.name}-data",
+        kind="ecs" if app.kind == "lambda" else app.kind,
+        op_weights=weights,
+        rate_factor=config.data_app_rate,
+    )
+
+
+def _with_nat(rng: Random, apps: tuple[App, ...], share: float) -> tuple[App, ...]:
+    """Applications behind a NAT gateway: one public address per account and region."""
+    if share <= 0:
+        return apps
+    gateways: dict[tuple[str, str], str] = {}
+    out = []
+    for app in apps:
+        if app.kind != "lambda" and rng.random() < share:
+            ip = gateways.setdefault((app.account, app.region), public_ipv4(rng))
+            app = replace(app, nat_ip=ip)
+        out.append(app)
+    return tuple(out)
+
+
+def _console_user(rng: Random, index: int, accounts: list[Account]) -> LegacyUser:
+    account = accounts[(index + 1) % len(accounts)]
+    name = f"ops-console-{index}"
+    user = IamUser(account.account_id, name, aws_id(rng, "AIDA", 17), aws_id(rng, "AKIA"))
+    return LegacyUser(
+        user=user,
+        kind="console",
+        ip=public_ipv4(rng),
+        agent=rng.choice(_BROWSERS),
+        run_hours=(rng.randrange(7, 11),),
+        weekdays_only=True,
+        mfa_serial="",
+    )
+
+
+def _new_pipeline(
+    rng: Random,
+    index: int,
+    apps: tuple[App, ...],
+    workloads: list[Account],
+    config: SyntheticConfig,
+) -> CiPipeline:
+    base = _pipeline(rng, 1000 + index, apps, workloads)
+    name = f"gha-{base.repo.rsplit('/', 1)[1]}-{index}"
+    first = max(1, config.days // 2)
+    return replace(
+        base,
+        repo=f"{GITHUB_ORG}/{name}",
+        role=Role(base.role.account_id, name, aws_id(rng, "AROA", 17)),
+        first_day=rng.randrange(first, max(first + 1, config.days)),
+    )
+
+
+def _batch_job(
+    rng: Random, seed: int, index: int, workloads: list[Account], config: SyntheticConfig
+) -> BatchJob:
+    account = workloads[index % len(workloads)].account_id
+    region = config.regions[0]
+    name = f"month-end-batch-{index}"
+    vpc_prefix = f"10.{int(derived_hex(4, seed, account, region), 16) % 250}"
+    first = max(1, config.days // 2)
+    return BatchJob(
+        name=name,
+        role=Role(account, f"{name}-task-role", aws_id(rng, "AROA", 17)),
+        resources=Resources(account, region, name, uuid4(rng), "i-0" + hex_string(rng, 16)),
+        private_ip=private_ipv4(rng, vpc_prefix),
+        vpce="vpce-" + derived_hex(17, seed, account, region, "kms"),
+        agent=_BATCH_AGENT,
+        run_hour=rng.randrange(0, 5),
+        peak_day=rng.randrange(first, max(first + 1, config.days)),
     )
 
 

@@ -49,6 +49,8 @@ _WEEKEND_FACTOR: Final = 0.05
 def pipeline_day(ctx: DayContext, index: int) -> list[TimedRecord]:
     """All runs of one pipeline on one day."""
     pipeline = ctx.org.pipelines[index]
+    if ctx.day < pipeline.first_day:
+        return []
     rng = ctx.rng("pipeline", index)
     expected = pipeline.runs_per_weekday * (_WEEKEND_FACTOR if ctx.is_weekend else 1.0)
     runs = _poisson(rng, expected)

@@ -30,6 +30,7 @@ _GLOBAL_SERVICES: Final = frozenset({"iam", "signin", "organizations", "ce", "ro
 # carry ``vpcEndpointAccountId``.
 _VERSION_109: Final = frozenset({"iam", "sts", "secretsmanager", "signin", "cloudtrail"})
 _TLS13: Final = ("TLSv1.3", "TLS_AES_128_GCM_SHA256")
+_TLS10: Final = ("TLSv1", "ECDHE-RSA-AES128-SHA")
 _TLS12: Final = ("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256")
 # Query-protocol and REST services answer "AccessDenied"; JSON-protocol ones spell out the
 # exception; EC2 has its own.
@@ -50,6 +51,7 @@ class Caller:
     tls12: bool = False  # older clients (aws-cli v1, old SDKs) negotiate TLS 1.2
     console: bool = False  # credentials came from a console session
     tls: bool = True  # False for calls AWS makes internally (no client TLS handshake)
+    tls10: bool = False  # an outdated client negotiating TLS 1.0
 
 
 def service_of(event_source: str) -> str:
@@ -124,7 +126,7 @@ def api_call(
         record["vpcEndpointAccountId"] = caller.vpce_account or account
     record["eventCategory"] = category
     if caller.tls:
-        version, cipher = _TLS12 if caller.tls12 else _TLS13
+        version, cipher = _TLS10 if caller.tls10 else _TLS12 if caller.tls12 else _TLS13
         record["tlsDetails"] = {
             "tlsVersion": version,
             "cipherSuite": cipher,

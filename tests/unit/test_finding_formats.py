@@ -77,7 +77,9 @@ def _detection_findings(detection: Detection) -> list[Finding]:
     found: list[Finding] = []
     for example in detection.positives:
         events = records_to_events(example, origin="example").events
-        _, findings = run_detections(events, [detection], DetectionState(), DetectionConfig(), NOW)
+        _, findings = run_detections(
+            events, [detection], DetectionState(), DetectionConfig(), NOW, detection.example_context
+        )
         found += findings
     return found
 
@@ -238,16 +240,10 @@ async def test_a_formatted_sink_passes_each_finding_on_in_its_format(form: str) 
 
 
 def test_a_repeated_finding_keeps_its_id_and_carries_its_count() -> None:
-    """Repeated findings merged under one id (a ``count`` field, when the record has one) are
-    one OCSF finding with that count and one Security Hub finding, updated."""
-
-    @dataclasses.dataclass(frozen=True)
-    class Counted(Finding):
-        count: int = 1
-
+    """Repeated findings merged under one id (with their ``count``) are one OCSF finding with
+    that count and one Security Hub finding, updated."""
     (first,) = _detection_findings(default_detections()[0])[:1]
-    fields = {f.name: getattr(first, f.name) for f in dataclasses.fields(Finding)}
-    merged = Counted(**fields | {"last_seen": first.created_at + timedelta(hours=1)}, count=3)
+    merged = dataclasses.replace(first, last_seen=first.created_at + timedelta(hours=1), count=3)
     ocsf = finding_to_ocsf(merged)
     assert (ocsf["count"], ocsf["activity_name"], ocsf["type_uid"]) == (3, "Update", 200402)
     assert ocsf["finding_info"]["uid"] == first.finding_id

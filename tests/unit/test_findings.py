@@ -105,6 +105,11 @@ def test_the_public_names_are_the_intended_ones() -> None:
             "finding_to_asff",
             "finding_to_ocsf",
             "technique",
+            "DEFAULT_AGGREGATION_PERIOD",
+            "AggregationConfig",
+            "AggregationState",
+            "aggregate_findings",
+            "flush_aggregates",
             "FINDING_FIELDS",
             "FINDING_JSON_SCHEMA",
             "FINDING_SCHEMA_VERSION",
@@ -246,7 +251,7 @@ def test_the_json_schema_rejects_what_is_not_a_finding() -> None:
 
 @pytest.mark.parametrize(
     ("name", "make"),
-    [("model_v1.json", model_finding), ("detection_v1.json", detection_finding)],
+    [("model_v2.json", model_finding), ("detection_v2.json", detection_finding)],
 )
 def test_the_serialised_form_matches_the_golden_file(name: str, make: Any) -> None:
     path = GOLDEN / name

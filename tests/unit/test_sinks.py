@@ -3,6 +3,7 @@ queue (its SQS-over-moto twin is in tests/integration/test_sinks_sqs.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Sequence
@@ -244,6 +245,20 @@ async def test_sqs_sink_on_fifo_groups_by_principal_and_deduplicates_by_finding_
     assert {m.message_group_id for m in got} == {ALICE, bob}
     alice = [json.loads(m.body)["finding_id"] for m in got if m.message_group_id == ALICE]
     assert alice == ["f-0001", "f-0003"]
+
+
+async def test_sqs_sink_on_fifo_lets_an_update_of_an_aggregated_finding_through() -> None:
+    queue = InMemoryQueue(fifo=True, clock=ManualClock(datetime(2024, 5, 1, tzinfo=UTC)))
+    sink = SqsFindingSink(queue)
+    first = finding(1)
+    body = json.dumps({"finding_id": "f-0001", "count": 3}).encode()
+    update = dataclasses.replace(first, body=body, revision=3)
+
+    await sink.send([first])
+    await sink.send([update, update])  # the update, delivered twice
+
+    got = [json.loads(m.body) for m in await drain(queue)]
+    assert [(d["finding_id"], d.get("count", 1)) for d in got] == [("f-0001", 1), ("f-0001", 3)]
 
 
 async def test_sqs_sink_retries_only_the_failed_entries_with_backoff() -> None:

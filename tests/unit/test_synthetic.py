@@ -92,6 +92,8 @@ def test_public_names_are_the_intended_ones() -> None:
         "DEFAULT_BASELINE_DAYS", "DEFAULT_ERROR_RATE", "DEFAULT_IAM_USERS",
         "DEFAULT_INSTANCES_PER_APP", "DEFAULT_PEOPLE", "DEFAULT_PIPELINES", "DEFAULT_REGIONS",
         "DEFAULT_START", "DEFAULT_TRAVEL_PROBABILITY", "DEFAULT_WORKLOAD_ACCOUNTS", "SCENARIOS",
+        "ALL_SCENARIOS", "MISSED_SCENARIOS", "DEVELOPMENT_SEEDS", "DEVELOPMENT_SHAPES",
+        "HELD_BACK_SEEDS", "HELD_BACK_SHAPES", "SHAPES", "shape_config", "novelty_labels",
         "ArchiveSummary", "AttackLabel", "LogFile", "Organisation", "SyntheticConfig",
         "SyntheticTrail", "attack_labels", "build_organisation", "envelope", "generate",
         "iter_days", "iter_records", "labels_from_json", "labels_to_json", "log_file_key",
