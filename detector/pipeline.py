@@ -32,9 +32,11 @@ from detector.detections import (
     Detection,
     DetectionConfig,
     DetectionContext,
+    DetectionFailure,
+    DetectionRun,
     DetectionState,
     default_detections,
-    run_detections,
+    run_detections_isolated,
 )
 from detector.errors import StateError
 from detector.features import FeatureConfig, FeatureState, empty_state, flush, update
@@ -74,6 +76,8 @@ class StepReport:
     watermark: datetime | None
     findings_by_kind: dict[str, int]
     findings_by_severity: dict[str, int]
+    # Detections that raised on this batch (bugs): the rest of the step went on without them.
+    detection_failures: tuple[DetectionFailure, ...] = ()
 
 
 class Pipeline:
@@ -105,9 +109,10 @@ class Pipeline:
     ) -> tuple[PipelineState, list[Finding], StepReport]:
         """Process one batch of normalized events (any order, duplicates allowed)."""
         events = events.rechunk()
-        detections, signature_findings = self._detect(state, events, now)
+        detected = self._detect(state, events, now)
         features, windows, report = update(state.features, events, self.config.features)
         baseline, scored = score_windows(self.artifact, state.baseline, windows, created_at=now)
+        signature_findings = [dataclasses.replace(f, created_at=now) for f in detected.findings]
         findings = [*signature_findings, *scored.findings]
         step = _report(
             report.events_in,
@@ -117,24 +122,22 @@ class Pipeline:
             report.principals,
             report.watermark,
             findings,
+            detected.failures,
         )
-        return PipelineState(features, detections, baseline), findings, step
+        return PipelineState(features, detected.state, baseline), findings, step
 
-    def _detect(
-        self, state: PipelineState, events: pl.DataFrame, now: datetime
-    ) -> tuple[DetectionState, list[Finding]]:
+    def _detect(self, state: PipelineState, events: pl.DataFrame, now: datetime) -> DetectionRun:
         """Detections age their dedup memory on event time (the newest event of the batch), so
         a replay of old trails and the live stream keep the same findings; ``now`` (the wall
-        clock) only stamps ``created_at``."""
+        clock) only stamps ``created_at``. A detection that raises fails alone."""
         if events.height == 0:
-            return state.detections, []
+            return DetectionRun(state.detections, ())
         newest = events.get_column("event_time").max()
         assert isinstance(newest, datetime)
         context = DetectionContext.from_profile_items(state.features.profiles.items)
-        detections, found = run_detections(
+        return run_detections_isolated(
             events, self.detections, state.detections, self.config.detections, newest, context
         )
-        return detections, [dataclasses.replace(f, created_at=now) for f in found]
 
     def flush(
         self, state: PipelineState, now: datetime
@@ -184,6 +187,7 @@ def _report(
     principals: int,
     watermark: datetime | None,
     findings: Sequence[Finding],
+    detection_failures: tuple[DetectionFailure, ...] = (),
 ) -> StepReport:
     return StepReport(
         events_in=events_in,
@@ -194,4 +198,5 @@ def _report(
         watermark=watermark,
         findings_by_kind=dict(Counter(f.kind for f in findings)),
         findings_by_severity=dict(Counter(f.severity_label for f in findings)),
+        detection_failures=detection_failures,
     )
