@@ -128,7 +128,13 @@ class ServiceMetrics:
         )
         self.step_failures = Counter(
             "detector_step_failures",
-            "pipeline steps that raised; the batch is split to isolate the message",
+            "pipeline steps that raised (a bug, not bad input): the batch is handed back undeleted",
+            registry=r,
+        )
+        self.detection_errors = Counter(
+            "detector_detection_errors",
+            "detections that raised on a batch; the batch went on without them",
+            ["detection"],
             registry=r,
         )
         self.batch_seconds = Histogram(

@@ -22,7 +22,6 @@ from detector.errors import ConfigError
 
 __all__ = [
     "CHECKPOINT_TIME_SHARE",
-    "DRAINED_POLL_SECONDS",
     "DEFAULT_BATCH_SECONDS",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_CHECKPOINT_MESSAGES",
@@ -38,6 +37,8 @@ __all__ = [
     "DEFAULT_RECEIVERS",
     "DEFAULT_VISIBILITY_TIMEOUT",
     "DEFAULT_WAIT_SECONDS",
+    "DRAINED_POLL_SECONDS",
+    "HEALTH_TICK_SECONDS",
     "ConsumerConfig",
     "batch_due",
     "checkpoint_due",

@@ -329,7 +329,6 @@ def test_the_public_names_are_the_intended_ones() -> None:
             "InMemoryQueue",
             "ManualClock",
             "MessageQueue",
-            "OffloadedDeletes",
             "OutgoingMessage",
             "QueueCounts",
             "QueueError",
