@@ -95,6 +95,7 @@ __all__ = ["Consumer", "ConsumerCounts", "DrainReport"]
 _FATAL_RECEIVE_ERRORS: Final = 5  # non-transient receive errors in a row before giving up
 _MAX_BACKOFF_SECONDS: Final = 10.0
 _LOGGED_REASONS: Final = 5
+_LOGGED_IDS: Final = 10  # message ids named in one log line
 _RECEIVE_BATCH: Final = 10  # SQS's most messages per receive
 _DELETE_GROUP: Final = 100  # messages per delete task: 10 DeleteMessageBatch calls
 _HANDLE_GONE: Final = frozenset(
@@ -390,7 +391,7 @@ class Consumer:
             "pipeline step failed: the batch is handed back undeleted",
             extra=fields(
                 messages=len(batch),
-                message_ids=[entry.message.message_id for entry in batch[:_LOGGED_REASONS]],
+                message_ids=[entry.message.message_id for entry in batch[:_LOGGED_IDS]],
             ),
         )
         await self._hand_back(batch)
@@ -647,7 +648,7 @@ class Consumer:
             _log.warning(
                 "held receipts expired: the queue will deliver those messages again",
                 extra=fields(
-                    message_ids=[e.message.message_id for e in gone[:10]], count=len(gone)
+                    message_ids=[e.message.message_id for e in gone[:_LOGGED_IDS]], count=len(gone)
                 ),
             )
             self.ledger.forget(e.handle for e in gone)

@@ -6,7 +6,11 @@ each rule is testable without a queue::
 
     receive ──► buffered ──(batch due)──► processed ──(checkpoint due)──► checkpointed ──► deleted
                                    │                           └──(checkpoint fails)── held, heartbeated
-                                   └──(poison)──► left for the redrive policy (DLQ)
+                                   ├──(poison: cannot be decoded)──► left for the redrive policy (DLQ)
+                                   └──(the step raised: a bug)──► handed back undeleted
+
+The consumer sleeps until the next decision's timer (:func:`seconds_to_next_decision`) or an
+event (a receive, a stop) wakes it.
 
 Imports: the standard library and :mod:`detector.errors` only.
 """
