@@ -2,6 +2,7 @@
 
 Counters and histograms a person watches: messages received / processed / failed / bound for
 the DLQ, late events, findings by severity, batch latency and queue lag (now - event time),
+bugs apart from bad input (detections that raised, by detection; pipeline steps that raised),
 plus what the consumer does with its held messages (checkpoints, heartbeats, releases,
 backpressure).
 
