@@ -25,7 +25,7 @@ from collections.abc import Callable
 import orjson
 
 from detector.events import archive_to_events, envelopes_to_events
-from detector.runtime import tune_gc
+from detector.process import tune_gc
 from detector.synthetic import SyntheticConfig, envelope, iter_records
 
 REPEATS = 3

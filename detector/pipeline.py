@@ -35,9 +35,11 @@ from detector.detections import (
     Detection,
     DetectionConfig,
     DetectionContext,
+    DetectionFailure,
+    DetectionRun,
     DetectionState,
     default_detections,
-    run_detections,
+    run_detections_isolated,
 )
 from detector.errors import StateError
 from detector.features import FeatureConfig, FeatureState, empty_state, flush, update
@@ -85,6 +87,8 @@ class StepReport:
     watermark: datetime | None
     findings_by_kind: dict[str, int]
     findings_by_severity: dict[str, int]
+    # Detections that raised on this batch (bugs): the rest of the step went on without them.
+    detection_failures: tuple[DetectionFailure, ...] = ()
 
 
 class Pipeline:
@@ -116,9 +120,10 @@ class Pipeline:
     ) -> tuple[PipelineState, list[Finding], StepReport]:
         """Process one batch of normalized events (any order, duplicates allowed)."""
         events = events.rechunk()
-        detections, signature_findings = self._detect(state, events, now)
+        detected = self._detect(state, events, now)
         features, windows, report = update(state.features, events, self.config.features)
         baseline, scored = score_windows(self.artifact, state.baseline, windows, created_at=now)
+        signature_findings = [dataclasses.replace(f, created_at=now) for f in detected.findings]
         newest = events.get_column("event_time").max() if events.height else None
         aggregation, findings = aggregate_findings(
             state.aggregation,
@@ -135,25 +140,23 @@ class Pipeline:
             report.principals,
             report.watermark,
             findings,
+            detected.failures,
         )
-        return PipelineState(features, detections, baseline, aggregation), findings, step
+        return PipelineState(features, detected.state, baseline, aggregation), findings, step
 
-    def _detect(
-        self, state: PipelineState, events: pl.DataFrame, now: datetime
-    ) -> tuple[DetectionState, list[Finding]]:
+    def _detect(self, state: PipelineState, events: pl.DataFrame, now: datetime) -> DetectionRun:
         """Detections age their dedup memory on event time (the newest event of the batch), so
         a replay of old trails and the live stream keep the same findings; ``now`` (the wall
-        clock) only stamps ``created_at``."""
+        clock) only stamps ``created_at``. A detection that raises fails alone."""
         if events.height == 0:
-            return state.detections, []
+            return DetectionRun(state.detections, ())
         newest = events.get_column("event_time").max()
         assert isinstance(newest, datetime)
         profiles = state.features.profiles
         context = DetectionContext.from_profile_items(profiles.items, profiles.principals)
-        detections, found = run_detections(
+        return run_detections_isolated(
             events, self.detections, state.detections, self.config.detections, newest, context
         )
-        return detections, [dataclasses.replace(f, created_at=now) for f in found]
 
     def flush(
         self, state: PipelineState, now: datetime
@@ -224,6 +227,7 @@ def _report(
     principals: int,
     watermark: datetime | None,
     findings: Sequence[Finding],
+    detection_failures: tuple[DetectionFailure, ...] = (),
 ) -> StepReport:
     return StepReport(
         events_in=events_in,
@@ -234,4 +238,5 @@ def _report(
         watermark=watermark,
         findings_by_kind=dict(Counter(f.kind for f in findings)),
         findings_by_severity=dict(Counter(f.severity_label for f in findings)),
+        detection_failures=detection_failures,
     )

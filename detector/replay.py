@@ -77,6 +77,8 @@ class ReplaySummary:
     findings_by_kind: Counter[str] = field(default_factory=Counter)
     findings_by_severity: Counter[str] = field(default_factory=Counter)
     failure_samples: list[str] = field(default_factory=list)
+    # Batches on which a detection raised (a bug in it), by detection id: the rest went on.
+    detection_errors: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
     def text(self) -> str:
@@ -98,6 +100,10 @@ class ReplaySummary:
             ),
             *(f"  {kind}: {n}" for kind, n in self.findings_by_kind.most_common()),
             *(f"  bad record: {s}" for s in self.failure_samples),
+            *(
+                f"detection {d} failed on {n} batch(es): its findings there are missing"
+                for d, n in sorted(self.detection_errors.items())
+            ),
         ]
         return "\n".join(lines)
 
@@ -205,6 +211,7 @@ async def replay(
                     pipeline.step, state, chunk.events, clock()
                 )
                 _account(summary, chunk, report.principals, findings)
+                summary.detection_errors.update(f.detection_id for f in report.detection_failures)
                 if findings:
                     await sink.send(_messages(findings))
                 since_checkpoint += chunk.events.height

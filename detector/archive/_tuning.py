@@ -22,11 +22,11 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Final
 
-from detector.runtime import GC_THRESHOLDS, worker_pool
+from detector.process import GC_THRESHOLDS, worker_pool
 
 __all__ = ["REPLAY_GC_THRESHOLDS", "decode_process_pool", "replay_gc"]
 
-REPLAY_GC_THRESHOLDS: Final = GC_THRESHOLDS  # one setting for every long run (detector.runtime)
+REPLAY_GC_THRESHOLDS: Final = GC_THRESHOLDS  # one setting for every long run (detector.process)
 
 
 @contextmanager
@@ -47,5 +47,5 @@ def decode_process_pool(workers: int | None = None) -> ProcessPoolExecutor:
     """A pool to pass as ``read_events(..., decode_executor=...)``; shut it down when done
     (``with decode_process_pool() as pool:``). ``workers`` defaults to the CPU count; each
     worker's collector is tuned as :func:`replay_gc` tunes it (see
-    :func:`detector.runtime.worker_pool`)."""
+    :func:`detector.process.worker_pool`)."""
     return worker_pool(workers)

@@ -7,7 +7,9 @@ Finding` (``kind`` = the detection id).
 - :func:`default_detections`: the detections this project ships (see ``README.md`` here for
   the table); no registry: the caller passes the detections it wants;
 - :func:`run_detections`: ``(events, detections, state, config, now) -> (state, findings)``,
-  pure; :class:`DetectionState` is a value with ``snapshot()``/``restore()``;
+  pure; :func:`run_detections_isolated` gives a :class:`DetectionRun` where a detection that
+  raises fails alone (a :class:`DetectionFailure`); :class:`DetectionState` is a value with
+  ``snapshot()``/``restore()``;
 - :class:`DetectionConfig`: dedup period, trusted accounts, thresholds;
   :class:`DetectionContext`: what the principal profile knows (known source addresses).
 
@@ -24,7 +26,14 @@ from detector.detections._detection import (
     Matcher,
     Record,
 )
-from detector.detections._run import DETECTION_SCORE, DETECTIONS_VERSION, run_detections
+from detector.detections._run import (
+    DETECTION_SCORE,
+    DETECTIONS_VERSION,
+    DetectionFailure,
+    DetectionRun,
+    run_detections,
+    run_detections_isolated,
+)
 from detector.detections._state import DetectionState
 
 __all__ = [
@@ -34,10 +43,13 @@ __all__ = [
     "Detection",
     "DetectionConfig",
     "DetectionContext",
+    "DetectionFailure",
+    "DetectionRun",
     "DetectionState",
     "Example",
     "Matcher",
     "Record",
     "default_detections",
     "run_detections",
+    "run_detections_isolated",
 ]

@@ -3,13 +3,20 @@
 One vectorised pass selects the rows any detection could match (event source and name,
 principal type); each detection then matches on its own few rows; matches are grouped per
 (detection, principal, dedup period) in polars, and only the groups, a handful per batch, are
-turned into findings in Python. Imports: polars, orjson, detector.events (schema),
-detector.findings, this package.
+turned into findings in Python.
+
+A detection that raises fails alone (:func:`run_detections_isolated`, what the pipeline uses):
+its error becomes a :class:`DetectionFailure`, and the other detections report as usual. The
+one pass over all detections is tried first; only when it raises is each detection run on its
+own, to find which failed. :func:`run_detections` lets the error through (tests and tools).
+
+Imports: polars, orjson, detector.events (schema), detector.findings, this package.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -21,7 +28,14 @@ from detector.detections._state import DetectionState, EmittedKey
 from detector.events import EVENT_COLUMNS
 from detector.findings import ExplanationItem, Finding, JsonScalar, JsonValue, finding_id_of
 
-__all__ = ["DETECTIONS_VERSION", "DETECTION_SCORE", "run_detections"]
+__all__ = [
+    "DETECTIONS_VERSION",
+    "DETECTION_SCORE",
+    "DetectionFailure",
+    "DetectionRun",
+    "run_detections",
+    "run_detections_isolated",
+]
 
 DETECTIONS_VERSION: Final = "1"  # bump when a detection's logic changes what it reports
 DETECTION_SCORE: Final = 1.0  # a signature matched or it did not: rank by severity instead
@@ -42,6 +56,23 @@ _MATCH_COLUMNS: Final = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class DetectionFailure:
+    """A detection that raised on a batch (a bug in it, not bad data): its id and the error."""
+
+    detection_id: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionRun:
+    """The state after a batch, the findings, and the detections that failed on it."""
+
+    state: DetectionState
+    findings: tuple[Finding, ...]
+    failures: tuple[DetectionFailure, ...] = ()
+
+
 def run_detections(
     events: pl.DataFrame,
     detections: Sequence[Detection],
@@ -57,20 +88,66 @@ def run_detections(
     and a replay of the same events gives findings with the same ids. ``now`` is the stream's
     clock (wall time live, the replay position in a replay): it stamps ``created_at`` and
     ages the state. ``context`` carries what the principal profile knows, when it exists.
+    A detection that raises makes this raise; see :func:`run_detections_isolated`.
     """
+    run = _run(events, detections, state, config, now, context, isolate=False)
+    return run.state, run.findings
+
+
+def run_detections_isolated(
+    events: pl.DataFrame,
+    detections: Sequence[Detection],
+    state: DetectionState,
+    config: DetectionConfig,
+    now: datetime,
+    context: DetectionContext | None = None,
+) -> DetectionRun:
+    """:func:`run_detections`, where a detection that raises fails alone: its error is in
+    :attr:`DetectionRun.failures`, and the others' findings are reported as usual."""
+    return _run(events, detections, state, config, now, context, isolate=True)
+
+
+def _run(
+    events: pl.DataFrame,
+    detections: Sequence[Detection],
+    state: DetectionState,
+    config: DetectionConfig,
+    now: datetime,
+    context: DetectionContext | None,
+    *,
+    isolate: bool,
+) -> DetectionRun:
     _check_inputs(events, detections, now)
-    matches = _matches(events, detections, config, context or DetectionContext())
+    failed: dict[str, str] = {}
+    matches = _matches(
+        events, detections, config, context or DetectionContext(), failed if isolate else None
+    )
     by_id = {d.id: d for d in detections}
     findings: list[Finding] = []
     emitted: list[EmittedKey] = []
     for group in _groups(matches, config).iter_rows(named=True):
         key: EmittedKey = (group["detection_id"], group["principal_key"], group["window_start"])
-        if key in state.emitted:
+        if key in state.emitted or key[0] in failed:
+            continue
+        try:
+            finding = _finding(by_id[key[0]], group, config, now)
+        except Exception as err:
+            if not isolate:
+                raise
+            failed[key[0]] = _describe(err)
             continue
         emitted.append(key)
-        findings.append(_finding(by_id[key[0]], group, config, now))
+        findings.append(finding)
+    # A detection that failed part way reports nothing on this batch rather than a part of it.
+    emitted = [k for k in emitted if k[0] not in failed]
+    kept = tuple(f for f in findings if f.kind not in failed)
     new_state = state.with_emitted(emitted).forget_before(now - config.state_retention)
-    return new_state, tuple(findings)
+    failures = tuple(DetectionFailure(i, e) for i, e in failed.items())
+    return DetectionRun(new_state, kept, failures)
+
+
+def _describe(err: Exception) -> str:
+    return f"{type(err).__name__}: {err}"
 
 
 def _check_inputs(events: pl.DataFrame, detections: Sequence[Detection], now: datetime) -> None:
@@ -90,23 +167,42 @@ def _matches(
     detections: Sequence[Detection],
     config: DetectionConfig,
     context: DetectionContext,
+    failed: dict[str, str] | None,
 ) -> pl.DataFrame:
-    """Matched rows of all detections, with ``detection_id`` and ``evidence``."""
+    """Matched rows of all detections, with ``detection_id`` and ``evidence``. With
+    ``failed``, a detection that raises adds its error there instead of raising."""
     empty = pl.DataFrame(schema=_match_schema(events))
     if not detections or events.is_empty():
         return empty
-    # One pass over the whole batch; everything after runs on the few selected rows.
-    selected = events.filter(pl.any_horizontal([d.selects for d in detections]))
-    if selected.is_empty():
-        return empty
-    candidates = selected.lazy()
-    per_detection = [
-        d.matches(candidates.filter(d.selects), config, context)
+    try:
+        # One pass over the whole batch; everything after runs on the few selected rows.
+        selected = events.filter(pl.any_horizontal([d.selects for d in detections]))
+        if selected.is_empty():
+            return empty
+        candidates = selected.lazy()
+        return pl.concat(
+            [_matched(candidates, d, config, context) for d in detections], how="vertical"
+        ).collect()
+    except Exception:
+        if failed is None:
+            raise
+    frames = [empty]
+    for detection in detections:
+        try:
+            frames.append(_matched(events.lazy(), detection, config, context).collect())
+        except Exception as err:
+            failed[detection.id] = _describe(err)
+    return pl.concat(frames, how="vertical")
+
+
+def _matched(
+    events: pl.LazyFrame, detection: Detection, config: DetectionConfig, context: DetectionContext
+) -> pl.LazyFrame:
+    return (
+        detection.matches(events.filter(detection.selects), config, context)
         .select(_MATCH_COLUMNS)
-        .with_columns(detection_id=pl.lit(d.id, dtype=pl.String))
-        for d in detections
-    ]
-    return pl.concat(per_detection, how="vertical").collect()
+        .with_columns(detection_id=pl.lit(detection.id, dtype=pl.String))
+    )
 
 
 def _match_schema(events: pl.DataFrame) -> pl.Schema:

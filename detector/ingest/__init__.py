@@ -24,7 +24,6 @@ from detector.ingest._errors import QueueError, QueueUnavailableError
 from detector.ingest._limits import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES
 from detector.ingest._memory import InMemoryQueue, QueueCounts
 from detector.ingest._model import BatchFailure, BatchOutcome, OutgoingMessage, QueueMessage
-from detector.ingest._offload import OffloadedDeletes
 from detector.ingest._port import MessageQueue
 from detector.ingest._retry import DEFAULT_RETRY_POLICY, RetryPolicy, Sleep
 from detector.ingest._sqs import SqsConfig, SqsQueue, StaticCredentials
@@ -40,7 +39,6 @@ __all__ = [
     "InMemoryQueue",
     "ManualClock",
     "MessageQueue",
-    "OffloadedDeletes",
     "OutgoingMessage",
     "QueueCounts",
     "QueueError",

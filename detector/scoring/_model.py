@@ -14,9 +14,7 @@ Imports: numpy, polars and scikit-learn.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -79,8 +77,8 @@ class WindowAnomalyModel(BaseEstimator):  # type: ignore[misc]
         return self
 
     def anomaly_score(self, x: Matrix, *, feature_names: Sequence[str] | None = None) -> Matrix:
-        """One score per row, in (0, 1]; higher is more anomalous. Batch rows: one call costs
-        ~16 ms of fixed overhead here, against ~5 us per row."""
+        """One score per row, in (0, 1]; higher is more anomalous. Batch rows: each call has a
+        fixed cost (scikit-learn dispatches every tree)."""
         check_is_fitted(self, "forest_")
         if feature_names is not None and list(feature_names) != list(self.feature_names_in_):
             raise ValueError("feature names differ from those the model was fitted with")
@@ -90,75 +88,5 @@ class WindowAnomalyModel(BaseEstimator):  # type: ignore[misc]
             )
         if x.shape[0] == 0:
             return np.empty(0, dtype=np.float64)
-        scores: Matrix = -_score_samples(self.forest_, transform(x))
+        scores: Matrix = -self.forest_.score_samples(transform(x))
         return scores
-
-
-@dataclass(frozen=True, slots=True)
-class _CompiledForest:
-    """What scoring needs from a fitted forest, read once: per tree, its feature subset and the
-    path length each leaf stands for."""
-
-    trees: tuple[Any, ...]  # sklearn's Cython ``Tree`` objects
-    features: tuple[npt.NDArray[np.intp] | None, ...]
-    leaf_lengths: tuple[Matrix, ...]
-    denominator: float
-
-
-_COMPILED: weakref.WeakKeyDictionary[IsolationForest, _CompiledForest | None] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _compile(forest: IsolationForest) -> _CompiledForest | None:
-    """The forest's scoring arrays, or None when this scikit-learn keeps them elsewhere."""
-    try:
-        from sklearn.ensemble._iforest import _average_path_length
-
-        n_features = forest.n_features_in_
-        subsample = forest._max_features != n_features
-        features = tuple(
-            np.asarray(f, dtype=np.intp) if subsample else None for f in forest.estimators_features_
-        )
-        # Summed per leaf exactly as scikit-learn sums them, so that scores are bit-identical.
-        lengths = tuple(
-            d + a - 1.0
-            for d, a in zip(
-                forest._decision_path_lengths,
-                forest._average_path_length_per_tree,
-                strict=True,
-            )
-        )
-        trees = tuple(e.tree_ for e in forest.estimators_)
-        denominator = float(len(trees) * _average_path_length([forest._max_samples])[0])
-    except (AttributeError, ImportError, TypeError, ValueError):
-        return None
-    return _CompiledForest(trees, features, lengths, denominator)
-
-
-def _score_samples(forest: IsolationForest, x: Matrix) -> Matrix:
-    """``forest.score_samples(x)``, without its fixed cost of ~16 ms per call.
-
-    scikit-learn dispatches each of the 200 trees through joblib, which dominates a call of a
-    few thousand rows (one micro-batch's windows). Here the trees are walked in a plain loop
-    over the same Cython ``Tree.apply`` and the same per-leaf path lengths; a test holds the
-    two equal. A scikit-learn whose forest lacks those attributes falls back to its own method.
-    """
-    if forest in _COMPILED:
-        compiled = _COMPILED[forest]
-    else:
-        compiled = _COMPILED[forest] = _compile(forest)
-    if compiled is None or not np.all(np.isfinite(x)):
-        result: Matrix = forest.score_samples(x)
-        return result
-    x32 = np.ascontiguousarray(x, dtype=np.float32)
-    depths = np.zeros(x32.shape[0], dtype=np.float64)
-    for tree, features, leaf_lengths in zip(
-        compiled.trees, compiled.features, compiled.leaf_lengths, strict=True
-    ):
-        subset = x32 if features is None else np.ascontiguousarray(x32[:, features])
-        depths += leaf_lengths[tree.apply(subset)]
-    if compiled.denominator == 0:
-        return np.full(x32.shape[0], -0.5)  # scikit-learn: 2 ** -1 when nothing was learnt
-    scores: Matrix = -(2.0 ** (-(depths / compiled.denominator)))
-    return scores

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from detector.service._consumer import Consumer, ConsumerCounts, DrainReport
-    from detector.service._decode import DecodedBatch, decode_batch
+    from detector.service._decode import DecodedMessages, decode_batch
     from detector.service._http import Health, OpsServer
     from detector.service._ledger import HeldMessage, Ledger, Phase
     from detector.service._logging import JsonFormatter, configure_logging, fields
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "_consumer": ("Consumer", "ConsumerCounts", "DrainReport"),
-    "_decode": ("DecodedBatch", "decode_batch"),
+    "_decode": ("DecodedMessages", "decode_batch"),
     "_http": ("Health", "OpsServer"),
     "_ledger": ("HeldMessage", "Ledger", "Phase"),
     "_logging": ("JsonFormatter", "configure_logging", "fields"),
@@ -65,7 +65,7 @@ __all__ = [
     "Consumer",
     "ConsumerConfig",
     "ConsumerCounts",
-    "DecodedBatch",
+    "DecodedMessages",
     "DrainReport",
     "Health",
     "HeldMessage",

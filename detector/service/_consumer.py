@@ -1,14 +1,15 @@
 """The consumer: queue messages in, findings out, state checkpointed before anything is deleted.
 
-Message lifecycle (see :mod:`detector.service._ledger` for the phases)::
+It reads as its loop does: receive, batch, step, send findings, checkpoint, delete, heartbeat,
+drain. Message lifecycle (see :mod:`detector.service._ledger` for the phases)::
 
     receive(10, long poll) ─► held, BUFFERED ─► micro-batch (1,000 msgs or 2 s; under load
         everything buffered, up to 10,000: the step's cost is mostly per batch)
-        ─► decode (worker thread; the next due batch is decoded while this one steps)
-        ─► pipeline step (worker thread) ─► findings sent to every sink
+        ─► decode and pipeline step (one worker thread: the event loop keeps receiving)
+        ─► findings sent to every sink
         ─► PROCESSED (held; its events live in the in-memory state)
         ─► checkpoint (every 10 s, when too much is held, or when the queue looks drained)
-        ─► CHECKPOINTED ─► DeleteMessageBatch ─► forgotten
+        ─► CHECKPOINTED ─► DeleteMessageBatch (on the event loop) ─► forgotten
 
 The one rule that makes a crash harmless: a message is deleted only after a checkpoint that
 includes it was saved, and a checkpoint only follows the delivery of the findings its messages
@@ -19,11 +20,17 @@ them as duplicates; other readers deduplicate on ``finding_id``).
 
 Failures are data:
 
-- a poison message (bad JSON, not CloudTrail, oversized, a record that fails normalization, or
-  one whose events make the pipeline step raise: the batch is split in halves until that
-  message is alone) is counted, logged with its message id, and *not deleted*: it becomes
-  visible again after ``poison_retry_seconds`` and the queue's redrive policy moves it to the
-  dead-letter queue after ``maxReceiveCount`` receives;
+- a poison message (bad JSON, not CloudTrail, oversized, a record that fails normalization) is
+  counted, logged with its message id, and *not deleted*: it becomes visible again after
+  ``poison_retry_seconds`` and the queue's redrive policy moves it to the dead-letter queue
+  after ``maxReceiveCount`` receives. Only decoding makes a message poison;
+- a detection that raises fails alone: the step goes on without it, and the error is logged
+  with the detection id and counted (``detector_detection_errors_total{detection}``);
+- a step that raises anyway is a bug, not bad input: counted apart
+  (``detector_step_failures_total``), logged, and the whole batch is handed back undeleted
+  like poison. The batch is not split to find a culprit: that would send exactly the events
+  that found the bug to the DLQ as if they were bad data. A bug that persists moves the
+  batches through the redrive policy to the DLQ, to be redriven once it is fixed;
 - findings that cannot be delivered put the batch back in the buffer (the state is a value, so
   the step is simply discarded) and it is retried after a backoff;
 - a checkpoint that fails leaves its messages held, undeleted and heartbeated, and is retried;
@@ -43,12 +50,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import BrokenExecutor, Executor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -66,18 +71,21 @@ from detector.ingest import (
     utc_now,
 )
 from detector.pipeline import Pipeline, PipelineState, StepReport
-from detector.service._decode import DecodedBatch, decode_batch, decode_bodies
+from detector.service._decode import DecodedMessages, decode_batch
 from detector.service._http import Health
 from detector.service._ledger import HeldMessage, Ledger, Phase
 from detector.service._logging import fields
 from detector.service._metrics import ServiceMetrics
 from detector.service._policy import (
-    CHECKPOINT_TIME_SHARE,
     DEFAULT_GRACE_SECONDS,
+    DRAINED_POLL_SECONDS,
     ConsumerConfig,
     batch_due,
     checkpoint_due,
     may_receive,
+    queue_drained,
+    queue_idle,
+    seconds_to_next_decision,
 )
 from detector.sinks import FindingMessage, FindingSink, SinkError
 from detector.state import StateStore
@@ -87,19 +95,14 @@ __all__ = ["Consumer", "ConsumerCounts", "DrainReport"]
 _FATAL_RECEIVE_ERRORS: Final = 5  # non-transient receive errors in a row before giving up
 _MAX_BACKOFF_SECONDS: Final = 10.0
 _LOGGED_REASONS: Final = 5
+_LOGGED_IDS: Final = 10  # message ids named in one log line
 _RECEIVE_BATCH: Final = 10  # SQS's most messages per receive
-# A long poll answers at once while the queue has visible messages; one still waiting after
-# this long means the queue is drained (for now), so what is processed may be checkpointed.
-_IDLE_POLL_SECONDS: Final = 0.25
 _DELETE_GROUP: Final = 100  # messages per delete task: 10 DeleteMessageBatch calls
 _HANDLE_GONE: Final = frozenset(
     {"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"}
 )
 
 _log = logging.getLogger("detector.service")
-
-if QueueMessage._fields[:4] != ("message_id", "receipt_handle", "body", "sent_time"):
-    raise ImportError("Consumer._start_decode unpacks QueueMessage's first four fields by place")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,17 +133,15 @@ class ConsumerCounts:
     checkpoints: int = 0
 
 
-@dataclass(slots=True)
-class _StepOutcome:
+@dataclass(frozen=True, slots=True)
+class _Stepped:
     """What decoding and stepping a batch gave, computed off the event loop."""
 
+    decoded: DecodedMessages
     state: PipelineState
-    findings: list[Finding] = field(default_factory=list)
-    reports: list[StepReport] = field(default_factory=list)
-    poison: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    step_failures: int = 0
-    duplicates_in_batch: int = 0
-    lags: list[np.ndarray] = field(default_factory=list)
+    findings: list[Finding]
+    report: StepReport
+    lags: np.ndarray
 
 
 def _backoff(failures: int) -> float:
@@ -175,7 +176,6 @@ class Consumer:
         health: Health | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         backoff: Callable[[int], float] | None = None,
-        decode_pool: Executor | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.queue = queue
@@ -198,7 +198,7 @@ class Consumer:
         self._last_checkpoint_seconds = 0.0
         self._sink_failures = 0
         self._sink_retry_at: datetime | None = None
-        self._queue_idle = False
+        self._short_receive = False  # the last receive brought fewer than asked for
         self._last_cut: datetime | None = None  # when the last micro-batch was taken
         self._polls: dict[int, float] = {}  # receive loops' long polls in flight: start times
         self._stopping = False
@@ -211,13 +211,6 @@ class Consumer:
         self._delete_slots = asyncio.Semaphore(self.config.delete_concurrency)
         self._deletes: set[asyncio.Task[None]] = set()
         self._received_after_stop: list[QueueMessage] = []
-        # The next micro-batch, taken while the current one steps, and its decode under way
-        # in a thread: decoding (Python, holding the GIL) overlaps the step (mostly polars,
-        # releasing it), so two cores do both.
-        self._ahead: tuple[list[HeldMessage], asyncio.Future[DecodedBatch]] | None = None
-        # With step_in_thread: decode in these worker processes instead of a thread, so that
-        # decoding runs in parallel with everything else this process does (the GIL is theirs).
-        self._decode_pool = decode_pool
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -286,7 +279,7 @@ class Consumer:
         # Fewer messages than asked for: the queue had no more visible (or SQS sampled few of
         # its servers). Either way it looks drained enough to checkpoint and let deletes go,
         # rather than holding them until a long poll comes back empty.
-        self._queue_idle = len(messages) < _RECEIVE_BATCH
+        self._short_receive = len(messages) < _RECEIVE_BATCH
         if not messages:
             if self.ledger.count(Phase.PROCESSED):
                 self._wake.set()  # a drained queue may make a checkpoint due
@@ -330,7 +323,7 @@ class Consumer:
             self._clock(),
             self.config,
             self._last_cut,
-            queue_drained=self._long_poll_waiting(),
+            queue_drained=self._queue_drained(),
         )
 
     def _take_batch(self) -> list[HeldMessage]:
@@ -343,194 +336,85 @@ class Consumer:
     async def process_due(self, *, force: bool = False) -> int:
         """Process one micro-batch if one is due (``force``: whatever is buffered, now);
         returns how many messages it took from the buffer (poison included)."""
-        now = self._clock()
         if not force:
-            if self._sink_retry_at is not None and now < self._sink_retry_at:
+            if self._sink_retry_at is not None and self._clock() < self._sink_retry_at:
                 return 0
-            if self._ahead is None and not self.batch_is_due():
+            if not self.batch_is_due():
                 return 0
-        batch, decoding = self._next_batch()
-        if not batch:
-            return 0
-        await self._process(batch, decoding)
-        return len(batch)
-
-    def _next_batch(self) -> tuple[list[HeldMessage], asyncio.Future[DecodedBatch] | None]:
-        """The batch taken ahead (with its decode under way), or a new one from the buffer."""
-        if self._ahead is not None:
-            ahead, self._ahead = self._ahead, None
-            return ahead
-        return self._take_batch(), None
-
-    def _decode(self, messages: Sequence[QueueMessage]) -> DecodedBatch:
-        return decode_batch(messages, max_body_bytes=self.config.max_body_bytes)
-
-    def _start_decode(self, batch: Sequence[HeldMessage]) -> asyncio.Future[DecodedBatch]:
-        messages = [entry.message for entry in batch]
-        if self._decode_pool is None or not messages:
-            return asyncio.ensure_future(asyncio.to_thread(self._decode, messages))
-        # The messages' fields as columns, in one pass (a message is a named tuple).
-        message_ids, handles, bodies, sent_times, *_ = zip(*messages, strict=True)
-        call = functools.partial(
-            decode_bodies,
-            bodies,
-            message_ids,
-            handles,
-            sent_times,
-            max_body_bytes=self.config.max_body_bytes,
-        )
-        try:
-            return asyncio.get_running_loop().run_in_executor(self._decode_pool, call)
-        except Exception as err:  # a broken pool refuses work at once
-            self._decode_failed(err)
-            return asyncio.ensure_future(asyncio.to_thread(self._decode, messages))
-
-    def _decode_failed(self, err: Exception) -> None:
-        """Decoding never raises for bad data: this is the pool (a worker died). The batch is
-        decoded again in a thread; a broken pool is not used again."""
-        broken = isinstance(err, BrokenExecutor)
-        _log.error(
-            "decoding failed: decoding in this process"
-            + (" from now on" if broken else " for this batch"),
-            extra=fields(error=f"{type(err).__name__}: {err}"),
-        )
-        if broken:
-            self._decode_pool = None
-
-    def _look_ahead(self) -> None:
-        """Take the next batch now, if it is already due, and start decoding it."""
-        if self._ahead is not None or self._stopping or not self.batch_is_due():
-            return
         batch = self._take_batch()
         if batch:
-            self._ahead = (batch, self._start_decode(batch))
+            await self._process(batch)
+        return len(batch)
 
-    async def _return_ahead(self) -> None:
-        """Put the batch taken ahead back in the buffer (its decode is discarded)."""
-        if self._ahead is None:
-            return
-        batch, decoding = self._ahead
-        self._ahead = None
-        with contextlib.suppress(Exception):
-            await decoding
-        self.ledger.requeue(batch)
-        self._update_room()
-
-    async def _process(
-        self, batch: list[HeldMessage], decoding: asyncio.Future[DecodedBatch] | None = None
-    ) -> bool:
+    async def _process(self, batch: list[HeldMessage]) -> bool:
+        """Step one batch and send its findings; False if they could not be delivered (the
+        batch is back in the buffer)."""
         started = self._monotonic()
         now = self._clock()
-        state = self.state
         messages = [entry.message for entry in batch]
-        if self.config.step_in_thread:
-            decoding = decoding or self._start_decode(batch)
-            try:
-                decoded: DecodedBatch | None = await decoding
-            except Exception as err:
-                self._decode_failed(err)
-                decoded = None
-            self._look_ahead()
-            outcome = await asyncio.to_thread(self._step_decoded, state, messages, decoded, now)
-        else:
-            outcome = self._step_isolating(state, messages, now)
-        if outcome.poison:
-            poison = [entry for entry in batch if entry.handle in outcome.poison]
-            good = [entry for entry in batch if entry.handle not in outcome.poison]
-        else:
-            poison, good = [], batch
-        if outcome.step_failures:
-            self.metrics.step_failures.inc(outcome.step_failures)
-        if poison:
-            await self._hand_back_poison(poison, outcome.poison)
         try:
-            await self._send(outcome.findings)
+            stepped = await asyncio.to_thread(self._decode_and_step, self.state, messages, now)
+        except Exception:
+            await self._step_failed(batch)
+            return True
+        poison = stepped.decoded.poison
+        good = [entry for entry in batch if entry.handle not in poison] if poison else batch
+        if poison:
+            await self._hand_back_poison([e for e in batch if e.handle in poison], poison)
+        try:
+            await self._send(stepped.findings)
         except SinkError as err:
-            self._sink_failures += 1
-            pause = self._backoff(self._sink_failures)
-            self._sink_retry_at = now + timedelta(seconds=pause)
-            self.metrics.findings_send_failures.inc()
-            _log.error(
-                "findings not delivered: the batch goes back to the buffer",
-                extra=fields(
-                    error=str(err),
-                    findings=len(outcome.findings),
-                    messages=len(good),
-                    retry_in_seconds=pause,
-                ),
-            )
-            if self.health is not None:
-                self.health.unready("findings", f"delivery failing: {err}")
-            await self._return_ahead()  # batches go back in order: this one, then the next
-            self.ledger.requeue(good)
-            self._update_room()
+            self._findings_failed(err, len(stepped.findings), good, now)
             return False
         if self._sink_failures:
             self._sink_failures = 0
             self._sink_retry_at = None
             if self.health is not None:
                 self.health.ready("findings")
-        self._state = outcome.state
+        self._state = stepped.state
         self.ledger.mark_entries(good, Phase.PROCESSED)
         self._update_room()
-        self._record(outcome, len(good), self._monotonic() - started)
+        self._record(stepped, len(good), self._monotonic() - started)
         return True
 
-    def _step_decoded(
-        self,
-        state: PipelineState,
-        messages: Sequence[QueueMessage],
-        decoded: DecodedBatch | None,
-        now: datetime,
-    ) -> _StepOutcome:
-        """Step a batch decoded ahead; if that raises, isolate the culprit as
-        :meth:`_step_isolating` does (decoding again: that path is rare)."""
-        if decoded is None:
-            return self._step_isolating(state, messages, now)
-        try:
-            return self._step(state, decoded, now)
-        except Exception:
-            return self._step_isolating(state, messages, now)
-
-    def _step_isolating(
+    def _decode_and_step(
         self, state: PipelineState, messages: Sequence[QueueMessage], now: datetime
-    ) -> _StepOutcome:
-        """Decode and step ``messages``; if that raises, split the batch and go on with each
-        half from the same state (a value, so the failed attempt left nothing behind) until
-        the message that makes it raise is alone: that one is poison. Pure; runs in a thread."""
-        try:
-            return self._step(state, self._decode(messages), now)
-        except Exception as err:
-            if len(messages) == 1:
-                message = messages[0]
-                reason = f"message {message.message_id}: pipeline step failed: {type(err).__name__}: {err}"
-                return _StepOutcome(
-                    state, poison={message.receipt_handle: (reason,)}, step_failures=1
-                )
-            middle = len(messages) // 2
-            first = self._step_isolating(state, messages[:middle], now)
-            second = self._step_isolating(first.state, messages[middle:], now)
-            return _StepOutcome(
-                second.state,
-                first.findings + second.findings,
-                first.reports + second.reports,
-                first.poison | second.poison,
-                first.step_failures + second.step_failures + 1,
-                first.duplicates_in_batch + second.duplicates_in_batch,
-                first.lags + second.lags,
-            )
-
-    def _step(self, state: PipelineState, decoded: DecodedBatch, now: datetime) -> _StepOutcome:
+    ) -> _Stepped:
+        """Pure, and run in a worker thread: decoding is Python, the step mostly polars."""
+        decoded = decode_batch(messages, max_body_bytes=self.config.max_body_bytes)
         new_state, findings, report = self.pipeline.step(state, decoded.events, now)
-        return _StepOutcome(
-            new_state,
-            findings,
-            [report],
-            dict(decoded.poison),
-            0,
-            decoded.duplicates_in_batch,
-            [_lag_seconds(decoded.events, now)],
+        return _Stepped(decoded, new_state, findings, report, _lag_seconds(decoded.events, now))
+
+    async def _step_failed(self, batch: Sequence[HeldMessage]) -> None:
+        """A step that raised is a bug: counted apart from poison, and the batch handed back
+        undeleted (see the module docstring)."""
+        self.metrics.step_failures.inc()
+        _log.exception(
+            "pipeline step failed: the batch is handed back undeleted",
+            extra=fields(
+                messages=len(batch),
+                message_ids=[entry.message.message_id for entry in batch[:_LOGGED_IDS]],
+            ),
         )
+        await self._hand_back(batch)
+
+    def _findings_failed(
+        self, err: SinkError, findings: int, batch: list[HeldMessage], now: datetime
+    ) -> None:
+        self._sink_failures += 1
+        pause = self._backoff(self._sink_failures)
+        self._sink_retry_at = now + timedelta(seconds=pause)
+        self.metrics.findings_send_failures.inc()
+        _log.error(
+            "findings not delivered: the batch goes back to the buffer",
+            extra=fields(
+                error=str(err), findings=findings, messages=len(batch), retry_in_seconds=pause
+            ),
+        )
+        if self.health is not None:
+            self.health.unready("findings", f"delivery failing: {err}")
+        self.ledger.requeue(batch)
+        self._update_room()
 
     async def _send(self, findings: Sequence[Finding]) -> None:
         if not findings or not self.sinks:
@@ -553,7 +437,7 @@ class Consumer:
             ) from first
 
     async def _hand_back_poison(
-        self, entries: Sequence[HeldMessage], reasons: dict[str, tuple[str, ...]]
+        self, entries: Sequence[HeldMessage], reasons: Mapping[str, tuple[str, ...]]
     ) -> None:
         """Count and log poison, then leave it to the redrive policy: never deleted."""
         limit = self.config.max_receive_count
@@ -578,40 +462,47 @@ class Consumer:
         self.counts.poison += len(entries)
         if bound:
             self.metrics.messages_dlq_bound.inc(bound)
+        await self._hand_back(entries)
+
+    async def _hand_back(self, entries: Sequence[HeldMessage]) -> None:
+        """Let messages go undeleted: visible again after ``poison_retry_seconds`` (or at the
+        end of their visibility timeout), each receive counting towards the redrive policy."""
         retry = self.config.poison_retry_seconds
         if retry is not None:
             try:
                 await self.queue.change_visibility([e.message for e in entries], retry)
-            except QueueError as err:  # it comes back at the end of its visibility timeout
-                _log.warning("could not shorten poison visibility", extra=fields(error=str(err)))
+            except QueueError as err:  # they come back at the end of their visibility timeout
+                _log.warning("could not shorten visibility", extra=fields(error=str(err)))
         self.ledger.forget_entries(entries)
         self._update_room()
 
-    def _record(self, outcome: _StepOutcome, messages: int, seconds: float) -> None:
+    def _record(self, stepped: _Stepped, messages: int, seconds: float) -> None:
         m = self.metrics
+        report = stepped.report
         m.batch_seconds.observe(seconds)
-        events = duplicates = late = 0
-        for report in outcome.reports:
-            events += report.events_in
-            duplicates += report.duplicates
-            late += report.late_events
-            for severity, count in report.findings_by_severity.items():
-                m.findings.labels(severity=severity).inc(count)
-        m.events_processed.inc(events)
-        self.counts.events += events
-        self.counts.findings += len(outcome.findings)
-        m.events_duplicate.inc(duplicates + outcome.duplicates_in_batch)
-        m.events_late.inc(late)
-        for lags in outcome.lags:
-            m.queue_lag_seconds.observe_many(lags)
+        for severity, count in report.findings_by_severity.items():
+            m.findings.labels(severity=severity).inc(count)
+        for failure in report.detection_failures:
+            m.detection_errors.labels(detection=failure.detection_id).inc()
+            _log.error(
+                "detection failed on a batch: the others went on without it",
+                extra=fields(detection=failure.detection_id, error=failure.error),
+            )
+        duplicates = report.duplicates + stepped.decoded.duplicates_in_batch
+        m.events_processed.inc(report.events_in)
+        m.events_duplicate.inc(duplicates)
+        m.events_late.inc(report.late_events)
+        m.queue_lag_seconds.observe_many(stepped.lags)
+        self.counts.events += report.events_in
+        self.counts.findings += len(stepped.findings)
         _log.debug(
             "batch processed",
             extra=fields(
                 messages=messages,
-                events=events,
-                duplicates=duplicates + outcome.duplicates_in_batch,
-                late=late,
-                findings=len(outcome.findings),
+                events=report.events_in,
+                duplicates=duplicates,
+                late=report.late_events,
+                findings=len(stepped.findings),
                 seconds=round(seconds, 4),
             ),
         )
@@ -625,10 +516,12 @@ class Consumer:
             now=self._clock(),
             last_checkpoint=self._last_checkpoint,
             retry_after=self._checkpoint_retry_at,
-            # A FIFO group delivers nothing more while a message of it is held, so on a FIFO
-            # queue every pause of the buffer counts as idle: deletes wait ~1 s, not 10.
-            queue_idle=(self._queue_idle or self.queue.fifo or self._long_poll_waiting())
-            and self.ledger.count(Phase.BUFFERED) == 0,
+            queue_idle=queue_idle(
+                short_receive=self._short_receive,
+                fifo=self.queue.fifo,
+                drained=self._queue_drained(),
+                buffered=self.ledger.count(Phase.BUFFERED),
+            ),
             config=self.config,
             last_checkpoint_seconds=self._last_checkpoint_seconds,
         )
@@ -757,7 +650,7 @@ class Consumer:
             _log.warning(
                 "held receipts expired: the queue will deliver those messages again",
                 extra=fields(
-                    message_ids=[e.message.message_id for e in gone[:10]], count=len(gone)
+                    message_ids=[e.message.message_id for e in gone[:_LOGGED_IDS]], count=len(gone)
                 ),
             )
             self.ledger.forget(e.handle for e in gone)
@@ -834,10 +727,9 @@ class Consumer:
                 task.cancel()
         late_arrivals, self._received_after_stop = self._received_after_stop, []
         await self._release(late_arrivals, "received while stopping")
-        while (self._ahead is not None or self.ledger.count(Phase.BUFFERED)) and left(reserve) > 0:
-            if not await self._process(*self._next_batch()):
+        while self.ledger.count(Phase.BUFFERED) and left(reserve) > 0:
+            if not await self._process(self._take_batch()):
                 break  # findings cannot be delivered now: release instead
-        await self._return_ahead()
         checkpointed = await self.checkpoint() if self.ledger.count(Phase.PROCESSED) else True
         await self.wait_for_deletes(timeout=left())
         released = await self.release_held(
@@ -927,40 +819,25 @@ class Consumer:
                 async with asyncio.timeout(self._seconds_to_next_decision()):
                     await self._wake.wait()
 
-    def _long_poll_waiting(self) -> bool:
-        limit = self._monotonic() - _IDLE_POLL_SECONDS
-        return any(started <= limit for started in self._polls.values())
+    def _queue_drained(self) -> bool:
+        return queue_drained(self._polls.values(), self._monotonic())
 
     def _seconds_to_next_decision(self) -> float:
-        """The longest the process loop may sleep before a timer makes something due.
-
-        Only timers still to come count: the loop sleeps when nothing is due, so a timer that
-        has passed is waiting on something else (which has a timer or an event of its own),
-        and waking for it again would only spin."""
-        now = self._clock()
-        timers: list[float] = []
-        # When the queue will look drained (a full batch is then due, and a checkpoint may be).
-        drained: list[float] = []
+        drained_in = None
         if self._polls:
-            drained.append(min(self._polls.values()) + _IDLE_POLL_SECONDS - self._monotonic())
-        oldest = self.ledger.oldest_buffered()
-        if oldest is not None:
-            timers.append(self.config.batch_seconds - (now - oldest).total_seconds())
-            if self._last_cut is not None:
-                since_cut = (now - self._last_cut).total_seconds()
-                timers.append(self.config.min_batch_seconds - since_cut)
-                if self.ledger.count(Phase.BUFFERED) >= self.config.batch_size:
-                    timers.extend(drained)
-        if self.ledger.count(Phase.PROCESSED):
-            since = (now - self._last_checkpoint).total_seconds()
-            timers.append(self.config.checkpoint_seconds - since)
-            timers.append(self.config.min_checkpoint_seconds - since)
-            timers.append(self._last_checkpoint_seconds / CHECKPOINT_TIME_SHARE - since)
-            timers.extend(drained)
-        for retry in (self._sink_retry_at, self._checkpoint_retry_at):
-            if retry is not None:
-                timers.append((retry - now).total_seconds())
-        return max(0.005, min([1.0, *(t for t in timers if t > 0)]))  # 1 s: the health tick
+            drained_in = min(self._polls.values()) + DRAINED_POLL_SECONDS - self._monotonic()
+        return seconds_to_next_decision(
+            now=self._clock(),
+            config=self.config,
+            oldest_buffered=self.ledger.oldest_buffered(),
+            buffered=self.ledger.count(Phase.BUFFERED),
+            last_cut=self._last_cut,
+            processed=self.ledger.count(Phase.PROCESSED),
+            last_checkpoint=self._last_checkpoint,
+            last_checkpoint_seconds=self._last_checkpoint_seconds,
+            retries=(self._sink_retry_at, self._checkpoint_retry_at),
+            drained_in=drained_in,
+        )
 
 
 def _lag_seconds(events: pl.DataFrame, now: datetime) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 Counters and histograms a person watches: messages received / processed / failed / bound for
 the DLQ, late events, findings by severity, batch latency and queue lag (now - event time),
+bugs apart from bad input (detections that raised, by detection; pipeline steps that raised),
 plus what the consumer does with its held messages (checkpoints, heartbeats, releases,
 backpressure).
 
@@ -135,7 +136,13 @@ class ServiceMetrics:
         )
         self.step_failures = Counter(
             "detector_step_failures",
-            "pipeline steps that raised; the batch is split to isolate the message",
+            "pipeline steps that raised (a bug, not bad input): the batch is handed back undeleted",
+            registry=r,
+        )
+        self.detection_errors = Counter(
+            "detector_detection_errors",
+            "detections that raised on a batch; the batch went on without them",
+            ["detection"],
             registry=r,
         )
         self.batch_seconds = Histogram(

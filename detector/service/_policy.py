@@ -6,13 +6,18 @@ each rule is testable without a queue::
 
     receive ──► buffered ──(batch due)──► processed ──(checkpoint due)──► checkpointed ──► deleted
                                    │                           └──(checkpoint fails)── held, heartbeated
-                                   └──(poison)──► left for the redrive policy (DLQ)
+                                   ├──(poison: cannot be decoded)──► left for the redrive policy (DLQ)
+                                   └──(the step raised: a bug)──► handed back undeleted
+
+The consumer sleeps until the next decision's timer (:func:`seconds_to_next_decision`) or an
+event (a receive, a stop) wakes it.
 
 Imports: the standard library and :mod:`detector.errors` only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -36,10 +41,15 @@ __all__ = [
     "DEFAULT_RECEIVERS",
     "DEFAULT_VISIBILITY_TIMEOUT",
     "DEFAULT_WAIT_SECONDS",
+    "DRAINED_POLL_SECONDS",
+    "HEALTH_TICK_SECONDS",
     "ConsumerConfig",
     "batch_due",
     "checkpoint_due",
     "may_receive",
+    "queue_drained",
+    "queue_idle",
+    "seconds_to_next_decision",
 ]
 
 DEFAULT_RECEIVERS: Final = 4
@@ -47,8 +57,8 @@ DEFAULT_WAIT_SECONDS: Final = 20  # SQS's longest long poll
 DEFAULT_VISIBILITY_TIMEOUT: Final = 300  # the deploy's input queue
 DEFAULT_BATCH_SIZE: Final = 1000
 DEFAULT_BATCH_SECONDS: Final = 2.0
-# A step costs ~30 ms however small its batch: under a busy stream, batches are cut no more
-# often than this (so they grow instead), unless max_batch_size or batch_seconds is reached.
+# A step has a fixed cost however small its batch: under a busy stream, batches are cut no
+# more often than this (so they grow instead), unless max_batch_size or batch_seconds is reached.
 DEFAULT_MIN_BATCH_SECONDS: Final = 0.5
 DEFAULT_CHECKPOINT_SECONDS: Final = 10.0
 DEFAULT_MIN_CHECKPOINT_SECONDS: Final = 1.0
@@ -59,13 +69,19 @@ DEFAULT_CHECKPOINT_MESSAGES: Final = 5_000
 CHECKPOINT_TIME_SHARE: Final = 0.1
 # SQS allows 120,000 messages in flight on a standard queue and 20,000 on a FIFO queue.
 DEFAULT_MAX_HELD_MESSAGES: Final = 20_000
-# The pipeline step has a large cost per batch (~45 ms): under load, one step takes what is
-# buffered, up to this many, which costs a fifth per event of a 1,000-message step.
+# Under load, one step takes what is buffered, up to this many: the step's fixed cost is then
+# shared by more events.
 DEFAULT_MAX_BATCH_SIZE: Final = 10_000
 DEFAULT_POISON_RETRY_SECONDS: Final = 30
 DEFAULT_MAX_BODY_BYTES: Final = 1_048_576  # SQS's largest message
 DEFAULT_DELETE_CONCURRENCY: Final = 4
 DEFAULT_GRACE_SECONDS: Final = 50.0  # inside Kubernetes' 60 s terminationGracePeriodSeconds
+# A long poll answers at once while the queue has visible messages; one still waiting after
+# this long means the queue is drained (for now).
+DRAINED_POLL_SECONDS: Final = 0.25
+# The longest the consumer sleeps without a timer: it ticks the liveness probe this often.
+HEALTH_TICK_SECONDS: Final = 1.0
+_SHORTEST_SLEEP_SECONDS: Final = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +111,6 @@ class ConsumerConfig:
     - A poison message is made visible again after ``poison_retry_seconds`` (None: at the end
       of its visibility timeout) and never deleted: after ``max_receive_count`` receives (the
       queue's redrive policy, when known) SQS moves it to the dead-letter queue.
-    - ``step_in_thread`` runs decoding and the pipeline step in worker threads, so receive
-      loops, heartbeats and the ops port stay responsive during a step; the next due batch is
-      taken and decoded while the current one steps (decoding holds the GIL, the step is
-      mostly polars, which releases it), and goes back to the buffer in order if the current
-      batch's findings cannot be sent.
     """
 
     receivers: int = DEFAULT_RECEIVERS
@@ -118,7 +129,6 @@ class ConsumerConfig:
     max_receive_count: int | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     delete_concurrency: int = DEFAULT_DELETE_CONCURRENCY
-    step_in_thread: bool = True
 
     def __post_init__(self) -> None:
         checks = (
@@ -235,3 +245,54 @@ def may_receive(*, held: int, buffered: int, config: ConsumerConfig) -> bool:
     if held >= config.max_held_messages:
         return False
     return buffered < min(config.max_batch_size, config.max_held_messages)
+
+
+def queue_drained(poll_starts: Iterable[float], now: float) -> bool:
+    """Whether a long poll started at one of ``poll_starts`` (monotonic seconds) is still
+    waiting :data:`DRAINED_POLL_SECONDS` later: the queue has nothing visible for now."""
+    return any(now - started >= DRAINED_POLL_SECONDS for started in poll_starts)
+
+
+def queue_idle(*, short_receive: bool, fifo: bool, drained: bool, buffered: int) -> bool:
+    """Whether the queue looks idle enough to checkpoint early: nothing is buffered and the
+    last receive brought fewer than 10 messages or a long poll waits. A FIFO group delivers
+    nothing more while a message of it is held, so there any empty buffer counts."""
+    return buffered == 0 and (short_receive or fifo or drained)
+
+
+def seconds_to_next_decision(
+    *,
+    now: datetime,
+    config: ConsumerConfig,
+    oldest_buffered: datetime | None,
+    buffered: int,
+    last_cut: datetime | None,
+    processed: int,
+    last_checkpoint: datetime,
+    last_checkpoint_seconds: float,
+    retries: Iterable[datetime | None] = (),
+    drained_in: float | None = None,
+) -> float:
+    """How long the consumer may sleep before a timer makes a batch or a checkpoint due (or a
+    retry after a failure); at most :data:`HEALTH_TICK_SECONDS`.
+
+    ``drained_in``: seconds until the oldest long poll under way makes the queue look drained.
+    Only timers still to come count: a timer that has passed waits on something else, which
+    wakes the consumer by itself, and waking for it again would only spin."""
+    timers: list[float] = []
+    if oldest_buffered is not None:
+        timers.append(config.batch_seconds - (now - oldest_buffered).total_seconds())
+        if last_cut is not None:
+            timers.append(config.min_batch_seconds - (now - last_cut).total_seconds())
+            if buffered >= config.batch_size and drained_in is not None:
+                timers.append(drained_in)
+    if processed:
+        since = (now - last_checkpoint).total_seconds()
+        timers.append(config.checkpoint_seconds - since)
+        timers.append(config.min_checkpoint_seconds - since)
+        timers.append(last_checkpoint_seconds / CHECKPOINT_TIME_SHARE - since)
+        if drained_in is not None:
+            timers.append(drained_in)
+    timers.extend((retry - now).total_seconds() for retry in retries if retry is not None)
+    coming = [t for t in timers if t > 0]
+    return max(_SHORTEST_SLEEP_SECONDS, min([HEALTH_TICK_SECONDS, *coming]))

@@ -32,9 +32,9 @@ from aiobotocore.session import AioSession
 
 from detector.detections import Detection, default_detections
 from detector.errors import ConfigError, DetectorError, ModelError
-from detector.ingest import MessageQueue, OffloadedDeletes, SqsConfig, SqsQueue
+from detector.ingest import SqsConfig, SqsQueue
 from detector.pipeline import Pipeline
-from detector.runtime import aws_environment, tune_gc, worker_pool
+from detector.process import tune_gc
 from detector.scoring import ModelArtifact, load_artifact
 from detector.service._consumer import Consumer
 from detector.service._http import Health, OpsServer
@@ -224,13 +224,8 @@ class ServiceRuntime:
         _log.info("findings go to", extra=fields(sinks=list(self.sink_choice.names)))
 
         input_config = self._sqs_config(settings.queue_url, settings.receivers + 6)
-        sqs = await SqsQueue.open(input_config)
-        stack.push_async_callback(sqs.close)
-        queue: MessageQueue = sqs
-        if settings.delete_workers:
-            deleter = worker_pool(settings.delete_workers, environ=aws_environment())
-            stack.push_async_callback(asyncio.to_thread, deleter.shutdown, cancel_futures=True)
-            queue = OffloadedDeletes(sqs, deleter)
+        queue = await SqsQueue.open(input_config)
+        stack.push_async_callback(queue.close)
         attributes = await queue_attributes(input_config)
         sinks = await open_sinks(
             self.sink_choice,
@@ -250,10 +245,6 @@ class ServiceRuntime:
                     visibility_timeout=config.visibility_timeout, grace=settings.grace_seconds
                 ),
             )
-        pool = None
-        if settings.decode_workers:
-            pool = worker_pool(settings.decode_workers)
-            stack.push_async_callback(asyncio.to_thread, pool.shutdown, cancel_futures=True)
         consumer = Consumer(
             Pipeline(artifact, detections=detections),
             queue,
@@ -262,7 +253,6 @@ class ServiceRuntime:
             config,
             metrics=self.metrics,
             health=self.health,
-            decode_pool=pool,
         )
         await consumer.start()
         self.health.ready("state")
@@ -274,8 +264,6 @@ class ServiceRuntime:
                 visibility_timeout=config.visibility_timeout,
                 max_receive_count=config.max_receive_count,
                 receivers=config.receivers,
-                decode_workers=settings.decode_workers,
-                delete_workers=settings.delete_workers,
                 batch_size=config.batch_size,
                 checkpoint_seconds=config.checkpoint_seconds,
             ),

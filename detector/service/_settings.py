@@ -34,8 +34,6 @@ from detector.service._policy import (
 )
 
 __all__ = [
-    "DEFAULT_DECODE_WORKERS",
-    "DEFAULT_DELETE_WORKERS",
     "DEFAULT_METRICS_HOST",
     "DEFAULT_METRICS_PORT",
     "DEFAULT_STATE_DIR",
@@ -50,12 +48,6 @@ __all__ = [
 DEFAULT_METRICS_HOST: Final = "0.0.0.0"  # the container's probes and scrapes come from outside
 DEFAULT_METRICS_PORT: Final = 9102
 DEFAULT_STATE_DIR: Final = Path("detector-state")
-# Decoding is Python holding the interpreter lock: one process beside the service's own lets
-# it run in parallel with receiving and the pipeline step on a second core.
-DEFAULT_DECODE_WORKERS: Final = 1
-# Each SQS call costs ~0.5 ms of client CPU; deletes are half of the input queue's calls, made
-# in a process of their own they leave the event loop's thread to receiving and the rest.
-DEFAULT_DELETE_WORKERS: Final = 1
 DEFAULT_REGION: Final = "us-east-1"
 _SQS_HOST_REGION: Final = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
 
@@ -207,14 +199,6 @@ OPTIONS: Final[tuple[Option, ...]] = (
            _positive_int, None, "the queue's RedrivePolicy",
            "receives after which a failed message goes to the DLQ (for detector_messages_dlq_bound)",
            "N"),
-    Option("decode_workers", "--decode-workers", "DETECTOR_DECODE_WORKERS", _non_negative_int,
-           DEFAULT_DECODE_WORKERS, str(DEFAULT_DECODE_WORKERS),
-           "processes that decode message bodies beside the pipeline step (0: a thread of the "
-           "service's own process)", "N"),
-    Option("delete_workers", "--delete-workers", "DETECTOR_DELETE_WORKERS", _non_negative_int,
-           DEFAULT_DELETE_WORKERS, str(DEFAULT_DELETE_WORKERS),
-           "processes that make the input queue's DeleteMessageBatch calls (0: the service's "
-           "own event loop)", "N"),
     Option("grace_seconds", "--grace-seconds", "DETECTOR_GRACE_SECONDS", _positive_float,
            DEFAULT_GRACE_SECONDS, f"{DEFAULT_GRACE_SECONDS:g}",
            "after SIGTERM/SIGINT: time to finish, checkpoint, release and exit", "S"),
@@ -251,8 +235,6 @@ class ServiceSettings:
     max_held_messages: int = DEFAULT_MAX_HELD_MESSAGES
     poison_retry_seconds: int = DEFAULT_POISON_RETRY_SECONDS
     max_receive_count: int | None = None
-    decode_workers: int = DEFAULT_DECODE_WORKERS
-    delete_workers: int = DEFAULT_DELETE_WORKERS
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     log_level: str = "INFO"
     sigma_rules: tuple[str, ...] = ()

@@ -4,7 +4,6 @@ decision at a time on a manual clock, and ports that fail or record on demand.""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +28,6 @@ TEST_CONFIG: dict[str, Any] = {
     "wait_seconds": 0,
     "visibility_timeout": 60,
     "max_held_messages": 2000,
-    "step_in_thread": False,
 }
 
 
@@ -40,7 +38,6 @@ def make_consumer(
     *,
     sinks: Sequence[FindingSink] | None = None,
     store: StateStore | None = None,
-    decode_pool: Executor | None = None,
     **settings: Any,
 ) -> Consumer:
     return Consumer(
@@ -51,7 +48,6 @@ def make_consumer(
         ConsumerConfig(**(TEST_CONFIG | settings)),
         clock=clock,
         metrics=ServiceMetrics(),
-        decode_pool=decode_pool,
     )
 
 

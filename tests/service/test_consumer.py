@@ -4,20 +4,24 @@ manual clock: what is deleted and when, poison, heartbeats, backpressure, shutdo
 from __future__ import annotations
 
 import asyncio
-import fcntl
+import dataclasses
 import logging
-import os
-from collections.abc import Iterator
-from concurrent.futures import BrokenExecutor, Executor
+from collections.abc import Sequence
 
 import orjson
+import polars as pl
 import pytest
 
-from detector.ingest import InMemoryQueue, ManualClock, QueueCounts, QueueError, QueueMessage
+from detector.ingest import (
+    BatchOutcome,
+    InMemoryQueue,
+    ManualClock,
+    QueueCounts,
+    QueueError,
+    QueueMessage,
+)
 from detector.pipeline import Pipeline, PipelineState
-from detector.runtime import worker_pool
 from detector.service import Consumer, ConsumerConfig, Phase
-from detector.service._decode import decode_bodies
 from detector.sinks import MemoryFindingSink, SqsFindingSink
 from detector.state import InMemoryStateStore
 from tests.service.conftest import NOW, Stream
@@ -26,6 +30,7 @@ from tests.service.helpers import (
     JournalingQueue,
     JournalingSink,
     JournalingStore,
+    finding_bodies,
     make_consumer,
     pump,
     send_bodies,
@@ -168,34 +173,63 @@ async def test_poison_is_counted_logged_never_deleted_and_reaches_the_dead_lette
         assert fragment in reasons
 
 
-@pytest.mark.parametrize("step_in_thread", [False, True])
-async def test_a_message_that_makes_the_step_raise_is_isolated_and_the_rest_goes_on(
-    pipeline: Pipeline, morning_stream: Stream, clock: ManualClock, step_in_thread: bool
+async def test_a_step_that_raises_is_a_bug_counted_apart_and_its_batch_is_handed_back(
+    pipeline: Pipeline, morning_stream: Stream, clock: ManualClock
 ) -> None:
     bodies = morning_stream.bodies[:64]
-    culprit = morning_stream.event_ids[37]
 
-    class Fragile(Pipeline):
+    class Broken(Pipeline):
         def step(self, state: PipelineState, events, now):  # type: ignore[no-untyped-def, override]
-            if culprit in events.get_column("event_id").to_list():
-                raise RuntimeError("a bug that this event triggers")
-            return super().step(state, events, now)
+            raise RuntimeError("a bug in the feature step (test)")
 
-    fragile = Fragile(pipeline.artifact)
     queue = InMemoryQueue(clock=clock)
     await send_bodies(queue, bodies)
-    # In a thread, the next batch is decoded while one steps: batches of 16 make that happen.
-    batch = 16 if step_in_thread else len(bodies)
-    consumer = make_consumer(fragile, queue, clock, step_in_thread=step_in_thread, batch_size=batch)
+    consumer = make_consumer(Broken(pipeline.artifact), queue, clock, poison_retry_seconds=30)
+    await consumer.start()
+
+    await pump(consumer, limit=7)
+
+    metrics = consumer.metrics
+    assert metrics.value("detector_step_failures_total") == 1
+    assert metrics.value("detector_messages_failed_total") == 0  # not bad input
+    assert metrics.value("detector_messages_processed_total") == 0  # nothing deleted
+    assert queue.counts() == QueueCounts(0, len(bodies))  # undeleted, visible again later
+    clock.advance(30)
+    assert queue.counts() == QueueCounts(len(bodies), 0)
+
+
+async def test_a_detection_that_raises_fails_alone_and_nothing_goes_to_the_dlq(
+    pipeline: Pipeline, morning_stream: Stream, clock: ManualClock
+) -> None:
+    """The production path (decode and step in a worker thread): one detection raises on an
+    event; the other detections and the model still report on that batch."""
+    healthy = pipeline.detections
+
+    def boom(events: pl.LazyFrame, *_: object) -> pl.LazyFrame:
+        def fail(name: str) -> str:
+            raise RuntimeError(f"a bug that {name} triggers (test)")
+
+        return events.with_columns(evidence=pl.col("event_name").map_elements(fail, pl.String))
+
+    broken = dataclasses.replace(healthy[0], id="broken_rule", selects=pl.lit(True), matches=boom)
+    with_bug = Pipeline(pipeline.artifact, detections=[broken, *healthy])
+    queue = InMemoryQueue(clock=clock)
+    await send_bodies(queue, morning_stream.bodies)
+    sink = MemoryFindingSink()
+    consumer = make_consumer(with_bug, queue, clock, sinks=[sink], batch_size=2000)
     await consumer.start()
 
     await pump(consumer)
 
-    assert consumer.metrics.value("detector_messages_failed_total") == 1
-    assert consumer.metrics.value("detector_events_processed_total") == len(bodies) - 1
-    splits = batch.bit_length() - 1  # halving a batch down to the culprit
-    assert consumer.metrics.value("detector_step_failures_total") >= splits
-    assert queue.counts().in_flight == 1  # the culprit, left for the redrive policy
+    assert set(sink.finding_ids) == morning_stream.finding_ids  # detections and model alike
+    kinds = {f["kind"] for f in finding_bodies(sink)}
+    assert kinds & {d.id for d in healthy}
+    assert kinds - {d.id for d in healthy}  # the model's findings
+    metrics = consumer.metrics
+    assert metrics.value("detector_detection_errors_total", {"detection": "broken_rule"}) == 1
+    assert metrics.value("detector_messages_failed_total") == 0
+    assert metrics.value("detector_step_failures_total") == 0
+    assert queue.counts() == QueueCounts(0, 0)  # every message deleted, none left for the DLQ
 
 
 async def test_findings_that_cannot_be_delivered_put_the_batch_back_unchanged(
@@ -228,143 +262,6 @@ async def test_findings_that_cannot_be_delivered_put_the_batch_back_unchanged(
     assert set(sink.inner.finding_ids) == morning_stream.finding_ids
     assert queue.counts() == QueueCounts(0, 0)
     assert consumer.metrics.value("detector_findings_send_failures_total") == 2
-
-
-@pytest.fixture(scope="module")
-def decode_pool() -> Iterator[Executor]:
-    with worker_pool(1) as pool:
-        yield pool
-
-
-@pytest.mark.parametrize("in_process", [False, True], ids=["decode-thread", "decode-process"])
-async def test_a_batch_decoded_ahead_goes_back_in_order_when_findings_cannot_be_sent(
-    pipeline: Pipeline,
-    morning_stream: Stream,
-    clock: ManualClock,
-    in_process: bool,
-    request: pytest.FixtureRequest,
-) -> None:
-    journal = Journal()
-    sink = JournalingSink(journal, fail=1)
-    queue = InMemoryQueue(clock=clock)
-    await send_bodies(queue, morning_stream.bodies)
-    consumer = make_consumer(
-        pipeline,
-        queue,
-        clock,
-        sinks=[sink],
-        batch_size=100,
-        step_in_thread=True,
-        decode_pool=request.getfixturevalue("decode_pool") if in_process else None,
-    )
-    await consumer.start()
-    while await consumer.receive_once():
-        pass
-    arrival = [entry.handle for entry in consumer.ledger.entries()]
-    assert len(arrival) == len(morning_stream)
-
-    while "send-failed" not in journal.calls:
-        assert await consumer.process_due(force=True)
-
-    # Nothing is left half-taken: the failed batch and the one decoded ahead of it are back
-    # in the buffer, in arrival order, after the batches that went through.
-    assert consumer.ledger.count(Phase.PROCESSING) == 0
-    processed = {entry.handle for entry in consumer.ledger.entries(Phase.PROCESSED)}
-    buffered = consumer.ledger.take_batch(len(arrival))
-    assert [entry.handle for entry in buffered] == [h for h in arrival if h not in processed]
-    consumer.ledger.requeue(buffered)
-    clock.advance(1.1)
-    await pump(consumer)
-
-    assert set(sink.inner.finding_ids) == morning_stream.finding_ids
-    assert consumer.metrics.value("detector_events_processed_total") == len(morning_stream)
-    assert queue.counts() == QueueCounts(0, 0)
-
-
-def test_a_decode_pool_gets_wide_pipes_and_still_answers() -> None:
-    with worker_pool(1) as pool:
-        ends = [pool._call_queue._writer, pool._result_queue._reader]  # type: ignore[attr-defined]
-        if hasattr(fcntl, "F_GETPIPE_SZ"):
-            sizes = [fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) for end in ends]
-            assert sizes == [1 << 20, 1 << 20]
-        bodies = [orjson.dumps({"detail-type": "x", "n": i}) for i in range(3)]
-        handles = ["h0", "h1", "h2"]
-        decoded = pool.submit(
-            decode_bodies, bodies, ["m0", "m1", "m2"], handles, [None] * 3, max_body_bytes=10
-        ).result()
-        assert set(decoded.poison) == set(handles)  # each too long: the answer came back whole
-
-
-async def test_a_decode_process_that_died_leaves_decoding_to_the_service_itself(
-    pipeline: Pipeline, morning_stream: Stream, clock: ManualClock
-) -> None:
-    pool = worker_pool(1)
-    with pytest.raises(BrokenExecutor):
-        pool.submit(os._exit, 1).result()  # the worker dies: the pool is broken for good
-    queue = InMemoryQueue(clock=clock)
-    bodies = morning_stream.bodies[:300]
-    await send_bodies(queue, bodies)
-    consumer = make_consumer(
-        pipeline, queue, clock, batch_size=100, step_in_thread=True, decode_pool=pool
-    )
-    await consumer.start()
-    try:
-        await pump(consumer)
-    finally:
-        pool.shutdown()
-
-    assert consumer.metrics.value("detector_events_processed_total") == len(bodies)
-    assert consumer.metrics.value("detector_messages_failed_total") == 0
-    assert queue.counts() == QueueCounts(0, 0)
-
-
-async def test_a_full_batch_is_cut_once_the_queue_is_drained_not_after_min_batch_seconds(
-    pipeline: Pipeline, morning_stream: Stream, clock: ManualClock
-) -> None:
-    monotonic = ManualClock(NOW)
-    queue = InMemoryQueue(clock=clock)
-    await send_bodies(queue, morning_stream.bodies[:120])
-    consumer = Consumer(
-        pipeline,
-        queue,
-        [MemoryFindingSink()],
-        InMemoryStateStore(),
-        ConsumerConfig(batch_size=50, min_batch_seconds=0.5, step_in_thread=False),
-        clock=clock,
-        monotonic=lambda: monotonic().timestamp(),
-    )
-    await consumer.start()
-    for _ in range(6):
-        await consumer.receive_once(wait_seconds=0)
-    assert await consumer.process_due() == 60  # the first cut
-    for _ in range(6):
-        await consumer.receive_once(wait_seconds=0)
-    assert not consumer.batch_is_due()  # 60 buffered, but cut less than 0.5 s ago
-
-    # A receive loop's long poll starts and finds nothing: the queue is drained.
-    consumer._polls[1] = monotonic().timestamp()
-    assert consumer._seconds_to_next_decision() == pytest.approx(0.25)
-    monotonic.advance(0.25)
-    assert consumer.batch_is_due()
-    assert await consumer.process_due() == 60
-
-
-async def test_the_process_loop_sleeps_until_its_next_timer_instead_of_spinning(
-    pipeline: Pipeline, morning_stream: Stream, clock: ManualClock
-) -> None:
-    queue = InMemoryQueue(clock=clock)
-    await send_bodies(queue, morning_stream.bodies[:30])
-    consumer = make_consumer(
-        pipeline, queue, clock, checkpoint_seconds=10, min_checkpoint_seconds=1
-    )
-    await consumer.start()
-    await pump(consumer, checkpoint=False)
-    assert consumer.ledger.count(Phase.PROCESSED) == 30
-    clock.advance(2)  # past min_checkpoint_seconds; the queue is not idle, so no checkpoint
-    consumer._queue_idle = False
-    assert not consumer.checkpoint_is_due()
-    # Nothing is due before the health tick (1 s) or the 10 s checkpoint: no 5 ms wake-ups.
-    assert consumer._seconds_to_next_decision() == 1.0
 
 
 async def test_duplicate_deliveries_give_one_finding_each(
@@ -605,7 +502,8 @@ async def test_messages_a_long_poll_returns_after_stop_are_released(
         ConsumerConfig(receivers=2, wait_seconds=1, batch_size=10, max_held_messages=100),
     )
     run = asyncio.create_task(consumer.run(grace_seconds=5))
-    await asyncio.sleep(0.1)  # both receivers are in their long poll
+    while queue.api_calls["ReceiveMessage"] < 2:  # until both receivers are in their long poll
+        await asyncio.sleep(0)
     consumer.stop()
     await send_bodies(queue, morning_stream.bodies[:5])
     report = await asyncio.wait_for(run, 5)
@@ -619,7 +517,16 @@ async def test_messages_a_long_poll_returns_after_stop_are_released(
 async def test_run_consumes_everything_with_concurrent_receivers_and_stops_cleanly(
     pipeline: Pipeline, morning_stream: Stream
 ) -> None:
-    queue = InMemoryQueue(visibility_timeout=30)
+    emptied = asyncio.Event()
+
+    class Watched(InMemoryQueue):
+        async def delete(self, messages: Sequence[QueueMessage]) -> BatchOutcome:
+            outcome = await super().delete(messages)
+            if self.counts() == QueueCounts(0, 0):
+                emptied.set()
+            return outcome
+
+    queue = Watched(visibility_timeout=30)
     await send_bodies(queue, morning_stream.bodies)
     sink = MemoryFindingSink()
     store = InMemoryStateStore()
@@ -637,10 +544,7 @@ async def test_run_consumes_everything_with_concurrent_receivers_and_stops_clean
         ),
     )
     run = asyncio.create_task(consumer.run(grace_seconds=10))
-    for _ in range(200):
-        await asyncio.sleep(0.05)
-        if queue.counts() == QueueCounts(0, 0):
-            break
+    await asyncio.wait_for(emptied.wait(), 60)
     consumer.stop()
     report = await asyncio.wait_for(run, 10)
 

@@ -13,7 +13,7 @@ INTENDED = {
     "Consumer",
     "ConsumerConfig",
     "ConsumerCounts",
-    "DecodedBatch",
+    "DecodedMessages",
     "DrainReport",
     "Health",
     "HeldMessage",

