@@ -63,7 +63,8 @@ async def test_a_fifo_queue_gets_each_finding_once_grouped_by_principal(
     ids = [json.loads(str(m["Body"]))["finding_id"] for m in got]
     assert sorted(ids) == ["f-0001", "f-0002", "f-0003"]
     attributes = {json.loads(str(m["Body"]))["finding_id"]: m["Attributes"] for m in got}
-    assert attributes["f-0001"] == {"MessageGroupId": ALICE, "MessageDeduplicationId": "f-0001"}
+    # The deduplication id carries the finding's revision (its count), so an update is not dropped.
+    assert attributes["f-0001"] == {"MessageGroupId": ALICE, "MessageDeduplicationId": "f-0001-1"}
     assert attributes["f-0002"]["MessageGroupId"] == BOB  # type: ignore[index]
     alice = [i for i in ids if attributes[i]["MessageGroupId"] == ALICE]  # type: ignore[index]
     assert alice == ["f-0001", "f-0003"]
