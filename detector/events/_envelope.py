@@ -25,10 +25,11 @@ from detector.events._parse import (
     ParseResult,
     RecordFailure,
     _failure,
-    _FieldError,
-    _row,
+    dict_row,
     rows_to_events,
+    unexpected,
 )
+from detector.events._row import FieldError
 
 __all__ = ["CLOUDTRAIL_DETAIL_SUFFIX", "envelopes_to_events", "record_of_body"]
 
@@ -98,9 +99,12 @@ def envelopes_to_events(
                 failures.append(RecordFailure(ids[i], None, None, err.field, err.reason))
                 continue
             try:
-                rows.append(_row(record))
-            except _FieldError as err:
+                rows.append(dict_row(record))
+            except FieldError as err:
                 record_failures.append(_failure(record, i, err.field, err.reason, "sqs", ids))
+                continue
+            except Exception as err:  # anything else one body provokes is its failure alone
+                record_failures.append(_failure(record, i, "<record>", unexpected(err), "sqs", ids))
                 continue
         origins.append(ids[i])
         times.append(received_times[i] if received_times is not None else None)
