@@ -30,7 +30,7 @@ from typing import Any, Final, Literal
 import polars as pl
 
 from detector.archive._cursor import ArchiveCursor
-from detector.archive._decode import DecodedObject, decode_objects
+from detector.archive._decode import DecodedObject, DecodeLimits, decode_objects
 from detector.archive._filter import ArchiveFilter
 from detector.archive._merge import EventMerger, sorted_events
 from detector.archive._object import ArchiveObject
@@ -169,6 +169,7 @@ async def read_events(
     read_ahead: int = DEFAULT_READ_AHEAD,
     decode_batch: int = DEFAULT_DECODE_BATCH,
     decode_executor: Executor | None = None,
+    limits: DecodeLimits | None = None,
 ) -> AsyncGenerator[EventChunk, None]:
     """Replay ``source``: chunks of about ``chunk_events`` events, in event-time order.
 
@@ -182,6 +183,9 @@ async def read_events(
     Each chunk's ``cursor`` says what has been emitted up to and including that chunk; pass it
     as ``start_after`` to emit exactly the events after it (see :class:`ArchiveCursor`). The
     last chunk (possibly without events) ends the replay; its cursor is complete.
+
+    ``limits`` caps each file's decompressed size and bounds event times in files without a
+    delivery stamp (:class:`DecodeLimits`); a file or record beyond them is a failure.
 
     Files are read and decoded ``decode_batch`` at a time (at most ``read_ahead``), about
     ``read_ahead`` files ahead of the consumer. Close the iterator when stopping early
@@ -221,7 +225,9 @@ async def read_events(
         ]
         decoded: dict[str, DecodedObject] = {}
         if readable:
-            decoding = await loop.run_in_executor(executor, decode_objects, readable, filter)
+            decoding = await loop.run_in_executor(
+                executor, decode_objects, readable, filter, limits or DecodeLimits()
+            )
             decoded = {obj.key: d for obj, d in decoding.objects()}
         read_back = dict(zip((obj.key for obj in wanted), datas, strict=True))
         outcomes = []

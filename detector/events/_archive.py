@@ -141,6 +141,7 @@ def archive_to_events(
     *,
     received_time: datetime | None = None,
     max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    not_after: datetime | None = None,
 ) -> ParseResult:
     """Normalize one archive file's bytes (gzipped or not). ``key`` names it in failures.
 
@@ -150,10 +151,12 @@ def archive_to_events(
     opened = _open(ArchiveFile(data, key, received_time, max_bytes))
     if isinstance(opened, ParseResult):
         return opened
-    return opened.events(key)
+    return opened.events(key, not_after)
 
 
-def archives_to_events(files: Sequence[ArchiveFile]) -> list[ParseResult]:
+def archives_to_events(
+    files: Sequence[ArchiveFile], *, not_after: datetime | None = None
+) -> list[ParseResult]:
     """:func:`archive_to_events` of each file, typed in one polars call for them all.
 
     Each result is the one :func:`archive_to_events` gives for its file; its events are a slice
@@ -170,7 +173,12 @@ def archives_to_events(files: Sequence[ArchiveFile]) -> list[ParseResult]:
             rows.extend(o.rows)
             received.extend([o.received_time] * len(o.rows))
         together = rows_to_events(
-            rows, list(range(len(rows))), [], origin="<files>", received_times=received
+            rows,
+            list(range(len(rows))),
+            [],
+            origin="<files>",
+            received_times=received,
+            not_after=not_after,
         )
         if not together.failures and not together.duplicate_event_ids:
             offset = 0
@@ -179,7 +187,7 @@ def archives_to_events(files: Sequence[ArchiveFile]) -> list[ParseResult]:
                 offset += len(o.rows)
             batch = []
     for i, o in batch:
-        results[i] = o.events(files[i].key)
+        results[i] = o.events(files[i].key, not_after)
     return [r for r in results if r is not None]
 
 
@@ -193,13 +201,14 @@ class _Opened:
     failures: list[RecordFailure]
     received_time: datetime | None
 
-    def events(self, key: str) -> ParseResult:
+    def events(self, key: str, not_after: datetime | None) -> ParseResult:
         return rows_to_events(
             self.rows,
             self.positions,
             list(self.failures),
             origin=key,
             received_time=self.received_time,
+            not_after=not_after,
         )
 
 

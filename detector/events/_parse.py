@@ -25,6 +25,8 @@ from detector.events._row import REQUIRED_FIELDS, ROW_COLUMNS, FieldError, Recor
 from detector.events._schema import EVENT_COLUMNS, EVENT_SCHEMA, UTC_MS
 
 __all__ = [
+    "CLOUDTRAIL_BEGAN",
+    "FUTURE_TOLERANCE",
     "ParseResult",
     "RecordFailure",
     "dict_row",
@@ -242,12 +244,17 @@ def records_to_events(
     received_time: datetime | None = None,
     origins: Sequence[str] | None = None,
     received_times: Sequence[datetime | None] | None = None,
+    not_after: datetime | None = None,
 ) -> ParseResult:
     """Normalize decoded CloudTrail records.
 
     ``origin`` names the batch in failure messages; ``origins``/``received_times`` give one
     value per record instead (e.g. the SQS message each record came in), overriding the batch
     values. Never raises for bad data: bad records come back as failures.
+
+    An event time before CloudTrail existed, or later than its record's received time (else
+    ``not_after``) plus :data:`FUTURE_TOLERANCE`, is a failure of ``eventTime``: such a time
+    would move the event-time watermark and make every genuine event after it "late".
     """
     rows, positions, failures = rows_of(records, origin, origins)
     return rows_to_events(
@@ -258,6 +265,7 @@ def records_to_events(
         received_time=received_time,
         origins=origins,
         received_times=received_times,
+        not_after=not_after,
     )
 
 
@@ -289,11 +297,12 @@ def rows_to_events(
     received_time: datetime | None = None,
     origins: Sequence[str] | None = None,
     received_times: Sequence[datetime | None] | None = None,
+    not_after: datetime | None = None,
 ) -> ParseResult:
     """The second half of :func:`records_to_events`, for rows built by :func:`dict_row` or by the
     fast path (:mod:`detector.events._fast`): ``positions[j]`` is row ``j``'s record index and
     ``failures`` those of the records that made no row. Types the columns, reports the rows
-    that would not type or carry no valid time, and drops repeated eventIDs."""
+    that would not type or carry no valid or plausible time, and drops repeated eventIDs."""
     frame, bad = _build(rows)
     for j, name in sorted(bad.items()):
         i = positions[j]
@@ -301,15 +310,19 @@ def rows_to_events(
     if bad:
         positions = [p for j, p in enumerate(positions) if j not in bad]
     frame = _typed(frame, positions, received_time, received_times)
-    bad_time = frame.get_column("event_time").is_null()
-    if bad_time.any():
+    faults = frame.select(_time_fault(not_after)).to_series()
+    if faults.null_count() < len(faults):
+        bad_time = faults.is_not_null()
         for j in bad_time.arg_true().to_list():
+            reason = faults[j]
+            if reason != _NOT_A_TIME:
+                reason = f"{reason} ({frame.item(j, 'event_time'):%Y-%m-%dT%H:%M:%SZ})"
             failures.append(
                 _failure(
                     None,
                     positions[j],
                     "eventTime",
-                    "not an ISO-8601 UTC timestamp",
+                    reason,
                     origin,
                     origins,
                     frame.item(j, "event_id"),
@@ -318,6 +331,30 @@ def rows_to_events(
         frame = frame.filter(~bad_time)
     frame, dupes = _dedup(frame)
     return ParseResult(frame, tuple(failures), dupes)
+
+
+# CloudTrail began recording in November 2013: an earlier event time is forged or corrupt.
+CLOUDTRAIL_BEGAN: Final = datetime(2013, 11, 1, tzinfo=UTC)
+# How far an event time may be ahead of the time its record was received (clock skew between
+# AWS services is seconds; a delivery stamp has minute precision and follows its events).
+FUTURE_TOLERANCE: Final = timedelta(hours=1)
+_NOT_A_TIME: Final = "not an ISO-8601 UTC timestamp"
+
+
+def _time_fault(not_after: datetime | None) -> pl.Expr:
+    """Why each row's event time is refused, or null: not a time, too early, or in the future
+    of its received time (else of ``not_after``; neither known: no upper bound)."""
+    time = pl.col("event_time")
+    ceiling = pl.col("received_time").fill_null(pl.lit(not_after, dtype=UTC_MS))
+    return (
+        pl.when(time.is_null())
+        .then(pl.lit(_NOT_A_TIME))
+        .when(time < CLOUDTRAIL_BEGAN)
+        .then(pl.lit("before CloudTrail existed (2013-11-01)"))
+        .when(time > ceiling + FUTURE_TOLERANCE)
+        .then(pl.lit(f"more than {FUTURE_TOLERANCE} after the record was received"))
+        .alias("fault")
+    )
 
 
 def _typed(
