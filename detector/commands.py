@@ -95,10 +95,20 @@ async def _sink(args: argparse.Namespace) -> AsyncIterator[FindingSink]:
 
 
 async def _replay(args: argparse.Namespace) -> int:
-    from detector.replay import Progress
+    from detector.archive import DecodeLimits
+    from detector.replay import BadInputLimit, Progress
     from detector.replay import replay as run_replay
     from detector.state import LocalStateStore
 
+    try:
+        max_bad = BadInputLimit.parse(args.max_bad)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    limits = DecodeLimits()
+    if args.max_file_bytes is not None:
+        if args.max_file_bytes < 1:
+            raise ConfigError(f"--max-file-bytes must be >= 1, got {args.max_file_bytes}")
+        limits = DecodeLimits(max_file_bytes=args.max_file_bytes)
     pipeline = Pipeline(load_artifact(args.model or DEFAULT_MODEL_DIR))
     store = LocalStateStore(args.state_dir) if args.state_dir else None
     async with _opener(args) as source, _sink(args) as sink:
@@ -110,10 +120,15 @@ async def _replay(args: argparse.Namespace) -> int:
             filter=_filter(args),
             store=store,
             progress=Progress(sys.stderr),
+            limits=limits,
         )
     print(summary.text())
     where = args.findings_queue_url or args.out or "findings.jsonl"
     print(f"findings -> {where}" + (f"; state -> {args.state_dir}" if args.state_dir else ""))
+    too_many = max_bad.exceeded(summary)
+    if too_many is not None:
+        print(f"detector: replay failed: too much bad input: {too_many}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -60,7 +60,7 @@ _NO_EVENTS: Final = empty_events()
 class ChunkCounts:
     """What happened to the objects and events behind one chunk."""
 
-    files_read: int = 0
+    files_read: int = 0  # read and parsed (a file that is not CloudTrail counts as failed)
     bytes_read: int = 0
     digest_files: int = 0  # recognised as digests (by key or content), not read / not parsed
     other_files: int = 0  # not CloudTrail log files (stray files, Insight files), not read
@@ -150,6 +150,7 @@ class _Counter:
         self.failures.extend(decoded.failures)
         if outcome.obj.kind == "trail" and any(f.index is None for f in decoded.failures):
             v["failed_files"] += 1  # the whole file was unreadable (records carry an index)
+            v["files_read"] -= 1
 
     def take(self) -> tuple[ChunkCounts, tuple[RecordFailure, ...]]:
         counts = ChunkCounts(**self.values)

@@ -34,6 +34,7 @@ from detector.events._parse import (
     ParseResult,
     RecordFailure,
     empty_events,
+    printable,
     records_to_events,
 )
 from detector.events._principal import Principal, principal_of
@@ -68,6 +69,7 @@ __all__ = [
     "envelopes_to_events",
     "parse_trail_key",
     "principal_of",
+    "printable",
     "record_of_body",
     "records_to_events",
 ]

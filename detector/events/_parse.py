@@ -31,6 +31,7 @@ __all__ = [
     "RecordFailure",
     "dict_row",
     "empty_events",
+    "printable",
     "records_to_events",
     "rows_of",
     "rows_to_events",
@@ -49,9 +50,19 @@ class RecordFailure:
     reason: str
 
     def __str__(self) -> str:
-        where = self.origin if self.index is None else f"{self.origin}[{self.index}]"
-        ident = f" (eventID {self.event_id})" if self.event_id else ""
-        return f"{where}{ident}: field '{self.field}': {self.reason}"
+        """One line, whatever the input held: every part is escaped (:func:`printable`)."""
+        origin = printable(self.origin)
+        where = origin if self.index is None else f"{origin}[{self.index}]"
+        ident = f" (eventID {printable(self.event_id)})" if self.event_id else ""
+        return f"{where}{ident}: field '{printable(self.field)}': {printable(self.reason)}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other unprintable characters escaped as Python writes them, so
+    that a file name or a field holding a newline cannot forge a line of human-readable output."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass(frozen=True, slots=True)
