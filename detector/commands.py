@@ -21,7 +21,7 @@ from pathlib import Path
 from detector.archive import ArchiveFilter, ArchiveSource, source_for
 from detector.errors import ConfigError
 from detector.pipeline import Pipeline
-from detector.scoring import DEFAULT_MODEL_DIR, load_artifact
+from detector.scoring import DEFAULT_MODEL_DIR, load_artifact, signing_from_environment
 from detector.sinks import FindingSink, JsonlFindingSink
 from detector.training import TrainingConfig
 from detector.training import train as train_model
@@ -58,9 +58,10 @@ def train(args: argparse.Namespace) -> int:
         config = replace(config, alert_budget=args.alert_budget)
     if args.warmup_hours is not None:
         config = replace(config, warmup=timedelta(hours=args.warmup_hours))
+    signing = signing_from_environment(os.environ)
     frames = event_frames(lambda: _opener(args), _filter(args))
     try:
-        artifact = train_model(frames, args.out, config, args.source)
+        artifact = train_model(frames, args.out, config, args.source, signing)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     t = artifact.manifest["training"]
@@ -68,6 +69,7 @@ def train(args: argparse.Namespace) -> int:
         f"trained {artifact.version} on {t['events']:,} events, {t['principals']} principals, "
         f"{t['windows_fitted']:,} windows; threshold {artifact.threshold:.6f} at "
         f"{config.alert_budget:g} findings per 1,000 principal-days -> {args.out}"
+        + (" (signed)" if signing.key is not None else "")
     )
     return 0
 
@@ -109,7 +111,8 @@ async def _replay(args: argparse.Namespace) -> int:
         if args.max_file_bytes < 1:
             raise ConfigError(f"--max-file-bytes must be >= 1, got {args.max_file_bytes}")
         limits = DecodeLimits(max_file_bytes=args.max_file_bytes)
-    pipeline = Pipeline(load_artifact(args.model or DEFAULT_MODEL_DIR))
+    signing = signing_from_environment(os.environ)
+    pipeline = Pipeline(load_artifact(args.model or DEFAULT_MODEL_DIR, signing))
     store = LocalStateStore(args.state_dir) if args.state_dir else None
     async with _opener(args) as source, _sink(args) as sink:
         summary = await run_replay(
