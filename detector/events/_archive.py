@@ -98,11 +98,14 @@ class _TooLarge(Exception):
     pass
 
 
-def _decompress(data: bytes, limit: int) -> bytes:
+_PIECE: Final = 1024 * 1024  # inflated at a time, so memory never holds much beyond the limit
+
+
+def _decompress(data: bytes, limit: int) -> bytes | bytearray:
     """The file's text, never more than ``limit`` bytes of it (:class:`_TooLarge` beyond).
 
-    zlib inflates at most ``limit + 1`` bytes at a time and checks each gzip member's CRC in C;
-    a file of several members is read member by member under the same limit."""
+    zlib inflates a piece at a time and checks each gzip member's CRC in C; a file of several
+    members is read member by member under the same limit."""
     if data[:2] != b"\x1f\x8b":
         if len(data) > limit:
             raise _TooLarge
@@ -111,17 +114,19 @@ def _decompress(data: bytes, limit: int) -> bytes:
     rest = data
     while rest:
         inflate = zlib.decompressobj(wbits=31)
-        out += inflate.decompress(rest, limit + 1 - len(out))
-        if len(out) > limit:
-            raise _TooLarge
-        if not inflate.eof:
-            if inflate.unconsumed_tail:  # stopped at the limit with input left: too large
+        pending = rest
+        while not inflate.eof:
+            piece = inflate.decompress(pending, _PIECE)
+            out += piece
+            if len(out) > limit:
                 raise _TooLarge
-            raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            pending = inflate.unconsumed_tail
+            if not pending and not piece and not inflate.eof:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
         rest = inflate.unused_data
         if rest and rest[:2] != b"\x1f\x8b":
-            break  # trailing garbage after the last member, as gzip.decompress ignores zeros
-    return bytes(out)
+            break  # padding after the last member, which gzip readers ignore too
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,7 @@ class Declined(Exception):
     """The fast path does not take this input: read it with the fallback, which names why."""
 
 
-def trail_records(text: bytes) -> list[Record]:
+def trail_records(text: bytes | bytearray) -> list[Record]:
     """The records of one (decompressed) archive file; :class:`Declined` when it is not a
     well-formed ``{"Records": [...]}`` document of object records."""
     try:
