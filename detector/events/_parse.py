@@ -125,14 +125,22 @@ def _mistyped(record: dict[str, Any], err: msgspec.ValidationError) -> FieldErro
     if match is None or not match["at"]:
         return FieldError("<record>", str(err))
     name, expected = match["at"], match["expected"]
-    value = record.get(name)
+    value = _shown(record.get(name))
     if name in REQUIRED_FIELDS:
-        return FieldError(name, f"not a non-empty string: {value!r:.60}")
+        return FieldError(name, f"not a non-empty string: {value}")
     if expected.startswith("object"):
         return FieldError(name, "expected an object")
     if expected.startswith("bool"):
-        return FieldError(name, f"expected a boolean, got {value!r:.60}")
-    return FieldError(name, f"expected a string, got {value!r:.60}")
+        return FieldError(name, f"expected a boolean, got {value}")
+    return FieldError(name, f"expected a string, got {value}")
+
+
+def _shown(value: Any) -> str:
+    """A short view of a refused value: a scalar's repr, a container's kind and length (the
+    repr of a hostile container may be huge or nested too deep to write)."""
+    if isinstance(value, dict | list):
+        return f"{type(value).__name__} of {len(value)}"
+    return f"{value!r:.60}"
 
 
 def dict_row(record: Any) -> tuple[Any, ...]:
