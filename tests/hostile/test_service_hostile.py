@@ -5,64 +5,19 @@ watermark; the ops port answers floods of malformed requests and stays up."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
-from detector.service import ServiceRuntime, ServiceSettings
 from detector.synthetic import envelope
 from tests.hostile.conftest import nested
-from tests.integration.moto_support import REGION, SqsAdmin
+from tests.integration.moto_support import SqsAdmin
 from tests.service.conftest import Stream
 from tests.service.moto_helpers import feed, read_out, wait_until
+from tests.service.test_service_moto import aws_environment, running, settings_for
 
-
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("DETECTOR_MODEL_HMAC_KEY", "DETECTOR_MODEL_HMAC_KEY_FILE"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@asynccontextmanager
-async def running(
-    admin: SqsAdmin, queue_url: str, model: Path, tmp_path: Path
-) -> AsyncIterator[ServiceRuntime]:
-    settings = ServiceSettings(
-        queue_url=queue_url,
-        findings_file=tmp_path / "findings.jsonl",
-        model_dir=model,
-        state_dir=tmp_path / "state",
-        metrics_host="127.0.0.1",
-        metrics_port=0,
-        wait_seconds=1,
-        batch_seconds=0.2,
-        checkpoint_seconds=1.0,
-        grace_seconds=10.0,
-        poison_retry_seconds=0,
-        region=REGION,
-        endpoint_url=admin.endpoint_url,
-    )
-    runtime = ServiceRuntime(settings)
-    task = asyncio.create_task(runtime.run())
-    consuming = asyncio.create_task(runtime.consuming.wait())
-    await asyncio.wait({task, consuming}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        consuming.cancel()
-        task.result()
-        raise AssertionError("the service stopped during start-up")
-    try:
-        yield runtime
-    finally:
-        runtime.stop()
-        assert await asyncio.wait_for(task, 30) == 0
+__all__ = ["aws_environment"]  # the service tests' autouse fixture: credentials for moto
 
 
 def poison_of(stream: Stream) -> dict[str, bytes]:
@@ -93,7 +48,8 @@ async def test_poison_that_escaped_the_parser_fails_alone_and_moves_no_watermark
     )
     poison = poison_of(short_stream)
     bodies = list(poison.values()) + short_stream.bodies
-    async with running(sqs_admin, url, trained_model_dir, tmp_path) as runtime:
+    settings = settings_for(sqs_admin.endpoint_url, url, tmp_path, trained_model_dir)
+    async with running(settings) as run:
         await feed(sqs_admin, url, bodies)
 
         async def settled() -> bool:
@@ -101,10 +57,11 @@ async def test_poison_that_escaped_the_parser_fails_alone_and_moves_no_watermark
             return dead[0] == len(poison) and await sqs_admin.depth(url) == (0, 0)
 
         await wait_until(settled, 60, "the poison in the DLQ and the input queue empty")
-        metrics = runtime.metrics
+        metrics = run.metrics
         assert metrics.value("detector_events_late_total") == 0
         assert metrics.value("detector_step_failures_total") == 0
         assert metrics.value("detector_events_processed_total") == len(short_stream)
+    assert run.exit_code == 0
     assert sorted(await read_out(sqs_admin, dlq)) == sorted(b.decode() for b in poison.values())
     lines = (tmp_path / "findings.jsonl").read_bytes().splitlines()
     found = [orjson.loads(line)["finding_id"] for line in lines]
@@ -127,9 +84,10 @@ async def test_the_ops_port_answers_malformed_requests_and_stays_ready(
     sqs_admin: SqsAdmin, trained_model_dir: Path, tmp_path: Path
 ) -> None:
     url = await sqs_admin.create_queue("detector-input", visibility_timeout=5)
-    async with running(sqs_admin, url, trained_model_dir, tmp_path) as runtime:
-        assert runtime.ops is not None
-        port = runtime.ops.port
+    settings = settings_for(sqs_admin.endpoint_url, url, tmp_path, trained_model_dir)
+    async with running(settings) as run:
+        assert run.runtime.ops is not None
+        port = run.runtime.ops.port
         asked = {
             "post": b"POST /readyz HTTP/1.1\r\nContent-Length: 4\r\n\r\nstop",
             "delete": b"DELETE /metrics HTTP/1.1\r\n\r\n",
