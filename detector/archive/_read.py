@@ -21,8 +21,9 @@ Imports: the standard library, polars, :mod:`detector.events` and this package.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
@@ -54,6 +55,7 @@ DEFAULT_LATENESS: Final = timedelta(minutes=15)
 DEFAULT_READ_AHEAD: Final = 128
 DEFAULT_DECODE_BATCH: Final = 16  # objects decoded in one call (one polars typing pass)
 _NO_EVENTS: Final = empty_events()
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,7 @@ async def read_events(
     filter = filter if filter is not None else ArchiveFilter()
     merger = EventMerger(lateness, resume=start_after)
     resumed = start_after if start_after is not None and not start_after.is_complete else None
+    decode_limits = limits or DecodeLimits()
     batch_size = min(decode_batch, read_ahead)
     queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=max(1, read_ahead // batch_size))
     loop = asyncio.get_running_loop()
@@ -216,6 +219,28 @@ async def read_events(
             return resumed.watermark if obj.position <= resumed.read_through else None
         return None
 
+    async def decode(
+        readable: list[tuple[ArchiveObject, bytes, datetime | None]],
+    ) -> dict[str, DecodedObject]:
+        """The batch decoded; if decoding it raises (the parser turns every bad record and
+        file into a failure, so this is a bug), each file alone, leaving out those that raise,
+        so one file never stops a replay. A broken worker pool still does."""
+        try:
+            decoding = await loop.run_in_executor(
+                executor, decode_objects, readable, filter, decode_limits
+            )
+            return {obj.key: d for obj, d in decoding.objects()}
+        except BrokenExecutor:
+            raise
+        except Exception:
+            if len(readable) == 1:
+                _log.exception("archive: decoding %r failed", readable[0][0].key)
+                return {}
+        decoded: dict[str, DecodedObject] = {}
+        for one in readable:
+            decoded |= await decode([one])
+        return decoded
+
     async def fetch(batch: list[tuple[ArchiveObject, _Skip | None]]) -> list[_Outcome]:
         wanted = [obj for obj, reason in batch if reason is None]
         datas = await asyncio.gather(*(read(obj) for obj in wanted))
@@ -224,13 +249,14 @@ async def read_events(
             for obj, data in zip(wanted, datas, strict=True)
             if isinstance(data, bytes)
         ]
+        read_back = dict(zip((obj.key for obj in wanted), datas, strict=True))
         decoded: dict[str, DecodedObject] = {}
         if readable:
-            decoding = await loop.run_in_executor(
-                executor, decode_objects, readable, filter, limits or DecodeLimits()
-            )
-            decoded = {obj.key: d for obj, d in decoding.objects()}
-        read_back = dict(zip((obj.key for obj in wanted), datas, strict=True))
+            decoded = await decode(readable)
+            for obj, _, _ in readable:
+                if obj.key not in decoded:
+                    why = "cannot be decoded (see the log)"
+                    read_back[obj.key] = RecordFailure(obj.key, None, None, "<file>", why)
         outcomes = []
         for obj, reason in batch:
             if reason is not None:
