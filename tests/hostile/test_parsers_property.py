@@ -89,12 +89,13 @@ def test_a_hostile_record_in_an_archive_file_fails_alone(field: str, value: byte
         + b"]}"
     )
     result = archive_to_events(gzip.compress(text), KEY)
-    if depth_of(value) < ORJSON_DEPTH - 5:
+    if any(f.index is None for f in result.failures):  # too deep for orjson: the whole file
+        assert depth_of(value) >= ORJSON_DEPTH - 5
+        assert [(f.index, f.field) for f in result.failures] == [(None, "<file>")]
+    else:
         assert result.events.get_column("event_id").to_list()[:1] == ["g"]
         assert result.events.height + len(result.failures) == 2
         assert all(f.index == 1 and f.field == field for f in result.failures)
-    else:  # too deep for orjson: the file is one failure, named as such
-        assert [(f.index, f.field) for f in result.failures] == [(None, "<file>")]
 
 
 @hostile
