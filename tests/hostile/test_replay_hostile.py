@@ -134,25 +134,40 @@ def test_symlinks_leaving_the_archive_are_refused_with_a_warning(tmp_path: Path)
     assert ran.stderr.count("a symlink leading out of the archive folder") == 2
 
 
-_MEASURE = """
-import resource, subprocess, sys
-subprocess.run(sys.argv[1:], check=False, capture_output=True)
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+# The replay function in a process of its own, decoding in that process (decode workers
+# started by a forkserver are not its children, so their memory would not be measured).
+_REPLAY_AND_MEASURE = """
+import asyncio, resource, sys
+from detector.archive import DecodeLimits, LocalFolderSource
+from detector.pipeline import Pipeline
+from detector.replay import replay
+from detector.scoring import DEFAULT_MODEL_DIR, load_artifact
+from detector.sinks import MemoryFindingSink
+
+limits = DecodeLimits(max_file_bytes=int(sys.argv[2]))
+pipeline = Pipeline(load_artifact(DEFAULT_MODEL_DIR))
+run = replay(
+    LocalFolderSource(sys.argv[1]), "bomb", pipeline, MemoryFindingSink(),
+    decode_processes=0, limits=limits,
+)
+print(asyncio.run(run).text())
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def peak_rss_kib(*args: str) -> int:
-    """The largest resident set of ``detector ARGS`` and its worker processes."""
+def replay_peak_rss(root: Path, cap: int) -> tuple[str, int]:
+    """The replay's summary and its peak resident set, in bytes."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DETECTOR_"))}
     done = subprocess.run(
-        [sys.executable, "-c", _MEASURE, sys.executable, "-m", "detector.cli", *args],
+        [sys.executable, "-c", _REPLAY_AND_MEASURE, str(root), str(cap)],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
         check=True,
     )
-    return int(done.stdout.strip())
+    summary, _, peak = done.stdout.rstrip().rpartition("\n")
+    return summary, int(peak) * 1024
 
 
 def gzip_bomb(path: Path, inflated: int) -> None:
@@ -173,14 +188,22 @@ def test_a_gzip_bomb_fails_alone_within_twice_the_cap(tmp_path: Path) -> None:
     cap = 64 << 20
     root = tmp_path / "archive"
     good_file(root, "good", "g-1", "g-2")
-    flags = ["--max-file-bytes", str(cap), "--max-bad", "100%"]
-    baseline = peak_rss_kib("replay", str(root), "--out", str(tmp_path / "a.jsonl"), *flags)
+    _, baseline = replay_peak_rss(root, cap)
     bomb = root / trail_key(DELIVERED, "bomb")
     gzip_bomb(bomb, 1 << 30)
     assert bomb.stat().st_size < 2 << 20
-    ran, _ = replay(root, tmp_path, *flags)
-    assert "replayed 2 events" in ran.stdout  # the good file of the same archive
-    assert "larger than 67,108,864 bytes decompressed" in ran.stdout
-    assert "bomb" in ran.stdout
-    with_bomb = peak_rss_kib("replay", str(root), "--out", str(tmp_path / "b.jsonl"), *flags)
-    assert (with_bomb - baseline) * 1024 < 2 * cap, (baseline, with_bomb)
+    summary, with_bomb = replay_peak_rss(root, cap)
+    assert "replayed 2 events" in summary  # the good file of the same archive
+    assert "files: 1 read, 1 failed" in summary
+    assert "_bomb.json.gz: field '<file>': larger than 67,108,864 bytes decompressed" in summary
+    assert with_bomb - baseline < 2 * cap, (baseline, with_bomb)
+
+
+def test_a_file_over_the_cap_fails_naming_it_in_detector_replay(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    good_file(root, "good", "g-1")
+    gzip_bomb(root / trail_key(DELIVERED, "padded"), 32 << 20)  # valid JSON, padded
+    ran, _ = replay(root, tmp_path, "--max-file-bytes", str(16 << 20))
+    assert ran.code == 1  # 1 of 2 files failed: over the default --max-bad of 1%
+    assert "replayed 1 events" in ran.stdout
+    assert "_padded.json.gz: field '<file>': larger than 16,777,216 bytes" in ran.stdout
