@@ -55,9 +55,25 @@ async def test_detector_run_exits_2_naming_file_and_field_before_receiving(
     change, named = BAD_MANIFESTS[case]
     model = copy_model(trained_model_dir, tmp_path / "model")
     rewrite_manifest(model, change)
+    await assert_run_refuses(sqs_admin, model, tmp_path, {}, ["manifest.json", named])
+
+
+async def test_detector_run_exits_2_on_a_model_changed_after_signing(
+    sqs_admin: SqsAdmin, trained_model_dir: Path, tmp_path: Path
+) -> None:
+    folder = signed_copy(trained_model_dir, tmp_path / "signed")
+    change_one_weight(folder)
+    key = {"DETECTOR_MODEL_HMAC_KEY": KEY}
+    await assert_run_refuses(sqs_admin, folder, tmp_path, key, ["signature does not match"])
+
+
+async def assert_run_refuses(
+    sqs_admin: SqsAdmin, model: Path, tmp_path: Path, extra: dict[str, str], named: list[str]
+) -> None:
+    """``detector run`` on ``model`` exits 2 naming ``named``, and never receives."""
     url = await sqs_admin.create_queue("detector-input", visibility_timeout=30)
     await sqs_admin.client.send_message(QueueUrl=url, MessageBody="{}")
-    env = {
+    env = extra | {
         "AWS_ENDPOINT_URL": sqs_admin.endpoint_url,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -71,8 +87,7 @@ async def test_detector_run_exits_2_naming_file_and_field_before_receiving(
     ran = detector("run", env=env, timeout=120)
     assert ran.code == 2, ran.stderr
     assert "Traceback" not in ran.stderr
-    assert "manifest.json" in ran.stderr
-    assert named in ran.stderr
+    assert all(name in ran.stderr for name in named), ran.stderr
     assert await sqs_admin.depth(url) == (1, 0)  # never received
 
 
