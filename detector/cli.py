@@ -93,6 +93,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also run the CloudTrail Sigma rules in this folder or s3:// prefix (repeatable)",
     )
+    replay.add_argument(
+        "--max-bad",
+        default="1%",
+        help="bad input beyond which the replay fails (exit 1): a count of failed files and "
+        "records (100), or a share of the files or of the records (0.01 or 1%%; default 1%%)",
+    )
+    replay.add_argument(
+        "--max-file-bytes",
+        type=int,
+        help="a file larger than this once decompressed fails unread (default 256 MiB)",
+    )
 
     evaluate = commands.add_parser(
         "evaluate",

@@ -22,7 +22,7 @@ from detector.archive import ArchiveFilter, ArchiveSource, source_for
 from detector.detections import Detection, default_detections
 from detector.errors import ConfigError
 from detector.pipeline import Pipeline
-from detector.scoring import DEFAULT_MODEL_DIR, load_artifact
+from detector.scoring import DEFAULT_MODEL_DIR, load_artifact, signing_from_environment
 from detector.sinks import FanOutFindingSink, FindingSink, SinkChoice, open_sinks
 from detector.training import TrainingConfig
 from detector.training import train as train_model
@@ -59,9 +59,10 @@ def train(args: argparse.Namespace) -> int:
         config = replace(config, alert_budget=args.alert_budget)
     if args.warmup_hours is not None:
         config = replace(config, warmup=timedelta(hours=args.warmup_hours))
+    signing = signing_from_environment(os.environ)
     frames = event_frames(lambda: _opener(args), _filter(args))
     try:
-        artifact = train_model(frames, args.out, config, args.source)
+        artifact = train_model(frames, args.out, config, args.source, signing)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     t = artifact.manifest["training"]
@@ -69,6 +70,7 @@ def train(args: argparse.Namespace) -> int:
         f"trained {artifact.version} on {t['events']:,} events, {t['principals']} principals, "
         f"{t['windows_fitted']:,} windows; threshold {artifact.threshold:.6f} at "
         f"{config.alert_budget:g} findings per 1,000 principal-days -> {args.out}"
+        + (" (signed)" if signing.key is not None else "")
     )
     return 0
 
@@ -115,12 +117,23 @@ async def _detections(sigma_rules: list[str], endpoint_url: str | None) -> list[
 
 
 async def _replay(args: argparse.Namespace) -> int:
-    from detector.replay import Progress
+    from detector.archive import DecodeLimits
+    from detector.replay import BadInputLimit, Progress
     from detector.replay import replay as run_replay
     from detector.state import LocalStateStore
 
+    try:
+        max_bad = BadInputLimit.parse(args.max_bad)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    limits = DecodeLimits()
+    if args.max_file_bytes is not None:
+        if args.max_file_bytes < 1:
+            raise ConfigError(f"--max-file-bytes must be >= 1, got {args.max_file_bytes}")
+        limits = DecodeLimits(max_file_bytes=args.max_file_bytes)
+    signing = signing_from_environment(os.environ)
     pipeline = Pipeline(
-        load_artifact(args.model or DEFAULT_MODEL_DIR),
+        load_artifact(args.model or DEFAULT_MODEL_DIR, signing),
         detections=await _detections(args.sigma_rules or [], args.endpoint_url),
     )
     store = LocalStateStore(args.state_dir) if args.state_dir else None
@@ -134,12 +147,17 @@ async def _replay(args: argparse.Namespace) -> int:
             filter=_filter(args),
             store=store,
             progress=Progress(sys.stderr),
+            limits=limits,
         )
     print(summary.text())
     for where in choice.names:
         print(f"findings -> {where}")
     if args.state_dir:
         print(f"state -> {args.state_dir}")
+    too_many = max_bad.exceeded(summary)
+    if too_many is not None:
+        print(f"detector: replay failed: too much bad input: {too_many}", file=sys.stderr)
+        return 1
     return 0
 
 

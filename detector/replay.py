@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final, TextIO
 
@@ -44,6 +44,7 @@ from detector.archive import (
     ArchiveCursor,
     ArchiveFilter,
     ArchiveSource,
+    DecodeLimits,
     EventChunk,
     decode_process_pool,
     read_events,
@@ -55,11 +56,21 @@ from detector.pipeline import Pipeline, PipelineState
 from detector.sinks import FindingMessage, FindingSink
 from detector.state import Snapshot, StateStore
 
-__all__ = ["Progress", "ReplaySummary", "event_frames", "replay"]
+__all__ = [
+    "DEFAULT_MAX_BAD",
+    "BadInputLimit",
+    "Progress",
+    "ReplaySummary",
+    "event_frames",
+    "replay",
+]
 
 CURSOR_META: Final = "replay.cursor"
 SOURCE_META: Final = "replay.source"
 DEFAULT_CHECKPOINT_EVERY: Final = 500_000  # events between checkpoints
+
+
+NAMED_FAILURES: Final = 10  # bad files and records named in the summary; the rest are counted
 
 
 @dataclass
@@ -69,27 +80,38 @@ class ReplaySummary:
     events: int = 0
     duplicates: int = 0
     late_events: int = 0
-    bad_records: int = 0
-    files_read: int = 0
+    filtered_events: int = 0
+    bad_records: int = 0  # records refused, in files otherwise read
+    files_read: int = 0  # read and parsed
+    files_failed: int = 0  # unreadable, too large, or not a CloudTrail file at all
     files_skipped: int = 0
     principals: int = 0
     resumed: bool = False
     findings_by_kind: Counter[str] = field(default_factory=Counter)
     findings_by_severity: Counter[str] = field(default_factory=Counter)
     failure_samples: list[str] = field(default_factory=list)
+    failures: int = 0  # bad records and failed files together (all of them, named or not)
     # Batches on which a detection raised (a bug in it), by detection id: the rest went on.
     detection_errors: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
+    @property
+    def records(self) -> int:
+        """Records met in the files read: kept, duplicated, filtered out or refused."""
+        return self.events + self.duplicates + self.filtered_events + self.bad_records
+
     def text(self) -> str:
         total = sum(self.findings_by_kind.values())
         rate = self.events / self.seconds if self.seconds else 0.0
+        unnamed = self.failures - len(self.failure_samples)
         lines = [
             f"replayed {self.events:,} events in {self.seconds:.1f} s ({rate:,.0f} events/s)"
             + (" (resumed from a checkpoint)" if self.resumed else ""),
-            f"files: {self.files_read:,} read, {self.files_skipped:,} skipped (digests, filtered)",
+            f"files: {self.files_read:,} read, {self.files_failed:,} failed, "
+            f"{self.files_skipped:,} skipped (digests, filtered)",
             f"principals: {self.principals:,}; late events: {self.late_events:,}; "
-            f"duplicates: {self.duplicates:,}; bad records: {self.bad_records:,}",
+            f"duplicates: {self.duplicates:,}; bad records: {self.bad_records:,} "
+            f"of {self.records:,}",
             f"findings: {total}"
             + (
                 " ("
@@ -99,13 +121,69 @@ class ReplaySummary:
                 else ""
             ),
             *(f"  {kind}: {n}" for kind, n in self.findings_by_kind.most_common()),
-            *(f"  bad record: {s}" for s in self.failure_samples),
+            *(f"  failed: {s}" for s in self.failure_samples),
+            *([f"  ... and {unnamed:,} more failed files and records"] if unnamed > 0 else []),
             *(
                 f"detection {d} failed on {n} batch(es): its findings there are missing"
                 for d, n in sorted(self.detection_errors.items())
             ),
         ]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class BadInputLimit:
+    """How much bad input a replay tolerates before it counts as failed (``--max-bad``).
+
+    A count (``--max-bad 100``): more than that many failed files and bad records together.
+    A fraction (``--max-bad 0.01`` or ``1%``): more than that share of the files failed, or
+    more than that share of the records read were refused.
+    """
+
+    count: int | None = None
+    fraction: float | None = None
+
+    @staticmethod
+    def parse(text: str) -> BadInputLimit:
+        try:
+            if text.endswith("%"):
+                return BadInputLimit(fraction=_share(float(text[:-1]) / 100))
+            if any(c in text for c in ".eE"):
+                return BadInputLimit(fraction=_share(float(text)))
+            count = int(text)
+        except ValueError:
+            raise ValueError(
+                f"--max-bad: expected a count (100), a fraction (0.01) or a percentage (1%), "
+                f"got {text!r}"
+            ) from None
+        if count < 0:
+            raise ValueError(f"--max-bad: a count must be >= 0, got {count}")
+        return BadInputLimit(count=count)
+
+    def exceeded(self, summary: ReplaySummary) -> str | None:
+        """Why ``summary`` holds too much bad input, or None."""
+        files = summary.files_read + summary.files_failed
+        if self.count is not None and summary.failures > self.count:
+            return f"{summary.failures:,} failed files and records, more than {self.count:,}"
+        if self.fraction is None:
+            return None
+        if files and summary.files_failed / files > self.fraction:
+            return f"{summary.files_failed:,} of {files:,} files failed, over {self.fraction:.2%}"
+        if summary.records and summary.bad_records / summary.records > self.fraction:
+            return (
+                f"{summary.bad_records:,} of {summary.records:,} records were bad, "
+                f"over {self.fraction:.2%}"
+            )
+        return None
+
+
+def _share(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ValueError(f"--max-bad: a fraction must be within 0..1, got {value}")
+    return value
+
+
+DEFAULT_MAX_BAD: Final = BadInputLimit(fraction=0.01)
 
 
 class Progress:
@@ -189,12 +267,19 @@ async def replay(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Progress | None = None,
     decode_processes: int | None = None,
+    limits: DecodeLimits | None = None,
 ) -> ReplaySummary:
     """Replay ``source`` through ``pipeline``; findings to ``sink``; state to ``store``.
 
     ``decode_processes``: worker processes that decode the files (None: one per CPU when there
-    are several; 0: none, decode in a thread of this process).
+    are several; 0: none, decode in a thread of this process). ``limits``: the decompressed
+    size cap, and the latest plausible event time for files without a delivery stamp
+    (default: the cap's default and ``clock()`` at the start).
     """
+    if limits is None:
+        limits = DecodeLimits(not_after=clock())
+    elif limits.not_after is None:
+        limits = replace(limits, not_after=clock())
     started = time.monotonic()
     summary = ReplaySummary()
     state, cursor = _resume_point(pipeline, store, source_name)
@@ -202,7 +287,9 @@ async def replay(
     since_checkpoint = 0
     reached: datetime | None = None
     with replay_gc(), _decode_pool(decode_processes) as pool:
-        chunks = read_events(source, filter, start_after=cursor, decode_executor=pool)
+        chunks = read_events(
+            source, filter, start_after=cursor, decode_executor=pool, limits=limits
+        )
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 # In a thread, so that the event loop keeps handing files to the decode
@@ -261,12 +348,15 @@ def _account(
     summary.events += chunk.events.height
     summary.late_events += counts.late_events
     summary.duplicates += counts.duplicate_events
-    summary.bad_records += len(chunk.failures)
+    summary.filtered_events += counts.filtered_events
+    summary.bad_records += len(chunk.failures) - counts.failed_files
     summary.files_read += counts.files_read
+    summary.files_failed += counts.failed_files
     summary.files_skipped += counts.digest_files + counts.other_files + counts.filtered_files
     summary.principals = principals
+    summary.failures += len(chunk.failures)
     summary.failure_samples.extend(
-        str(f) for f in chunk.failures[: 5 - len(summary.failure_samples)]
+        str(f) for f in chunk.failures[: NAMED_FAILURES - len(summary.failure_samples)]
     )
     _count_findings(summary, findings)
 

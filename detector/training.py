@@ -32,6 +32,7 @@ from detector.features import (
 from detector.scoring import (
     DEFAULT_ALERT_BUDGET,
     ModelArtifact,
+    ModelSigning,
     OwnBaseline,
     PeerBaseline,
     WindowAnomalyModel,
@@ -255,9 +256,14 @@ def model_card(manifest: dict[str, Any]) -> str:
 
 
 def train(
-    chunks: Iterable[pl.DataFrame], folder: Path, config: TrainingConfig, source: str
+    chunks: Iterable[pl.DataFrame],
+    folder: Path,
+    config: TrainingConfig,
+    source: str,
+    signing: ModelSigning | None = None,
 ) -> ModelArtifact:
-    """Features over the period, fit, calibrate, and write the verified folder."""
+    """Features over the period, fit, calibrate, and write the verified folder (signed when
+    ``signing`` holds a key)."""
     data = windows_of(chunks, config.features)
     model, peers, manifest, card = fit_model(data, config, source)
-    return save_artifact(folder, model, peers, manifest, card)
+    return save_artifact(folder, model, peers, manifest, card, signing)

@@ -21,7 +21,13 @@ and :mod:`detector.errors`. Nothing here reads the environment except S3 credent
 """
 
 from detector.archive._cursor import ArchiveCursor
-from detector.archive._decode import DecodedBatch, DecodedObject, decode_object, decode_objects
+from detector.archive._decode import (
+    DecodedBatch,
+    DecodedObject,
+    DecodeLimits,
+    decode_object,
+    decode_objects,
+)
 from detector.archive._filter import EARLY_DELIVERY_SLACK, LATE_DELIVERY_MARGIN, ArchiveFilter
 from detector.archive._jsonl import DEFAULT_LINES_PER_CHUNK, EnvelopeJsonlSource
 from detector.archive._layout import trail_key
@@ -64,6 +70,7 @@ __all__ = [
     "ArchiveReadError",
     "ArchiveSource",
     "ChunkCounts",
+    "DecodeLimits",
     "DecodedBatch",
     "DecodedObject",
     "EnvelopeJsonlSource",

@@ -27,6 +27,7 @@ from detector.archive._jsonl import JsonlChunk
 from detector.archive._merge import SortedTimes, sorted_times
 from detector.archive._object import ArchiveObject
 from detector.events import (
+    DEFAULT_MAX_FILE_BYTES,
     ArchiveFile,
     ParseResult,
     RecordFailure,
@@ -35,7 +36,7 @@ from detector.events import (
     envelopes_to_events,
 )
 
-__all__ = ["DecodedBatch", "DecodedObject", "decode_object", "decode_objects"]
+__all__ = ["DecodeLimits", "DecodedBatch", "DecodedObject", "decode_object", "decode_objects"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,20 @@ class DecodedObject:
     skipped: int = 0  # recognised as a digest by its content
 
 
-def _parse(obj: ArchiveObject, data: bytes) -> ParseResult:
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """What a replay refuses to read: files beyond ``max_file_bytes`` decompressed, and event
+    times beyond ``not_after`` (plus the parser's tolerance) where a file has no delivery stamp
+    (see :func:`detector.events.records_to_events`)."""
+
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    not_after: datetime | None = None
+
+
+_NO_LIMITS = DecodeLimits()
+
+
+def _parse(obj: ArchiveObject, data: bytes, limits: DecodeLimits = _NO_LIMITS) -> ParseResult:
     if obj.kind == "envelopes":
         chunk = JsonlChunk.of_key(obj.key)
         numbered = [
@@ -60,8 +74,15 @@ def _parse(obj: ArchiveObject, data: bytes) -> ParseResult:
         return envelopes_to_events(
             [line for _, line in numbered],
             message_ids=[f"{chunk.path}:{n}" for n, _ in numbered],
+            not_after=limits.not_after,
         )
-    return archive_to_events(data, obj.key, received_time=obj.delivered)
+    return archive_to_events(
+        data,
+        obj.key,
+        received_time=obj.delivered,
+        max_bytes=limits.max_file_bytes,
+        not_after=limits.not_after,
+    )
 
 
 def decode_object(
@@ -69,10 +90,11 @@ def decode_object(
     data: bytes,
     filter: ArchiveFilter,
     drop_before: datetime | None = None,
+    limits: DecodeLimits = _NO_LIMITS,
 ) -> DecodedObject:
     """Parse, filter and sort one object. ``drop_before`` drops events a replay resumed from a
     cursor has emitted already (see :class:`ArchiveCursor`)."""
-    result = _parse(obj, data)
+    result = _parse(obj, data, limits)
     events = result.events
     progress = obj.delivered
     if progress is None and events.height:
@@ -136,20 +158,24 @@ class DecodedBatch:
 
 
 def decode_objects(
-    objects: Sequence[tuple[ArchiveObject, bytes, datetime | None]], filter: ArchiveFilter
+    objects: Sequence[tuple[ArchiveObject, bytes, datetime | None]],
+    filter: ArchiveFilter,
+    limits: DecodeLimits = _NO_LIMITS,
 ) -> DecodedBatch:
     """:func:`decode_object` of each ``(object, bytes, drop_before)``, with the trail files'
     records typed together and the filtering done once over the batch."""
     trail = [i for i, (obj, _, _) in enumerate(objects) if obj.kind != "envelopes"]
-    parsed = archives_to_events(
-        [ArchiveFile(objects[i][1], objects[i][0].key, objects[i][0].delivered) for i in trail]
-    )
+    files = [
+        ArchiveFile(data, obj.key, obj.delivered, limits.max_file_bytes)
+        for obj, data, _ in (objects[i] for i in trail)
+    ]
+    parsed = archives_to_events(files, not_after=limits.not_after)
     results: list[ParseResult | None] = [None] * len(objects)
     for i, result in zip(trail, parsed, strict=True):
         results[i] = result
     for i, (obj, data, _) in enumerate(objects):
         if results[i] is None:
-            results[i] = _parse(obj, data)
+            results[i] = _parse(obj, data, limits)
     done = [r for r in results if r is not None]
     frames = [r.events for r in done]
     events = pl.concat(frames, how="vertical", rechunk=True) if len(frames) > 1 else frames[0]

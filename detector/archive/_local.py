@@ -3,7 +3,8 @@
 The folder may be the trail's prefix (it contains ``AWSLogs/``) or a folder inside the layout
 (``.../AWSLogs/o-<org>/``, ``.../AWSLogs/<account>/``). Keys are paths relative to the folder
 above ``AWSLogs``, with ``/`` separators, so the same archive gives the same keys here and in
-S3. Digest folders are walked so that digest files are counted; they are never read.
+S3. Digest folders are walked so that digest files are counted; they are never read. A symlink
+(file or folder) that leads out of the folder is skipped with a warning, and never read.
 Folder listings and reads run in worker threads.
 
 Imports: the standard library and this package's layout walk and port.
@@ -12,6 +13,7 @@ Imports: the standard library and this package's layout walk and port.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,12 +27,29 @@ from detector.errors import ConfigError
 __all__ = ["LocalFolderSource"]
 
 
-def _list_folder(base: Path, prefix: str) -> Listing:
+_log = logging.getLogger(__name__)
+
+
+def _inside(base: Path, path: Path) -> bool:
+    """Whether ``path``, symlinks resolved, stays under ``base`` (already resolved)."""
+    return path.resolve().is_relative_to(base)
+
+
+def _list_folder(base: Path, prefix: str, root: Path) -> Listing:
+    """One folder's entries; ``root`` is the folder the user named, resolved."""
     folders: list[str] = []
     files: list[tuple[str, int]] = []
     try:
         with os.scandir(base / prefix if prefix else base) as entries:
             for entry in entries:
+                if entry.is_symlink() and not _inside(root, Path(entry.path)):
+                    # Whoever can write into the archive must not make a replay read elsewhere.
+                    _log.warning(
+                        "archive: skipping %r: a symlink leading out of the archive folder %s",
+                        prefix + entry.name,
+                        str(root),
+                    )
+                    continue
                 if entry.is_dir():
                     folders.append(entry.name)
                 elif entry.is_file():
@@ -43,11 +62,12 @@ def _list_folder(base: Path, prefix: str) -> Listing:
 
 
 class _FolderLister:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, root: Path) -> None:
         self._base = base
+        self._root = root
 
     async def list_folder(self, prefix: str) -> Listing:
-        return await asyncio.to_thread(_list_folder, self._base, prefix)
+        return await asyncio.to_thread(_list_folder, self._base, prefix, self._root)
 
 
 class LocalFolderSource:
@@ -82,7 +102,7 @@ class LocalFolderSource:
     ) -> AsyncIterator[ArchiveObject]:
         base, root = self._locate()
         async for obj in walk_layout(
-            _FolderLister(base),
+            _FolderLister(base, self.folder.resolve()),
             root,
             filter,
             start_after=start_after,
@@ -92,7 +112,10 @@ class LocalFolderSource:
 
     async def read(self, obj: ArchiveObject) -> bytes:
         base, _ = self._locate()
+        path = base / obj.key
+        if not _inside(self.folder.resolve(), path):
+            raise ArchiveReadError(f"{obj.key}: leads out of the archive folder: refused")
         try:
-            return await asyncio.to_thread((base / obj.key).read_bytes)
+            return await asyncio.to_thread(path.read_bytes)
         except OSError as err:
             raise ArchiveReadError(f"{obj.key}: {err.strerror or err}") from None

@@ -21,8 +21,9 @@ Imports: the standard library, polars, :mod:`detector.events` and this package.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
@@ -30,7 +31,7 @@ from typing import Any, Final, Literal
 import polars as pl
 
 from detector.archive._cursor import ArchiveCursor
-from detector.archive._decode import DecodedObject, decode_objects
+from detector.archive._decode import DecodedObject, DecodeLimits, decode_objects
 from detector.archive._filter import ArchiveFilter
 from detector.archive._merge import NO_EVENTS, EventMerger, sorted_events
 from detector.archive._object import ArchiveObject
@@ -53,13 +54,14 @@ DEFAULT_CHUNK_FILES: Final = 1_000  # a chunk also ends after this many files, e
 DEFAULT_LATENESS: Final = timedelta(minutes=15)
 DEFAULT_READ_AHEAD: Final = 128
 DEFAULT_DECODE_BATCH: Final = 16  # objects decoded in one call (one polars typing pass)
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class ChunkCounts:
     """What happened to the objects and events behind one chunk."""
 
-    files_read: int = 0
+    files_read: int = 0  # read and parsed (a file that is not CloudTrail counts as failed)
     bytes_read: int = 0
     digest_files: int = 0  # recognised as digests (by key or content), not read / not parsed
     other_files: int = 0  # not CloudTrail log files (stray files, Insight files), not read
@@ -149,6 +151,7 @@ class _Counter:
         self.failures.extend(decoded.failures)
         if outcome.obj.kind == "trail" and any(f.index is None for f in decoded.failures):
             v["failed_files"] += 1  # the whole file was unreadable (records carry an index)
+            v["files_read"] -= 1
 
     def take(self) -> tuple[ChunkCounts, tuple[RecordFailure, ...]]:
         counts = ChunkCounts(**self.values)
@@ -168,6 +171,7 @@ async def read_events(
     read_ahead: int = DEFAULT_READ_AHEAD,
     decode_batch: int = DEFAULT_DECODE_BATCH,
     decode_executor: Executor | None = None,
+    limits: DecodeLimits | None = None,
 ) -> AsyncGenerator[EventChunk, None]:
     """Replay ``source``: chunks of about ``chunk_events`` events, in event-time order.
 
@@ -182,6 +186,9 @@ async def read_events(
     as ``start_after`` to emit exactly the events after it (see :class:`ArchiveCursor`). The
     last chunk (possibly without events) ends the replay; its cursor is complete.
 
+    ``limits`` caps each file's decompressed size and bounds event times in files without a
+    delivery stamp (:class:`DecodeLimits`); a file or record beyond them is a failure.
+
     Files are read and decoded ``decode_batch`` at a time (at most ``read_ahead``), about
     ``read_ahead`` files ahead of the consumer. Close the iterator when stopping early
     (``contextlib.aclosing``) so reads in flight stop.
@@ -191,6 +198,7 @@ async def read_events(
     filter = filter if filter is not None else ArchiveFilter()
     merger = EventMerger(lateness, resume=start_after)
     resumed = start_after if start_after is not None and not start_after.is_complete else None
+    decode_limits = limits or DecodeLimits()
     batch_size = min(decode_batch, read_ahead)
     queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=max(1, read_ahead // batch_size))
     loop = asyncio.get_running_loop()
@@ -210,6 +218,28 @@ async def read_events(
             return resumed.watermark if obj.position <= resumed.read_through else None
         return None
 
+    async def decode(
+        readable: list[tuple[ArchiveObject, bytes, datetime | None]],
+    ) -> dict[str, DecodedObject]:
+        """The batch decoded; if decoding it raises (the parser turns every bad record and
+        file into a failure, so this is a bug), each file alone, leaving out those that raise,
+        so one file never stops a replay. A broken worker pool still does."""
+        try:
+            decoding = await loop.run_in_executor(
+                executor, decode_objects, readable, filter, decode_limits
+            )
+            return {obj.key: d for obj, d in decoding.objects()}
+        except BrokenExecutor:
+            raise
+        except Exception:
+            if len(readable) == 1:
+                _log.exception("archive: decoding %r failed", readable[0][0].key)
+                return {}
+        decoded: dict[str, DecodedObject] = {}
+        for one in readable:
+            decoded |= await decode([one])
+        return decoded
+
     async def fetch(batch: list[tuple[ArchiveObject, _Skip | None]]) -> list[_Outcome]:
         wanted = [obj for obj, reason in batch if reason is None]
         datas = await asyncio.gather(*(read(obj) for obj in wanted))
@@ -218,11 +248,14 @@ async def read_events(
             for obj, data in zip(wanted, datas, strict=True)
             if isinstance(data, bytes)
         ]
+        read_back = dict(zip((obj.key for obj in wanted), datas, strict=True))
         decoded: dict[str, DecodedObject] = {}
         if readable:
-            decoding = await loop.run_in_executor(executor, decode_objects, readable, filter)
-            decoded = {obj.key: d for obj, d in decoding.objects()}
-        read_back = dict(zip((obj.key for obj in wanted), datas, strict=True))
+            decoded = await decode(readable)
+            for obj, _, _ in readable:
+                if obj.key not in decoded:
+                    why = "cannot be decoded (see the log)"
+                    read_back[obj.key] = RecordFailure(obj.key, None, None, "<file>", why)
         outcomes = []
         for obj, reason in batch:
             if reason is not None:

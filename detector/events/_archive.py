@@ -18,7 +18,6 @@ Imports: the standard library, orjson, and this package's parsers.
 
 from __future__ import annotations
 
-import gzip
 import re
 import zlib
 from collections.abc import Sequence
@@ -35,9 +34,17 @@ from detector.events._parse import (
     empty_events,
     rows_of,
     rows_to_events,
+    unexpected,
 )
 
-__all__ = ["ArchiveFile", "TrailKey", "archive_to_events", "archives_to_events", "parse_trail_key"]
+__all__ = [
+    "DEFAULT_MAX_FILE_BYTES",
+    "ArchiveFile",
+    "TrailKey",
+    "archive_to_events",
+    "archives_to_events",
+    "parse_trail_key",
+]
 
 _KEY: Final = re.compile(
     r"(?:^|/)AWSLogs/(?:(?P<org>o-[a-z0-9]{10,32})/)?(?P<account>\d{12})/"
@@ -82,15 +89,44 @@ def parse_trail_key(key: str) -> TrailKey | None:
     return TrailKey(match["account"], match["region"], day, match["kind"], match["org"], delivered)
 
 
-def _decompress(data: bytes) -> bytes:
+# A CloudTrail log file is a few MB at most once decompressed; the cap stops a small gzip file
+# that inflates to gigabytes (a "gzip bomb") from taking the process's memory.
+DEFAULT_MAX_FILE_BYTES: Final = 256 * 1024 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
+_PIECE: Final = 1024 * 1024  # inflated at a time, so memory never holds much beyond the limit
+
+
+def _decompress(data: bytes, limit: int) -> bytes | bytearray:
+    """The file's text, never more than ``limit`` bytes of it (:class:`_TooLarge` beyond).
+
+    zlib inflates a piece at a time and checks each gzip member's CRC in C; a file of several
+    members is read member by member under the same limit."""
     if data[:2] != b"\x1f\x8b":
+        if len(data) > limit:
+            raise _TooLarge
         return data
-    # zlib reads the gzip header and checks the CRC in C, where gzip.decompress does both in
-    # Python; a file that is not one complete gzip member (several members, truncated) goes
-    # through gzip.decompress, which reads every member or raises the error to report.
-    inflate = zlib.decompressobj(wbits=31)
-    out = inflate.decompress(data)
-    return out if inflate.eof and not inflate.unused_data else gzip.decompress(data)
+    out = bytearray()
+    rest = data
+    while rest:
+        inflate = zlib.decompressobj(wbits=31)
+        pending = rest
+        while not inflate.eof:
+            piece = inflate.decompress(pending, _PIECE)
+            out += piece
+            if len(out) > limit:
+                raise _TooLarge
+            pending = inflate.unconsumed_tail
+            if not pending and not piece and not inflate.eof:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+        rest = inflate.unused_data
+        if rest and rest[:2] != b"\x1f\x8b":
+            break  # padding after the last member, which gzip readers ignore too
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,23 +137,31 @@ class ArchiveFile:
     data: bytes
     key: str
     received_time: datetime | None = None
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES  # decompressed size beyond which the file fails
 
 
 def archive_to_events(
-    data: bytes, key: str, *, received_time: datetime | None = None
+    data: bytes,
+    key: str,
+    *,
+    received_time: datetime | None = None,
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    not_after: datetime | None = None,
 ) -> ParseResult:
     """Normalize one archive file's bytes (gzipped or not). ``key`` names it in failures.
 
     Digest files are skipped (``skipped == 1``). A file that is not a CloudTrail log at all
     yields one failure naming the file; a bad record yields a failure naming its index.
     """
-    opened = _open(ArchiveFile(data, key, received_time))
+    opened = _open(ArchiveFile(data, key, received_time, max_bytes))
     if isinstance(opened, ParseResult):
         return opened
-    return opened.events(key)
+    return opened.events(key, not_after)
 
 
-def archives_to_events(files: Sequence[ArchiveFile]) -> list[ParseResult]:
+def archives_to_events(
+    files: Sequence[ArchiveFile], *, not_after: datetime | None = None
+) -> list[ParseResult]:
     """:func:`archive_to_events` of each file, typed in one polars call for them all.
 
     Each result is the one :func:`archive_to_events` gives for its file; its events are a slice
@@ -134,7 +178,12 @@ def archives_to_events(files: Sequence[ArchiveFile]) -> list[ParseResult]:
             rows.extend(o.rows)
             received.extend([o.received_time] * len(o.rows))
         together = rows_to_events(
-            rows, list(range(len(rows))), [], origin="<files>", received_times=received
+            rows,
+            list(range(len(rows))),
+            [],
+            origin="<files>",
+            received_times=received,
+            not_after=not_after,
         )
         if not together.failures and not together.duplicate_event_ids:
             offset = 0
@@ -143,7 +192,7 @@ def archives_to_events(files: Sequence[ArchiveFile]) -> list[ParseResult]:
                 offset += len(o.rows)
             batch = []
     for i, o in batch:
-        results[i] = o.events(files[i].key)
+        results[i] = o.events(files[i].key, not_after)
     return [r for r in results if r is not None]
 
 
@@ -157,17 +206,26 @@ class _Opened:
     failures: list[RecordFailure]
     received_time: datetime | None
 
-    def events(self, key: str) -> ParseResult:
+    def events(self, key: str, not_after: datetime | None) -> ParseResult:
         return rows_to_events(
             self.rows,
             self.positions,
             list(self.failures),
             origin=key,
             received_time=self.received_time,
+            not_after=not_after,
         )
 
 
 def _open(file: ArchiveFile) -> ParseResult | _Opened:
+    """:func:`_read_file`, with anything unforeseen one file provokes as that file's failure."""
+    try:
+        return _read_file(file)
+    except Exception as err:
+        return _whole_file_failure(file.key, "<file>", unexpected(err))
+
+
+def _read_file(file: ArchiveFile) -> ParseResult | _Opened:
     """A file's rows and delivery time, or its whole result when it has no records to parse
     (a digest file, or not a readable CloudTrail log).
 
@@ -181,7 +239,10 @@ def _open(file: ArchiveFile) -> ParseResult | _Opened:
     if received_time is None and trail_key is not None:
         received_time = trail_key.delivered
     try:
-        text = _decompress(file.data)
+        text = _decompress(file.data, file.max_bytes)
+    except _TooLarge:
+        why = f"larger than {file.max_bytes:,} bytes decompressed (the file size cap)"
+        return _whole_file_failure(key, "<file>", why)
     except (OSError, EOFError, zlib.error) as err:
         return _whole_file_failure(key, "<file>", f"not a readable gzip file ({err})")
     try:

@@ -25,14 +25,22 @@ from detector.events._parse import (
     ParseResult,
     RecordFailure,
     _failure,
-    _FieldError,
-    _row,
+    dict_row,
     rows_to_events,
+    unexpected,
 )
+from detector.events._row import FieldError
 
-__all__ = ["CLOUDTRAIL_DETAIL_SUFFIX", "envelopes_to_events", "record_of_body"]
+__all__ = [
+    "CLOUDTRAIL_DETAIL_SUFFIX",
+    "DEFAULT_MAX_BODY_BYTES",
+    "envelopes_to_events",
+    "record_of_body",
+]
 
 CLOUDTRAIL_DETAIL_SUFFIX: Final = "via CloudTrail"
+# SQS takes messages of up to 1 MiB (256 KiB before 2025); a longer body (a JSONL line) is refused.
+DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
 
 
 class _BodyError(Exception):
@@ -80,8 +88,14 @@ def envelopes_to_events(
     *,
     message_ids: Sequence[str] | None = None,
     received_times: Sequence[datetime | None] | None = None,
+    not_after: datetime | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> ParseResult:
-    """Normalize a batch of message bodies; failures carry the message id as their origin."""
+    """Normalize a batch of message bodies; failures carry the message id as their origin.
+
+    A body longer than ``max_body_bytes`` is refused unread; event times are bounded as
+    :func:`~detector.events.records_to_events` says (``not_after`` for bodies without a
+    received time)."""
     ids = message_ids if message_ids is not None else [f"body#{i}" for i in range(len(bodies))]
     rows: list[tuple[Any, ...]] = []
     origins: list[str] = []
@@ -89,6 +103,10 @@ def envelopes_to_events(
     failures: list[RecordFailure] = []
     record_failures: list[RecordFailure] = []
     for i, body in enumerate(bodies):
+        if len(body) > max_body_bytes:
+            why = f"{len(body):,} bytes, over the cap of {max_body_bytes:,} for one message"
+            failures.append(RecordFailure(ids[i], None, None, "<body>", why))
+            continue
         try:
             rows.append(body_row(body))
         except Declined:  # anything unusual: the reference parser reads it and names the fault
@@ -98,9 +116,12 @@ def envelopes_to_events(
                 failures.append(RecordFailure(ids[i], None, None, err.field, err.reason))
                 continue
             try:
-                rows.append(_row(record))
-            except _FieldError as err:
+                rows.append(dict_row(record))
+            except FieldError as err:
                 record_failures.append(_failure(record, i, err.field, err.reason, "sqs", ids))
+                continue
+            except Exception as err:  # anything else one body provokes is its failure alone
+                record_failures.append(_failure(record, i, "<record>", unexpected(err), "sqs", ids))
                 continue
         origins.append(ids[i])
         times.append(received_times[i] if received_times is not None else None)
@@ -111,5 +132,6 @@ def envelopes_to_events(
         origin="sqs",
         origins=origins,
         received_times=times,
+        not_after=not_after,
     )
     return ParseResult(result.events, tuple(failures) + result.failures, result.duplicate_event_ids)

@@ -1,29 +1,42 @@
 """Decoded CloudTrail records -> the normalized events frame, column-wise.
 
-One pass of plain Python pulls each record's fields into a row tuple (no per-record DataFrame
-work), ``zip(*rows)`` turns rows into columns, and polars builds and types the columns in bulk:
+Each record becomes a row tuple through the one row builder (:mod:`detector.events._row`; this
+module's :func:`dict_row` is the way in for a decoded dict), ``zip(*rows)`` turns rows into columns, and polars builds and types the columns in bulk:
 timestamps are parsed vectorised. A record that cannot be read becomes a
 :class:`RecordFailure` naming the record and the field; the rest of the batch goes on.
 
-Imports: orjson, polars, and this package's schema, principal and source-IP modules.
+Imports: msgspec, orjson, polars, and this package's schema and row builder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import msgspec
 import orjson
 import polars as pl
 
-from detector.events._principal import principal_of
+from detector.events._row import REQUIRED_FIELDS, ROW_COLUMNS, FieldError, Record, record_row
 from detector.events._schema import EVENT_COLUMNS, EVENT_SCHEMA, UTC_MS
-from detector.events._source_ip import classify_source_ip
 
-__all__ = ["ParseResult", "RecordFailure", "empty_events", "records_to_events"]
+__all__ = [
+    "CLOUDTRAIL_BEGAN",
+    "FUTURE_TOLERANCE",
+    "ParseResult",
+    "RecordFailure",
+    "dict_row",
+    "empty_events",
+    "printable",
+    "records_to_events",
+    "rows_of",
+    "rows_to_events",
+    "unexpected",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +50,19 @@ class RecordFailure:
     reason: str
 
     def __str__(self) -> str:
-        where = self.origin if self.index is None else f"{self.origin}[{self.index}]"
-        ident = f" (eventID {self.event_id})" if self.event_id else ""
-        return f"{where}{ident}: field '{self.field}': {self.reason}"
+        """One line, whatever the input held: every part is escaped (:func:`printable`)."""
+        origin = printable(self.origin)
+        where = origin if self.index is None else f"{origin}[{self.index}]"
+        ident = f" (eventID {printable(self.event_id)})" if self.event_id else ""
+        return f"{where}{ident}: field '{printable(self.field)}': {printable(self.reason)}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other unprintable characters escaped as Python writes them, so
+    that a file name or a field holding a newline cannot forge a line of human-readable output."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,33 +94,18 @@ def empty_events() -> pl.DataFrame:
     return pl.DataFrame(schema=EVENT_SCHEMA)
 
 
-class _FieldError(Exception):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(field, reason)
-        self.field = field
-        self.reason = reason
-
-
-_EMPTY: Final[dict[str, Any]] = {}
 _TIME_FORMATS: Final = ("%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f%:z")
-_REQUIRED: Final = ("eventTime", "eventSource", "eventName")
+# msgspec's words for a field of the wrong JSON type: "Expected `str | null`, got `int` - at `$.x`"
+_MISTYPED: Final = re.compile(
+    r"Expected `(?P<expected>[^`]*)`, got `[^`]*`(?: - at `\$\.?(?P<at>.*)`)?"
+)
 
 
-def _json_text(value: Any, name: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError as err:  # only for hand-built records: JSON text always dumps
-        raise _FieldError(name, f"cannot be written as JSON ({err})") from None
-
-
-def _why_not_string(record: dict[str, Any], name: str, value: Any) -> str:
-    if value is not None:
-        return f"not a non-empty string: {value!r:.60}"
+def _why_not_string(record: dict[str, Any], name: str, reason: str) -> str:
+    """The row builder's "missing", with a key that differs only in case pointed out."""
     lower = name.lower()
     near = next((k for k in record if isinstance(k, str) and k.lower() == lower), None)
-    return f"missing (found {near!r}: keys are case-sensitive)" if near else "missing"
+    return f"missing (found {near!r}: keys are case-sensitive)" if near else reason
 
 
 def _content_id(record: dict[str, Any]) -> str:
@@ -106,204 +114,63 @@ def _content_id(record: dict[str, Any]) -> str:
     try:
         text = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as err:
-        raise _FieldError("<record>", f"cannot be written as JSON ({err})") from None
+        raise FieldError("<record>", f"cannot be written as JSON ({err})") from None
     digest = hashlib.blake2b(text, digest_size=16)
     return f"content:{digest.hexdigest()}"
 
 
-def _bool(value: Any, name: str) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    if value == "true":
-        return True
-    if value == "false":
-        return False
-    raise _FieldError(name, f"expected a boolean, got {value!r:.60}")
+def _mistyped(record: dict[str, Any], err: msgspec.ValidationError) -> FieldError:
+    """msgspec's refusal of a field, in the parser's words."""
+    match = _MISTYPED.match(str(err))
+    if match is None or not match["at"]:
+        return FieldError("<record>", str(err))
+    name, expected = match["at"], match["expected"]
+    value = _shown(record.get(name))
+    if name in REQUIRED_FIELDS:
+        return FieldError(name, f"not a non-empty string: {value}")
+    if expected.startswith("object"):
+        return FieldError(name, "expected an object")
+    if expected.startswith("bool"):
+        return FieldError(name, f"expected a boolean, got {value}")
+    return FieldError(name, f"expected a string, got {value}")
 
 
-def _kms_key(event_source: Any, resources: Any, params: Any) -> str | None:
-    if isinstance(resources, list):
-        for res in resources:
-            if isinstance(res, dict) and res.get("type") == "AWS::KMS::Key":
-                arn = res.get("ARN")
-                if isinstance(arn, str):
-                    return arn
-    if event_source == "kms.amazonaws.com" and isinstance(params, dict):
-        key = params.get("keyId")
-        if isinstance(key, str):
-            return key
-    return None
+def _shown(value: Any) -> str:
+    """A short view of a refused value: a scalar's repr, a container's kind and length (the
+    repr of a hostile container may be huge or nested too deep to write)."""
+    if isinstance(value, dict | list):
+        return f"{type(value).__name__} of {len(value)}"
+    return f"{value!r:.60}"
 
 
-def _resource_arns(resources: Any) -> str | None:
-    """ARNs of ``resources[]`` as JSON text: polars decodes the column in one vectorised step,
-    where building a list column from Python lists would cost one Series per row."""
-    if not resources:
-        return None
-    if not isinstance(resources, list):
-        raise _FieldError("resources", "expected a list")
-    arns = [r["ARN"] for r in resources if isinstance(r, dict) and isinstance(r.get("ARN"), str)]
-    return orjson.dumps(arns).decode()
+def dict_row(record: Any) -> tuple[Any, ...]:
+    """The row of one decoded record (a dict): the fallback's way into :func:`record_row`.
+
+    It builds the same :class:`Record` the fast path decodes, gives a record without ``eventID``
+    a content id, and words what msgspec and the row builder refuse."""
+    if not isinstance(record, dict):
+        raise FieldError("<record>", f"expected a JSON object, got {type(record).__name__}")
+    try:
+        struct = msgspec.convert(record, Record)
+    except msgspec.ValidationError as err:
+        raise _mistyped(record, err) from None
+    if struct.eventID is None:
+        struct.eventID = _content_id(record)
+    try:
+        return record_row(struct)
+    except FieldError as err:
+        if err.reason == "missing":
+            raise FieldError(err.field, _why_not_string(record, err.field, err.reason)) from None
+        raise
 
 
-def _row(record: Any) -> tuple[Any, ...]:
-    """The row of one decoded record, in :data:`_ROW_COLUMNS` order (timestamps as text).
-
-    This runs once per record and is the parser's floor, so the common shapes take the
-    shortest path: the checks that name a bad field are kept, helpers are inlined.
-    """
-    if record.__class__ is not dict and not isinstance(record, dict):
-        raise _FieldError("<record>", f"expected a JSON object, got {type(record).__name__}")
-    get = record.get
-    event_id = get("eventID")
-    if event_id is None:
-        event_id = _content_id(record)
-    elif event_id.__class__ is not str or not event_id:
-        raise _FieldError("eventID", f"not a non-empty string: {event_id!r:.60}")
-    event_time = get("eventTime")
-    event_source = get("eventSource")
-    event_name = get("eventName")
-    if (
-        event_time.__class__ is not str
-        or event_source.__class__ is not str
-        or event_name.__class__ is not str
-        or not (event_time and event_source and event_name)
-    ):
-        for name in _REQUIRED:
-            value = get(name)
-            if not isinstance(value, str) or not value:
-                raise _FieldError(name, _why_not_string(record, name, value))
-    ui = get("userIdentity")
-    recipient = get("recipientAccountId")
-    if ui is None:
-        ui = ctx = attributes = _EMPTY
-    else:
-        if ui.__class__ is not dict:
-            raise _FieldError("userIdentity", "expected an object")
-        ctx = ui.get("sessionContext") or _EMPTY
-        if ctx.__class__ is not dict:
-            raise _FieldError("userIdentity.sessionContext", "expected an object")
-        attributes = ctx.get("attributes") or _EMPTY
-        if attributes.__class__ is not dict:
-            raise _FieldError("userIdentity.sessionContext.attributes", "expected an object")
-    principal = principal_of(ui or None, recipient if isinstance(recipient, str) else None)
-    raw_ip = get("sourceIPAddress")
-    if raw_ip is not None and raw_ip.__class__ is not str:
-        raise _FieldError("sourceIPAddress", f"expected a string, got {raw_ip!r:.60}")
-    ip_kind, ip_address = classify_source_ip(raw_ip)
-    tls = get("tlsDetails") or _EMPTY
-    if tls.__class__ is not dict:
-        raise _FieldError("tlsDetails", "expected an object")
-    read_only = get("readOnly")
-    if read_only is not None and read_only.__class__ is not bool:
-        read_only = _bool(read_only, "readOnly")
-    management = get("managementEvent")
-    if management is not None and management.__class__ is not bool:
-        management = _bool(management, "managementEvent")
-    params = get("requestParameters")
-    resources = get("resources")
-    extra = get("additionalEventData")
-    response = get("responseElements")
-    if isinstance(extra, dict) and "MFAUsed" in extra:
-        mfa: bool | None = extra["MFAUsed"] == "Yes"
-    else:
-        mfa_value = attributes.get("mfaAuthenticated")
-        mfa = None if mfa_value is None else (mfa_value is True or mfa_value == "true")
-    return (
-        event_id,
-        event_time,
-        get("eventVersion"),
-        ui.get("accountId") or recipient,
-        recipient,
-        get("awsRegion"),
-        event_source,
-        event_name,
-        read_only,
-        get("eventType"),
-        get("eventCategory"),
-        management,
-        get("errorCode"),
-        get("errorMessage"),
-        *principal,
-        ui.get("principalId"),
-        ui.get("accessKeyId") or None,
-        mfa,
-        attributes.get("creationDate"),
-        ctx.get("ec2RoleDelivery"),
-        raw_ip,
-        ip_kind,
-        ip_address,
-        get("userAgent"),
-        get("vpcEndpointId"),
-        get("vpcEndpointAccountId"),
-        tls.get("tlsVersion"),
-        tls.get("cipherSuite"),
-        get("sessionCredentialFromConsole") in _TRUE,
-        ui.get("invokedBy"),
-        get("sharedEventID"),
-        _kms_key(event_source, resources, params) if resources or params else None,
-        _resource_arns(resources) if resources else None,
-        None if params is None else _json_text(params, "requestParameters"),
-        None if response is None else _json_text(response, "responseElements"),
-        None if extra is None else _json_text(extra, "additionalEventData"),
-    )
-
-
-_TRUE: Final = ("true", True)
-# The columns of a row as :func:`_row` builds it: the principal's fields come together (in
-# :class:`Principal` order) and ``received_time`` is set per batch, not per record.
-_ROW_COLUMNS: Final = (
-    "event_id",
-    "event_time",
-    "event_version",
-    "account_id",
-    "recipient_account_id",
-    "region",
-    "event_source",
-    "event_name",
-    "read_only",
-    "event_type",
-    "event_category",
-    "management_event",
-    "error_code",
-    "error_message",
-    "principal_key",
-    "principal_type",
-    "principal_arn",
-    "session_issuer_arn",
-    "session_name",
-    "source_identity",
-    "principal_id",
-    "access_key_id",
-    "mfa_authenticated",
-    "session_created",
-    "ec2_role_delivery",
-    "source_ip",
-    "source_ip_kind",
-    "source_ip_address",
-    "user_agent",
-    "vpc_endpoint_id",
-    "vpc_endpoint_account_id",
-    "tls_version",
-    "tls_cipher",
-    "console",
-    "invoked_by",
-    "shared_event_id",
-    "kms_key_arn",
-    "resource_arns",
-    "request_parameters",
-    "response_elements",
-    "additional_event_data",
-)
-
-
-if sorted(_ROW_COLUMNS) != sorted(set(EVENT_COLUMNS) - {"received_time"}):
-    raise AssertionError("_ROW_COLUMNS must name every event column but received_time, once")
+if sorted(ROW_COLUMNS) != sorted(set(EVENT_COLUMNS) - {"received_time"}):
+    raise AssertionError("ROW_COLUMNS must name every event column but received_time, once")
 
 _TIME_COLUMNS: Final = ("event_time", "session_created")
 _TEXT_COLUMNS: Final = (*_TIME_COLUMNS, "resource_arns")
 _TEXT_TIME_SCHEMA: Final = pl.Schema(
-    {n: (pl.String() if n in _TEXT_COLUMNS else EVENT_SCHEMA[n]) for n in _ROW_COLUMNS}
+    {n: (pl.String() if n in _TEXT_COLUMNS else EVENT_SCHEMA[n]) for n in ROW_COLUMNS}
 )
 # Which source field fills each column, for error messages when a column will not type.
 _SOURCE_FIELD: Final = {
@@ -367,7 +234,7 @@ def _build(rows: list[tuple[Any, ...]]) -> tuple[pl.DataFrame, dict[int, str]]:
     """Frame from rows; returns the rows that would not type (position -> field) as well."""
     if not rows:
         return pl.DataFrame(schema=_TEXT_TIME_SCHEMA), {}
-    columns = dict(zip(_ROW_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+    columns = dict(zip(ROW_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
     try:
         frame = pl.DataFrame(columns, schema=_TEXT_TIME_SCHEMA, strict=True)
         return frame, {}
@@ -396,12 +263,17 @@ def records_to_events(
     received_time: datetime | None = None,
     origins: Sequence[str] | None = None,
     received_times: Sequence[datetime | None] | None = None,
+    not_after: datetime | None = None,
 ) -> ParseResult:
     """Normalize decoded CloudTrail records.
 
     ``origin`` names the batch in failure messages; ``origins``/``received_times`` give one
     value per record instead (e.g. the SQS message each record came in), overriding the batch
     values. Never raises for bad data: bad records come back as failures.
+
+    An event time before CloudTrail existed, or later than its record's received time (else
+    ``not_after``) plus :data:`FUTURE_TOLERANCE`, is a failure of ``eventTime``: such a time
+    would move the event-time watermark and make every genuine event after it "late".
     """
     rows, positions, failures = rows_of(records, origin, origins)
     return rows_to_events(
@@ -412,6 +284,7 @@ def records_to_events(
         received_time=received_time,
         origins=origins,
         received_times=received_times,
+        not_after=not_after,
     )
 
 
@@ -425,10 +298,12 @@ def rows_of(
     failures: list[RecordFailure] = []
     for i, record in enumerate(records):
         try:
-            rows.append(_row(record))
+            rows.append(dict_row(record))
             positions.append(i)
-        except _FieldError as err:
+        except FieldError as err:
             failures.append(_failure(record, i, err.field, err.reason, origin, origins))
+        except Exception as err:  # anything else one record provokes is still its failure alone
+            failures.append(_failure(record, i, "<record>", unexpected(err), origin, origins))
     return rows, positions, failures
 
 
@@ -441,11 +316,12 @@ def rows_to_events(
     received_time: datetime | None = None,
     origins: Sequence[str] | None = None,
     received_times: Sequence[datetime | None] | None = None,
+    not_after: datetime | None = None,
 ) -> ParseResult:
-    """The second half of :func:`records_to_events`, for rows built by :func:`_row` or by the
+    """The second half of :func:`records_to_events`, for rows built by :func:`dict_row` or by the
     fast path (:mod:`detector.events._fast`): ``positions[j]`` is row ``j``'s record index and
     ``failures`` those of the records that made no row. Types the columns, reports the rows
-    that would not type or carry no valid time, and drops repeated eventIDs."""
+    that would not type or carry no valid or plausible time, and drops repeated eventIDs."""
     frame, bad = _build(rows)
     for j, name in sorted(bad.items()):
         i = positions[j]
@@ -453,15 +329,19 @@ def rows_to_events(
     if bad:
         positions = [p for j, p in enumerate(positions) if j not in bad]
     frame = _typed(frame, positions, received_time, received_times)
-    bad_time = frame.get_column("event_time").is_null()
-    if bad_time.any():
+    faults = frame.select(_time_fault(not_after)).to_series()
+    if faults.null_count() < len(faults):
+        bad_time = faults.is_not_null()
         for j in bad_time.arg_true().to_list():
+            reason = faults[j]
+            if reason != _NOT_A_TIME:
+                reason = f"{reason} ({frame.item(j, 'event_time'):%Y-%m-%dT%H:%M:%SZ})"
             failures.append(
                 _failure(
                     None,
                     positions[j],
                     "eventTime",
-                    "not an ISO-8601 UTC timestamp",
+                    reason,
                     origin,
                     origins,
                     frame.item(j, "event_id"),
@@ -470,6 +350,30 @@ def rows_to_events(
         frame = frame.filter(~bad_time)
     frame, dupes = _dedup(frame)
     return ParseResult(frame, tuple(failures), dupes)
+
+
+# CloudTrail began recording in November 2013: an earlier event time is forged or corrupt.
+CLOUDTRAIL_BEGAN: Final = datetime(2013, 11, 1, tzinfo=UTC)
+# How far an event time may be ahead of the time its record was received (clock skew between
+# AWS services is seconds; a delivery stamp has minute precision and follows its events).
+FUTURE_TOLERANCE: Final = timedelta(hours=1)
+_NOT_A_TIME: Final = "not an ISO-8601 UTC timestamp"
+
+
+def _time_fault(not_after: datetime | None) -> pl.Expr:
+    """Why each row's event time is refused, or null: not a time, too early, or in the future
+    of its received time (else of ``not_after``; neither known: no upper bound)."""
+    time = pl.col("event_time")
+    ceiling = pl.col("received_time").fill_null(pl.lit(not_after, dtype=UTC_MS))
+    return (
+        pl.when(time.is_null())
+        .then(pl.lit(_NOT_A_TIME))
+        .when(time < CLOUDTRAIL_BEGAN)
+        .then(pl.lit("before CloudTrail existed (2013-11-01)"))
+        .when(time > ceiling + FUTURE_TOLERANCE)
+        .then(pl.lit(f"more than {FUTURE_TOLERANCE} after the record was received"))
+        .alias("fault")
+    )
 
 
 def _typed(
@@ -499,6 +403,11 @@ def _received_column(times: list[datetime | None]) -> pl.Series:
     except TypeError:  # a naive datetime: polars' own conversion reads it as UTC
         return pl.Series("received_time", times, dtype=UTC_MS)
     return pl.Series("received_time", millis, dtype=pl.Int64).cast(UTC_MS)
+
+
+def unexpected(err: BaseException) -> str:
+    """The reason for a failure nothing anticipated (deep nesting, an overflow...)."""
+    return f"cannot be read ({type(err).__name__}: {str(err)[:120]})"
 
 
 def _failure(

@@ -5,7 +5,8 @@
 - :func:`calibrate_threshold`: the threshold for an alert budget (findings per 1,000
   principal-days);
 - :class:`ModelArtifact`, :func:`save_artifact`, :func:`load_artifact`: the verified model
-  folder (skops + manifest + peer baseline + card);
+  folder (skops + manifest + peer baseline + card), optionally signed (:class:`ModelSigning`,
+  :func:`signing_from_environment`);
 - :class:`OwnBaseline`: each principal's running feature mean and variance (state, with
   snapshot/restore), against which a window's deviation is measured;
 - :func:`score_windows`: closed windows -> :class:`~detector.findings.Finding` values, one
@@ -41,6 +42,7 @@ from detector.scoring._score import (
     signal_weights,
 )
 from detector.scoring._signals import SIGNALS, Signal, signal_frame
+from detector.scoring._signing import ModelSigning, signing_from_environment
 
 __all__ = [
     "DEFAULT_ALERT_BUDGET",
@@ -49,6 +51,7 @@ __all__ = [
     "SIGNALS",
     "TRUSTED_TYPES",
     "ModelArtifact",
+    "ModelSigning",
     "OwnBaseline",
     "PeerBaseline",
     "RawScores",
@@ -74,4 +77,5 @@ __all__ = [
     "severity_of",
     "signal_frame",
     "signal_weights",
+    "signing_from_environment",
 ]

@@ -9,11 +9,14 @@
   ``model.skops`` and ``peers.json``;
 - ``README.md``: the model card.
 
-Loading refuses, with a message saying what to do, a folder whose files do not match their
-hashes, whose feature schema differs from the running code's, or whose model file holds any
+Loading refuses, with a message naming the file and the field and saying what to do, a folder
+whose manifest is not the typed schema below (a threshold that is not a finite number, a missing
+``window_seconds``...), whose signature does not verify when a key is configured
+(:mod:`detector.scoring._signing`), whose files do not match their hashes, whose feature schema differs from the running code's, or whose model file holds any
 type outside :data:`TRUSTED_TYPES`.
 
-Imports: the standard library, numpy, skops, the feature schema, and this package's model.
+Imports: the standard library, msgspec, numpy, skops, the feature schema, and this package's
+model, normalisation and signing.
 """
 
 from __future__ import annotations
@@ -22,20 +25,24 @@ import hashlib
 import json
 import os
 import platform
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
+import msgspec
 import skops.io as sio
 
 from detector.errors import ModelError
 from detector.features import feature_dtypes, feature_schema_hash
 from detector.scoring._explain import PeerBaseline
 from detector.scoring._model import WindowAnomalyModel
+from detector.scoring._normalise import KNOT_QUANTILES
+from detector.scoring._signing import ModelSigning
 
 __all__ = [
     "ARTIFACT_FORMAT",
@@ -120,8 +127,10 @@ def save_artifact(
     peers: PeerBaseline,
     manifest: Mapping[str, Any],
     card: str,
+    signing: ModelSigning | None = None,
 ) -> ModelArtifact:
-    """Write the folder; ``manifest`` gets the file hashes and the format added here."""
+    """Write the folder; ``manifest`` gets the file hashes and the format added here, and is
+    signed when ``signing`` holds a key."""
     folder.mkdir(parents=True, exist_ok=True)
     model_path = folder / MODEL_FILE
     tmp = folder / f".{MODEL_FILE}.tmp"
@@ -136,27 +145,77 @@ def save_artifact(
         "peers_sha256": _sha256(folder / PEERS_FILE),
         "trusted_types": list(TRUSTED_TYPES),
     }
-    _write_atomic(folder / MANIFEST_FILE, json.dumps(full, indent=2, sort_keys=True).encode())
+    text = json.dumps(full, indent=2, sort_keys=True).encode()
+    _write_atomic(folder / MANIFEST_FILE, text)
+    (signing or ModelSigning()).sign(folder, text)  # without a key: a stale signature goes
     _write_atomic(folder / CARD_FILE, card.encode())
     return ModelArtifact(model, peers, full)
 
 
-def _read_manifest(folder: Path) -> dict[str, Any]:
+_Finite = Annotated[float, msgspec.Meta(ge=-1e300, le=1e300)]  # refuses inf and NaN too
+_Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+
+
+class _Knots(msgspec.Struct):
+    forest: Annotated[list[_Finite], msgspec.Meta(min_length=len(KNOT_QUANTILES))]
+    deviation: Annotated[list[_Finite], msgspec.Meta(min_length=len(KNOT_QUANTILES))]
+
+
+class _Manifest(msgspec.Struct):
+    """What loading and scoring read from ``manifest.json``, typed: anything else is refused
+    before the model is used (other keys, the training summary say, are free-form)."""
+
+    artifact_format: int
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    window_seconds: Annotated[int, msgspec.Meta(gt=0, le=86_400)]
+    threshold: _Finite
+    feature_names: list[str]
+    feature_schema_hash: str
+    model_sha256: _Sha256
+    peers_sha256: _Sha256
+    score_knots: _Knots
+
+
+def _read_manifest(folder: Path, signing: ModelSigning) -> dict[str, Any]:
+    """The manifest, its signature checked (with a key) and its fields typed."""
     path = folder / MANIFEST_FILE
     if not path.is_file():
         raise ModelError(
             f"{folder}: no {MANIFEST_FILE}; is this a model folder? (train one with `detector train`)"
         )
+    raw = path.read_bytes()
+    signing.verify(folder, raw)
     try:
-        manifest: dict[str, Any] = json.loads(path.read_text())
+        manifest = json.loads(raw)
     except ValueError as err:
         raise ModelError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(manifest, dict):
+        raise ModelError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
     if manifest.get("artifact_format") != ARTIFACT_FORMAT:
         raise ModelError(
             f"{path}: artifact format {manifest.get('artifact_format')!r}, this detector reads "
             f"{ARTIFACT_FORMAT}; retrain the model with this version"
         )
+    try:
+        msgspec.convert(manifest, _Manifest)
+    except msgspec.ValidationError as err:
+        raise ModelError(f"{path}: {_worded(err)}; retrain or restore the model") from None
     return manifest
+
+
+def _worded(err: msgspec.ValidationError) -> str:
+    """msgspec's "Expected `float`, got `str` - at `$.threshold`" as "field 'threshold': ..."."""
+    text = str(err)
+    message, _, at = text.partition(" - at `$")
+    if at:
+        return f"field '{at.rstrip('`').lstrip('.')}': {message}"
+    missing = _MISSING.match(text)
+    if missing:
+        return f"field '{missing[1]}': missing"
+    return text
+
+
+_MISSING: Final = re.compile(r"Object missing required field `([^`]+)`")
 
 
 def _check_file(folder: Path, name: str, expected: str) -> None:
@@ -186,10 +245,13 @@ def _check_schema(manifest: Mapping[str, Any], path: Path) -> timedelta:
     return window
 
 
-def load_artifact(folder: Path | str) -> ModelArtifact:
-    """Load and verify a model folder (see the module docstring for what is refused)."""
+def load_artifact(folder: Path | str, signing: ModelSigning | None = None) -> ModelArtifact:
+    """Load and verify a model folder (see the module docstring for what is refused).
+
+    With a key in ``signing``, the manifest's signature is checked before anything else is
+    read (see :mod:`detector.scoring._signing`)."""
     folder = Path(folder)
-    manifest = _read_manifest(folder)
+    manifest = _read_manifest(folder, signing or ModelSigning())
     _check_file(folder, MODEL_FILE, str(manifest.get("model_sha256")))
     _check_file(folder, PEERS_FILE, str(manifest.get("peers_sha256")))
     _check_schema(manifest, folder / MANIFEST_FILE)

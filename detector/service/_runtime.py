@@ -35,7 +35,7 @@ from detector.errors import ConfigError, DetectorError, ModelError
 from detector.ingest import SqsConfig, SqsQueue
 from detector.pipeline import Pipeline
 from detector.process import tune_gc
-from detector.scoring import ModelArtifact, load_artifact
+from detector.scoring import ModelArtifact, ModelSigning, load_artifact, signing_from_environment
 from detector.service._consumer import Consumer
 from detector.service._http import Health, OpsServer
 from detector.service._logging import configure_logging, fields
@@ -56,10 +56,10 @@ _WATCHDOG_EXTRA_SECONDS: Final = 10.0  # past the grace period, a stuck drain is
 _log = logging.getLogger("detector.service")
 
 
-def load_model(folder: Path) -> ModelArtifact:
+def load_model(folder: Path, signing: ModelSigning | None = None) -> ModelArtifact:
     """The model, or a :class:`ModelError` that names the folder (and a likely fix)."""
     try:
-        return load_artifact(folder)
+        return load_artifact(folder, signing)
     except ModelError as err:
         hint = ""
         nested = sorted(p.parent.name for p in folder.glob("*/manifest.json"))
@@ -217,7 +217,8 @@ class ServiceRuntime:
                 ops=f"{settings.metrics_host}:{self.ops.port if self.ops else settings.metrics_port}",
             ),
         )
-        artifact = await asyncio.to_thread(load_model, settings.model_dir)
+        signing = signing_from_environment(os.environ)  # the key is a secret: never a flag
+        artifact = await asyncio.to_thread(load_model, settings.model_dir, signing)
         detections = await self._detections()
         self.health.ready("model")
         await asyncio.to_thread(_check_state_dir, settings.state_dir)

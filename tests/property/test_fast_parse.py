@@ -29,12 +29,13 @@ from detector.events import (
     records_to_events,
 )
 from detector.events._envelope import _BodyError, _loads, _record_of
-from detector.events._fast import Declined, _Record, body_row, struct_row
-from detector.events._parse import _FieldError, _row
+from detector.events._fast import Declined, body_row, struct_row
+from detector.events._parse import dict_row
+from detector.events._row import FieldError, Record
 from detector.synthetic import SyntheticConfig, envelope, iter_records
 from tests.property.test_events_properties import plausible_records, records
 
-_RECORD = msgspec.json.Decoder(_Record)
+_RECORD = msgspec.json.Decoder(Record)
 
 # Records shaped as AWS writes them, so that the fast path takes most of them: every field the
 # row reads, nested values with the text orjson would and would not write back as it came.
@@ -200,8 +201,8 @@ def assert_same(ours: ParseResult, reference: ParseResult) -> None:
 def test_a_struct_row_is_the_reference_row_or_declines(record: Any) -> None:
     """Checked on the row itself: the fast path may accept only what gives the same row."""
     try:
-        expected: tuple[Any, ...] | None = _row(record)
-    except _FieldError:
+        expected: tuple[Any, ...] | None = dict_row(record)
+    except FieldError:
         expected = None
     try:
         ours = struct_row(_RECORD.decode(orjson.dumps(record)))
@@ -254,8 +255,8 @@ def test_the_fast_path_takes_what_aws_writes() -> None:
     config = SyntheticConfig().with_events_per_day(50_000)
     sample = list(itertools.islice(iter_records(config, seed=3), 2_000))
     for i, record in enumerate(sample):
-        assert struct_row(_RECORD.decode(orjson.dumps(record))) == _row(record)
-        assert body_row(orjson.dumps(envelope(record, f"e{i}"))) == _row(record)
+        assert struct_row(_RECORD.decode(orjson.dumps(record))) == dict_row(record)
+        assert body_row(orjson.dumps(envelope(record, f"e{i}"))) == dict_row(record)
     data = gzip.compress(orjson.dumps({"Records": sample}))
     assert_same(archive_to_events(data, KEY), reference_archive(data, KEY))
 

@@ -202,6 +202,7 @@ def test_public_names_are_the_intended_ones() -> None:
             "ArchiveReadError",
             "ArchiveSource",
             "ChunkCounts",
+            "DecodeLimits",
             "DecodedBatch",
             "DecodedObject",
             "EnvelopeJsonlSource",
