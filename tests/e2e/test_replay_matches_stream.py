@@ -26,9 +26,9 @@ from detector.state import LocalStateStore
 from detector.synthetic import SyntheticConfig, generate, write_archive, write_envelopes
 
 pytestmark = pytest.mark.filterwarnings(
-    # moto's CloudFormation skips the two policy resource types it does not model (they are
+    # moto's CloudFormation skips the policy resource types it does not model (they are
     # checked statically in tests/deploy); with warnings as errors its thread would fail.
-    r"ignore:Tried to parse AWS..(SQS..QueuePolicy|Events..EventBusPolicy) but it's not "
+    r"ignore:Tried to parse AWS..(SQS..QueuePolicy|Events..EventBusPolicy|SNS..TopicPolicy) but it's not "
     r"supported by moto's CloudFormation implementation:UserWarning"
 )
 
