@@ -41,6 +41,8 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    # As `detector demo` runs the service: every client (Security Hub's STS look-up too) on moto.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
     try:
         yield f"http://{host}:{port}"
     finally:
