@@ -6,7 +6,9 @@ One step does, for a micro-batch of events (from the SQS consumer, a replay, a t
    (:mod:`detector.detections`);
 2. the feature step: dedup, windows, profiles (:mod:`detector.features`);
 3. scoring of the windows that closed, against the model and each principal's own baseline
-   (:mod:`detector.scoring`).
+   (:mod:`detector.scoring`); principals still in their learning period are not reported by
+   the model, and the threshold follows this organisation's live scores within the artifact's
+   bounds (see docs/quality.md).
 
 The service, replay, training evaluation and the demo all run this same code, so the same
 events give the same findings (same ids) however they arrive. :class:`PipelineState` snapshots
@@ -39,7 +41,15 @@ from detector.detections import (
 from detector.errors import StateError
 from detector.features import FeatureConfig, FeatureState, empty_state, flush, update
 from detector.findings import Finding
-from detector.scoring import ModelArtifact, OwnBaseline, score_windows
+from detector.scoring import (
+    CalibrationBounds,
+    LearningConfig,
+    LiveThreshold,
+    ModelArtifact,
+    OwnBaseline,
+    ScoringState,
+    score_windows,
+)
 from detector.state import Snapshot
 
 __all__ = ["Pipeline", "PipelineConfig", "PipelineState", "StepReport"]
@@ -47,12 +57,15 @@ __all__ = ["Pipeline", "PipelineConfig", "PipelineState", "StepReport"]
 PIPELINE_FORMAT: Final = "pipeline/1"
 _FEATURES_PREFIX: Final = "features_"
 _BASELINE_FRAME: Final = "baseline"
+_GROUPS_FRAME: Final = "baseline_groups"
+_CALIBRATION_META: Final = "calibration"
 
 
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     detections: DetectionConfig = field(default_factory=DetectionConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +73,11 @@ class PipelineState:
     features: FeatureState
     detections: DetectionState
     baseline: OwnBaseline
+    calibration: LiveThreshold
+
+    @property
+    def scoring(self) -> ScoringState:
+        return ScoringState(self.baseline, self.calibration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +92,11 @@ class StepReport:
     watermark: datetime | None
     findings_by_kind: dict[str, int]
     findings_by_severity: dict[str, int]
+    # Principals known to the state whose learning period has not ended at the watermark: the
+    # model does not report them yet (signature detections do). None when no window closed
+    # (nothing changed; counting walks every principal).
+    principals_learning: int | None = None
+    model_threshold: float | None = None  # the live threshold after the step
 
 
 class Pipeline:
@@ -96,9 +119,8 @@ class Pipeline:
             )
 
     def initial_state(self) -> PipelineState:
-        return PipelineState(
-            empty_state(), DetectionState(), OwnBaseline(self.artifact.feature_names)
-        )
+        scoring = ScoringState.initial(self.artifact)
+        return PipelineState(empty_state(), DetectionState(), scoring.baseline, scoring.live)
 
     def step(
         self, state: PipelineState, events: pl.DataFrame, now: datetime
@@ -107,7 +129,9 @@ class Pipeline:
         events = events.rechunk()
         detections, signature_findings = self._detect(state, events, now)
         features, windows, report = update(state.features, events, self.config.features)
-        baseline, scored = score_windows(self.artifact, state.baseline, windows, created_at=now)
+        scoring, scored = score_windows(
+            self.artifact, state.scoring, windows, created_at=now, learning=self.config.learning
+        )
         findings = [*signature_findings, *scored.findings]
         step = _report(
             report.events_in,
@@ -117,8 +141,18 @@ class Pipeline:
             report.principals,
             report.watermark,
             findings,
+            self._learning(scoring, report.watermark, windows.height),
         )
-        return PipelineState(features, detections, baseline), findings, step
+        state = PipelineState(features, detections, scoring.baseline, scoring.live)
+        return state, findings, step
+
+    def _learning(
+        self, scoring: ScoringState, watermark: datetime | None, closed: int
+    ) -> tuple[int | None, float]:
+        if not closed or watermark is None:
+            return None, scoring.live.threshold
+        at = int(watermark.timestamp() * 1000)
+        return scoring.principals_learning(at, self.config.learning), scoring.live.threshold
 
     def _detect(
         self, state: PipelineState, events: pl.DataFrame, now: datetime
@@ -141,16 +175,30 @@ class Pipeline:
     ) -> tuple[PipelineState, list[Finding], StepReport]:
         """Close every open window (end of a replay, or shutdown) and score them."""
         features, windows, report = flush(state.features, self.config.features)
-        baseline, scored = score_windows(self.artifact, state.baseline, windows, created_at=now)
-        step = _report(0, 0, 0, windows, report.principals, report.watermark, scored.findings)
-        return PipelineState(features, state.detections, baseline), scored.findings, step
+        scoring, scored = score_windows(
+            self.artifact, state.scoring, windows, created_at=now, learning=self.config.learning
+        )
+        step = _report(
+            0,
+            0,
+            0,
+            windows,
+            report.principals,
+            report.watermark,
+            scored.findings,
+            self._learning(scoring, report.watermark, windows.height),
+        )
+        state = PipelineState(features, state.detections, scoring.baseline, scoring.live)
+        return state, scored.findings, step
 
     def snapshot(self, state: PipelineState) -> Snapshot:
         features = state.features.snapshot(self.config.features)
         frames = {f"{_FEATURES_PREFIX}{k}": v for k, v in features.frames.items()}
         frames[_BASELINE_FRAME] = state.baseline.snapshot()
+        frames[_GROUPS_FRAME] = state.baseline.groups_snapshot()
         meta = {f"{_FEATURES_PREFIX}{k}": v for k, v in features.meta.items()}
         meta["format"] = PIPELINE_FORMAT
+        meta[_CALIBRATION_META] = orjson.dumps(state.calibration.snapshot()).decode()
         meta["detections"] = orjson.dumps(state.detections.snapshot()).decode()
         return Snapshot(frames, meta)
 
@@ -164,15 +212,23 @@ class Pipeline:
             {k[n:]: v for k, v in snapshot.frames.items() if k.startswith(_FEATURES_PREFIX)},
             {k[n:]: v for k, v in snapshot.meta.items() if k.startswith(_FEATURES_PREFIX)},
         )
+        bounds = CalibrationBounds.from_manifest(self.artifact.manifest)
         try:
+            # Snapshots written before learning periods have no groups and no live threshold:
+            # they start from none and from the artifact's.
             baseline = OwnBaseline.restore(
-                snapshot.frames[_BASELINE_FRAME], self.artifact.feature_names
+                snapshot.frames[_BASELINE_FRAME],
+                self.artifact.feature_names,
+                snapshot.frames.get(_GROUPS_FRAME),
             )
             detections = DetectionState.restore(orjson.loads(snapshot.meta["detections"]))
+            calibration = LiveThreshold.restore(
+                orjson.loads(snapshot.meta.get(_CALIBRATION_META, "{}")), bounds
+            )
         except (KeyError, ValueError) as err:
             raise StateError(f"state snapshot is incomplete or corrupt: {err}") from None
         return PipelineState(
-            FeatureState.restore(features, self.config.features), detections, baseline
+            FeatureState.restore(features, self.config.features), detections, baseline, calibration
         )
 
 
@@ -184,6 +240,7 @@ def _report(
     principals: int,
     watermark: datetime | None,
     findings: Sequence[Finding],
+    learning: tuple[int | None, float],
 ) -> StepReport:
     return StepReport(
         events_in=events_in,
@@ -194,4 +251,6 @@ def _report(
         watermark=watermark,
         findings_by_kind=dict(Counter(f.kind for f in findings)),
         findings_by_severity=dict(Counter(f.severity_label for f in findings)),
+        principals_learning=learning[0],
+        model_threshold=learning[1],
     )
