@@ -41,11 +41,11 @@ from detector.scoring._calibrate import (
     calibrate_threshold,
     principal_days,
 )
-from detector.scoring._learning import LearningConfig
-from detector.scoring._peers import GROUPS, assign_group
 from detector.scoring._explain import PeerBaseline, explain_row, fit_peer_baseline
+from detector.scoring._learning import LearningConfig
 from detector.scoring._model import WindowAnomalyModel, feature_matrix
 from detector.scoring._normalise import fit_knots, normalise
+from detector.scoring._peers import GROUPS, assign_group
 from detector.scoring._score import (
     MODEL_KIND,
     RawScores,

@@ -44,8 +44,8 @@ from detector.scoring._baseline import (
     score_and_learn,
 )
 from detector.scoring._calibrate import CalibrationBounds, LiveThreshold
-from detector.scoring._learning import LearningConfig
 from detector.scoring._explain import PeerBaseline, explain_row, measured_features
+from detector.scoring._learning import LearningConfig
 from detector.scoring._model import Matrix, WindowAnomalyModel, feature_matrix
 from detector.scoring._normalise import normalise
 from detector.scoring._signals import SIGNALS, signal_frame
