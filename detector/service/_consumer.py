@@ -595,6 +595,10 @@ class Consumer:
             late += report.late_events
             for severity, count in report.findings_by_severity.items():
                 m.findings.labels(severity=severity).inc(count)
+            if report.principals_learning is not None:
+                m.principals_learning.set(report.principals_learning)
+            if report.model_threshold is not None:
+                m.model_threshold.set(report.model_threshold)
         m.events_processed.inc(events)
         self.counts.events += events
         self.counts.findings += len(outcome.findings)

@@ -33,7 +33,7 @@ from detector.errors import ConfigError, DetectorError, ModelError
 from detector.ingest import MessageQueue, OffloadedDeletes, SqsConfig, SqsQueue
 from detector.pipeline import Pipeline
 from detector.runtime import aws_environment, tune_gc, worker_pool
-from detector.scoring import ModelArtifact, load_artifact
+from detector.scoring import DEFAULT_MODEL_DIR, ModelArtifact, load_artifact
 from detector.service._consumer import Consumer
 from detector.service._http import Health, OpsServer
 from detector.service._logging import configure_logging, fields
@@ -212,6 +212,15 @@ class ServiceRuntime:
             ),
         )
         artifact = await asyncio.to_thread(load_model, settings.model_dir)
+        shipped = Path(settings.model_dir).resolve() == DEFAULT_MODEL_DIR.resolve()
+        _log.info(
+            "model loaded: %s (%s)",
+            artifact.version,
+            "the shipped default: a starting point, train one on your own trails"
+            if shipped
+            else "trained",
+            extra=fields(model=settings.model_dir, model_version=artifact.version, shipped=shipped),
+        )
         self.health.ready("model")
         await asyncio.to_thread(_check_state_dir, settings.state_dir)
         if settings.findings_file is not None:
