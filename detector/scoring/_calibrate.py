@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
 
@@ -113,16 +113,17 @@ class LiveThreshold:
     window scores between the bounds (plus the mass above them), and the decayed count of
     their principal-days; ``threshold`` is the one the next window is judged by.
 
-    ``reported`` remembers, for the current UTC day, the principals whose reported window was
-    already counted: each principal's reported windows count at most once a day, so one
-    principal (a slow attacker, a noisy scanner) cannot raise the threshold on its own."""
+    ``reported`` remembers, per principal, the UTC day its last reported window was counted:
+    a principal's reported windows count at most once per ``half_life``, so the threshold
+    rises with how *many* principals are loud, never with how often one is (a slow attacker, a
+    noisy scanner: those are the own baseline's and the aggregation's to quieten)."""
 
     threshold: float
     counts: Matrix  # per bin of CalibrationBounds.edges(); the last slot: above ``high``
     principal_days: float = 0.0
     clock_ms: int | None = None  # window start of the last update
     day: int = -1
-    reported: frozenset[str] = frozenset()
+    reported: Mapping[str, int] = field(default_factory=dict)
 
     @staticmethod
     def initial(bounds: CalibrationBounds) -> LiveThreshold:
@@ -154,13 +155,15 @@ class LiveThreshold:
         new_days: int,
     ) -> LiveThreshold:
         """Add one window start's mature scores, then recompute the threshold."""
-        seen = self.reported if day == self.day else frozenset()
+        cooldown = max(int(bounds.half_life / timedelta(days=1)), 1)
+        seen = dict(self.reported)
+        if day != self.day:  # forget what no longer holds a principal back
+            seen = {k: d for k, d in seen.items() if day - d < cooldown}
         counted = ~reported
-        fresh = set()
         for i in np.flatnonzero(reported).tolist():
-            if keys[i] not in seen and keys[i] not in fresh:
+            if day - seen.get(keys[i], day - cooldown) >= cooldown:
                 counted[i] = True
-                fresh.add(keys[i])
+                seen[keys[i]] = day
         edges = bounds.edges()
         kept = scores[counted & (scores > edges[0])]
         slots = np.minimum(np.searchsorted(edges, kept, side="left") - 1, bounds.bins)
@@ -172,7 +175,7 @@ class LiveThreshold:
             days,
             self.clock_ms,
             day,
-            seen | frozenset(fresh),
+            seen,
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -182,7 +185,7 @@ class LiveThreshold:
             "principal_days": self.principal_days,
             "clock_ms": self.clock_ms,
             "day": self.day,
-            "reported": sorted(self.reported),
+            "reported": dict(sorted(self.reported.items())),
         }
 
     @staticmethod
@@ -199,7 +202,7 @@ class LiveThreshold:
             float(doc["principal_days"]),
             None if clock is None else int(clock),
             int(doc["day"]),
-            frozenset(doc.get("reported", ())),
+            {str(k): int(v) for k, v in doc.get("reported", {}).items()},
         )
 
 
