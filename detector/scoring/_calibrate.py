@@ -60,8 +60,12 @@ def calibrate_threshold(scores: Matrix, days: int, budget_per_1000: float) -> fl
 DEFAULT_HALF_LIFE: Final = timedelta(days=7)
 DEFAULT_THRESHOLD_HEADROOM: Final = 1.0  # score units above max(artifact threshold, 1.0)
 DEFAULT_BINS: Final = 400
-# Principal-days of mature windows (decayed) before the live distribution is trusted.
-DEFAULT_MIN_PRINCIPAL_DAYS: Final = 50.0
+# The live distribution is trusted once, at the budget, it would hold this many findings
+# (below, a single window would move the threshold): 1,000 principal-days at a budget of 5.
+MIN_EXPECTED_FINDINGS: Final = 5.0
+# The threshold moves only when the findings above it exceed the budget by more than this many
+# Poisson standard deviations: an organisation like the training one leaves it where it is.
+TOLERANCE_SD: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +78,7 @@ class CalibrationBounds:
     high: float
     half_life: timedelta = DEFAULT_HALF_LIFE
     bins: int = DEFAULT_BINS
-    min_principal_days: float = DEFAULT_MIN_PRINCIPAL_DAYS
+    min_principal_days: float = MIN_EXPECTED_FINDINGS * 1000.0 / DEFAULT_ALERT_BUDGET
     budget: float = DEFAULT_ALERT_BUDGET
     enabled: bool = True
 
@@ -89,16 +93,16 @@ class CalibrationBounds:
                 f"calibration: threshold {threshold} outside [{low}, {high}] "
                 "(threshold_min / threshold_max)"
             )
+        budget = float(manifest.get("alert_budget_per_1000_principal_days", DEFAULT_ALERT_BUDGET))
+        least = MIN_EXPECTED_FINDINGS * 1000.0 / max(budget, 1e-9)
         return CalibrationBounds(
             start=threshold,
             low=low,
             high=high,
             half_life=timedelta(days=float(doc.get("half_life_days", 7.0))),
             bins=int(doc.get("bins", DEFAULT_BINS)),
-            min_principal_days=float(doc.get("min_principal_days", DEFAULT_MIN_PRINCIPAL_DAYS)),
-            budget=float(
-                manifest.get("alert_budget_per_1000_principal_days", DEFAULT_ALERT_BUDGET)
-            ),
+            min_principal_days=float(doc.get("min_principal_days", least)),
+            budget=budget,
             enabled=bool(doc.get("live", True)),
         )
 
@@ -207,11 +211,12 @@ class LiveThreshold:
 
 
 def _threshold(bounds: CalibrationBounds, counts: Matrix, principal_days: float) -> float:
-    """The lowest bin edge with at most the budget's share of the mass above it, within the
-    bounds; the artifact's threshold until enough principal-days were seen."""
+    """The lowest bin edge with no more mass above it than the budget allows (with a Poisson
+    tolerance), within the bounds; the artifact's threshold until enough principal-days."""
     if not bounds.enabled or principal_days < bounds.min_principal_days:
         return bounds.start
-    allowed = bounds.budget * principal_days / 1000.0
+    expected = bounds.budget * principal_days / 1000.0
+    allowed = expected + TOLERANCE_SD * math.sqrt(expected)
     above = np.cumsum(counts[::-1])[::-1]  # above[j]: mass in bin j and higher
     edges = bounds.edges()
     # Mass strictly above edge j is above[j] (bin j spans (edges[j], edges[j + 1]]).

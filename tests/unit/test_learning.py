@@ -109,7 +109,7 @@ def simulate(
     return live, per_day, flagged_days, seen_days
 
 
-BOUNDS = CalibrationBounds(start=1.0, low=1.0, high=2.0, budget=5.0, min_principal_days=50)
+BOUNDS = CalibrationBounds(start=1.0, low=1.0, high=2.0, budget=5.0)
 
 
 def shifted(shift: float, seed: int = 0) -> Any:
