@@ -137,7 +137,10 @@ def _too_short(
     assert data.last_event is not None
     span = data.last_event - data.first_event
     hours = max(span.total_seconds() / 3600, 1 / 60)
-    rate = max(data.windows.height / hours, 1e-9)  # principal-windows per hour of history
+    fitting_hours = (span - warmup).total_seconds() / 3600
+    # Principal-windows per hour of history, measured where it counts (after the warm-up).
+    rate = fitted / fitting_hours if fitted and fitting_hours > 0 else data.windows.height / hours
+    rate = max(rate, 1e-9)
     fitting = timedelta(hours=MIN_FITTED_WINDOWS / rate)
     if config.adapt_warmup:
         # warm-up = share * total and fitting = (1 - share) * total, unless capped at the default
@@ -145,13 +148,17 @@ def _too_short(
     else:
         total = warmup + fitting
     return (
-        f"only {fitted} windows after the {warmup} warm-up "
-        f"({'adapted to' if config.adapt_warmup else 'set for'} a period of {span}, "
+        f"only {fitted} windows after the {_seconds(warmup)} warm-up "
+        f"({'adapted to' if config.adapt_warmup else 'set for'} a period of {_seconds(span)}, "
         f"{data.windows.height} windows in all, about {rate:.0f} an hour): "
         f"training needs at least {MIN_FITTED_WINDOWS} windows after the warm-up, "
         f"i.e. about {_round_up(total)} of history at this activity; train on a longer period"
         + ("" if config.adapt_warmup else " or a shorter --warmup-hours")
     )
+
+
+def _seconds(value: timedelta) -> timedelta:
+    return timedelta(seconds=round(value.total_seconds()))
 
 
 def _round_up(value: timedelta) -> timedelta:
