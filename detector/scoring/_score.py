@@ -8,11 +8,12 @@ Two views of each window, on one scale (:mod:`detector.scoring._normalise`):
   its training range (a Decrypt burst ten times anything seen).
 
 The window's score is the larger of the two; above the threshold it becomes one finding of kind
-``model_anomaly`` -- unless its principal is still in its learning period
+``model_anomaly``, unless its principal is still in its learning period
 (:mod:`detector.scoring._learning`). The threshold starts at the artifact's and then follows
 this organisation's mature windows within the artifact's bounds (:class:`LiveThreshold`); both
-are decided one window start at a time, in event-time order, so batching changes nothing. One ``anomaly_score`` call per batch of windows (a
-single-row call costs ~16 ms here, a row in a batch ~5 us). The finding id depends only on
+are decided one window start at a time, in event-time order, so batching changes nothing. One
+``anomaly_score`` call per batch of windows (a single-row call costs ~16 ms here, a row in a
+batch ~5 us). The finding id depends only on
 (kind, principal, window start): re-scoring a window, or a late-event correction of it, yields
 the same id, so downstream it is an update, never a second finding.
 
