@@ -73,6 +73,7 @@ class ReplaySummary:
     files_read: int = 0
     files_skipped: int = 0
     principals: int = 0
+    principals_learning: int | None = None  # at the end: the model does not report them yet
     resumed: bool = False
     findings_by_kind: Counter[str] = field(default_factory=Counter)
     findings_by_severity: Counter[str] = field(default_factory=Counter)
@@ -86,7 +87,13 @@ class ReplaySummary:
             f"replayed {self.events:,} events in {self.seconds:.1f} s ({rate:,.0f} events/s)"
             + (" (resumed from a checkpoint)" if self.resumed else ""),
             f"files: {self.files_read:,} read, {self.files_skipped:,} skipped (digests, filtered)",
-            f"principals: {self.principals:,}; late events: {self.late_events:,}; "
+            f"principals: {self.principals:,}"
+            + (
+                f" ({self.principals_learning:,} still learning: no model findings for them yet)"
+                if self.principals_learning
+                else ""
+            )
+            + f"; late events: {self.late_events:,}; "
             f"duplicates: {self.duplicates:,}; bad records: {self.bad_records:,}",
             f"findings: {total}"
             + (
@@ -222,6 +229,7 @@ async def replay(
     if progress is not None:
         progress.done()
     summary.principals = report.principals
+    summary.principals_learning = report.principals_learning
     summary.seconds = time.monotonic() - started
     return summary
 
