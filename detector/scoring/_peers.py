@@ -19,6 +19,7 @@ Imports: numpy.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Final
 
@@ -39,12 +40,15 @@ def type_group(principal_type: str) -> str:
     return f"type:{principal_type}"
 
 
+@functools.lru_cache(maxsize=8)
+def _stems(names: tuple[str, ...]) -> dict[str, int]:
+    return {name.split("_by_principal_", 1)[0]: i for i, name in enumerate(names)}
+
+
 def _typical(mean: np.ndarray, names: Sequence[str], stem: str) -> float:
     """The typical (geometric-mean) value of a feature per window, 0 when it is not a feature."""
-    for i, name in enumerate(names):
-        if name.split("_by_principal_", 1)[0] == stem:
-            return float(np.expm1(mean[i]))
-    return 0.0
+    i = _stems(tuple(names)).get(stem)
+    return 0.0 if i is None else float(np.expm1(mean[i]))
 
 
 def assign_group(
