@@ -10,11 +10,12 @@ A principal is mature, at a window's start, when what was learned *before* that 
 
 - activity on at least ``min_days`` distinct UTC days, over at least ``min_windows`` windows,
   and at least ``min_age`` since it was first seen: its daily rhythm seen more than once, and
-  an hour of activity to measure it by; or
+  half an hour of activity, enough for a behavioural peer group (a rarely active principal is
+  then judged mostly against its peers: its own history is shrunk towards theirs); or
 - ``max_age`` since it was first seen, however little it did (a weekly job, a rarely used
   break-glass role): waiting longer would never make it better known.
 
-Defaults: 2 days, 12 windows (one hour of 5-minute windows), 1 day, 7 days. Two days, not
+Defaults: 2 days, 6 windows (half an hour of 5-minute windows), 1 day, 7 days. Two days, not
 GuardDuty's 7-14: the profiles (novelty) and own baselines converge within a day or two on the
 synthetic and the independent organisation, and `detector replay` of two days of history (the
 quickstart) should leave a warm state. Everything is in window (event) time, so replay and
@@ -42,7 +43,7 @@ __all__ = [
 
 DAY_MS: Final = 86_400_000
 DEFAULT_LEARNING_MIN_DAYS: Final = 2
-DEFAULT_LEARNING_MIN_WINDOWS: Final = 12
+DEFAULT_LEARNING_MIN_WINDOWS: Final = 6
 DEFAULT_LEARNING_MIN_AGE: Final = timedelta(days=1)
 DEFAULT_LEARNING_MAX_AGE: Final = timedelta(days=7)
 
