@@ -134,11 +134,11 @@ def test_the_live_threshold_converges_to_the_budget_on_shifted_scores() -> None:
 
 
 def test_the_live_threshold_never_leaves_its_bounds() -> None:
-    live, per_day, _, _ = simulate(
+    _, per_day, _, _ = simulate(
         LiveThreshold.initial(BOUNDS), BOUNDS, range(0, 15), shifted(5.0)
     )
     assert max(per_day) == BOUNDS.high
-    quiet, per_day, _, _ = simulate(
+    _, per_day, _, _ = simulate(
         LiveThreshold.initial(BOUNDS), BOUNDS, range(0, 15), shifted(-0.5)
     )
     assert min(per_day) == BOUNDS.low
