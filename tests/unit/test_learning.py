@@ -134,13 +134,9 @@ def test_the_live_threshold_converges_to_the_budget_on_shifted_scores() -> None:
 
 
 def test_the_live_threshold_never_leaves_its_bounds() -> None:
-    _, per_day, _, _ = simulate(
-        LiveThreshold.initial(BOUNDS), BOUNDS, range(0, 15), shifted(5.0)
-    )
+    _, per_day, _, _ = simulate(LiveThreshold.initial(BOUNDS), BOUNDS, range(0, 15), shifted(5.0))
     assert max(per_day) == BOUNDS.high
-    _, per_day, _, _ = simulate(
-        LiveThreshold.initial(BOUNDS), BOUNDS, range(0, 15), shifted(-0.5)
-    )
+    _, per_day, _, _ = simulate(LiveThreshold.initial(BOUNDS), BOUNDS, range(0, 15), shifted(-0.5))
     assert min(per_day) == BOUNDS.low
 
 
