@@ -167,10 +167,14 @@ def _prior(
 ) -> tuple[Matrix, Matrix]:
     """Mean and spread of the principal's peers: its behavioural group's, once that group has
     learned enough windows in this organisation, else the artifact's for its type."""
+    peer_mean, peer_spread = peers.of(kind)
     group = baseline.groups.get(baseline.group_of(key, kind))
     if group is not None and group.n >= GROUP_PRIOR_MIN_WINDOWS:
-        return group.mean, np.maximum(np.sqrt(group.m2 / group.n), SPREAD_FLOOR)
-    return peers.of(kind)
+        # The running spread is a standard deviation, which one burst in the group inflates;
+        # the artifact's is robust (IQR): never let the group widen what counts as usual.
+        spread = np.minimum(np.sqrt(group.m2 / group.n), peer_spread)
+        return group.mean, np.maximum(spread, SPREAD_FLOOR)
+    return peer_mean, peer_spread
 
 
 def _expected(
