@@ -58,7 +58,7 @@ def train(args: argparse.Namespace) -> int:
     if args.alert_budget is not None:
         config = replace(config, alert_budget=args.alert_budget)
     if args.warmup_hours is not None:
-        config = replace(config, warmup=timedelta(hours=args.warmup_hours))
+        config = replace(config, warmup=timedelta(hours=args.warmup_hours), adapt_warmup=False)
     signing = signing_from_environment(os.environ)
     frames = event_frames(lambda: _opener(args), _filter(args))
     try:
@@ -66,6 +66,9 @@ def train(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise ConfigError(str(err)) from None
     t = artifact.manifest["training"]
+    warmup = timedelta(seconds=t["warmup_seconds"])
+    if t.get("warmup_adapted"):
+        print(f"warm-up {warmup} (a quarter of the short period; the default is {config.warmup})")
     print(
         f"trained {artifact.version} on {t['events']:,} events, {t['principals']} principals, "
         f"{t['windows_fitted']:,} windows; threshold {artifact.threshold:.6f} at "

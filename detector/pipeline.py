@@ -6,7 +6,9 @@ One step does, for a micro-batch of events (from the SQS consumer, a replay, a t
    (:mod:`detector.detections`);
 2. the feature step: dedup, windows, profiles (:mod:`detector.features`);
 3. scoring of the windows that closed, against the model and each principal's own baseline
-   (:mod:`detector.scoring`);
+   (:mod:`detector.scoring`); principals still in their learning period are not reported by
+   the model, and the threshold follows this organisation's live scores within the artifact's
+   bounds (see docs/quality.md);
 4. aggregation: the occurrences of steps 1 and 3 of one kind for one principal within an
    aggregation period (6 h by default) update one finding, which is sent when it first appears,
    when its severity rises and when its period closes (:mod:`detector.findings`).
@@ -50,7 +52,15 @@ from detector.findings import (
     aggregate_findings,
     flush_aggregates,
 )
-from detector.scoring import ModelArtifact, OwnBaseline, score_windows
+from detector.scoring import (
+    CalibrationBounds,
+    LearningConfig,
+    LiveThreshold,
+    ModelArtifact,
+    OwnBaseline,
+    ScoringState,
+    score_windows,
+)
 from detector.state import Snapshot
 
 __all__ = ["Pipeline", "PipelineConfig", "PipelineState", "StepReport"]
@@ -58,6 +68,8 @@ __all__ = ["Pipeline", "PipelineConfig", "PipelineState", "StepReport"]
 PIPELINE_FORMAT: Final = "pipeline/1"
 _FEATURES_PREFIX: Final = "features_"
 _BASELINE_FRAME: Final = "baseline"
+_GROUPS_FRAME: Final = "baseline_groups"
+_CALIBRATION_META: Final = "calibration"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +77,7 @@ class PipelineConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     detections: DetectionConfig = field(default_factory=DetectionConfig)
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +85,12 @@ class PipelineState:
     features: FeatureState
     detections: DetectionState
     baseline: OwnBaseline
+    calibration: LiveThreshold
     aggregation: AggregationState = field(default_factory=AggregationState)
+
+    @property
+    def scoring(self) -> ScoringState:
+        return ScoringState(self.baseline, self.calibration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +107,11 @@ class StepReport:
     findings_by_severity: dict[str, int]
     # Detections that raised on this batch (bugs): the rest of the step went on without them.
     detection_failures: tuple[DetectionFailure, ...] = ()
+    # Principals known to the state whose learning period has not ended at the watermark: the
+    # model does not report them yet (signature detections do). None when no window closed
+    # (nothing changed; counting walks every principal).
+    principals_learning: int | None = None
+    model_threshold: float | None = None  # the live threshold after the step
 
 
 class Pipeline:
@@ -111,9 +134,8 @@ class Pipeline:
             )
 
     def initial_state(self) -> PipelineState:
-        return PipelineState(
-            empty_state(), DetectionState(), OwnBaseline(self.artifact.feature_names)
-        )
+        scoring = ScoringState.initial(self.artifact)
+        return PipelineState(empty_state(), DetectionState(), scoring.baseline, scoring.live)
 
     def step(
         self, state: PipelineState, events: pl.DataFrame, now: datetime
@@ -122,7 +144,9 @@ class Pipeline:
         events = events.rechunk()
         detected = self._detect(state, events, now)
         features, windows, report = update(state.features, events, self.config.features)
-        baseline, scored = score_windows(self.artifact, state.baseline, windows, created_at=now)
+        scoring, scored = score_windows(
+            self.artifact, state.scoring, windows, created_at=now, learning=self.config.learning
+        )
         signature_findings = [dataclasses.replace(f, created_at=now) for f in detected.findings]
         newest = events.get_column("event_time").max() if events.height else None
         aggregation, findings = aggregate_findings(
@@ -140,9 +164,19 @@ class Pipeline:
             report.principals,
             report.watermark,
             findings,
+            self._learning(scoring, report.watermark, windows.height),
             detected.failures,
         )
-        return PipelineState(features, detected.state, baseline, aggregation), findings, step
+        state = PipelineState(features, detected.state, scoring.baseline, scoring.live, aggregation)
+        return state, findings, step
+
+    def _learning(
+        self, scoring: ScoringState, watermark: datetime | None, closed: int
+    ) -> tuple[int | None, float]:
+        if not closed or watermark is None:
+            return None, scoring.live.threshold
+        at = int(watermark.timestamp() * 1000)
+        return scoring.principals_learning(at, self.config.learning), scoring.live.threshold
 
     def _detect(self, state: PipelineState, events: pl.DataFrame, now: datetime) -> DetectionRun:
         """Detections age their dedup memory on event time (the newest event of the batch), so
@@ -165,23 +199,39 @@ class Pipeline:
         aggregate that grew since it was last sent (aggregates stay open: a resumed replay
         keeps counting them)."""
         features, windows, report = flush(state.features, self.config.features)
-        baseline, scored = score_windows(self.artifact, state.baseline, windows, created_at=now)
+        scoring, scored = score_windows(
+            self.artifact, state.scoring, windows, created_at=now, learning=self.config.learning
+        )
         aggregation, found = aggregate_findings(
             state.aggregation, scored.findings, None, self.config.aggregation, now
         )
         aggregation, pending = flush_aggregates(aggregation, now)
         findings = _latest_per_id([*found, *pending])
-        step = _report(0, 0, 0, windows, report.principals, report.watermark, findings)
-        return PipelineState(features, state.detections, baseline, aggregation), findings, step
+        step = _report(
+            0,
+            0,
+            0,
+            windows,
+            report.principals,
+            report.watermark,
+            findings,
+            self._learning(scoring, report.watermark, windows.height),
+        )
+        state = PipelineState(
+            features, state.detections, scoring.baseline, scoring.live, aggregation
+        )
+        return state, findings, step
 
     def snapshot(self, state: PipelineState) -> Snapshot:
         features = state.features.snapshot(self.config.features)
         frames = {f"{_FEATURES_PREFIX}{k}": v for k, v in features.frames.items()}
         frames[_BASELINE_FRAME] = state.baseline.snapshot()
+        frames[_GROUPS_FRAME] = state.baseline.groups_snapshot()
         meta = {f"{_FEATURES_PREFIX}{k}": v for k, v in features.meta.items()}
         meta["format"] = PIPELINE_FORMAT
         meta["detections"] = orjson.dumps(state.detections.snapshot()).decode()
         meta["aggregation"] = orjson.dumps(state.aggregation.snapshot()).decode()
+        meta[_CALIBRATION_META] = orjson.dumps(state.calibration.snapshot()).decode()
         return Snapshot(frames, meta)
 
     def restore(self, snapshot: Snapshot) -> PipelineState:
@@ -194,9 +244,14 @@ class Pipeline:
             {k[n:]: v for k, v in snapshot.frames.items() if k.startswith(_FEATURES_PREFIX)},
             {k[n:]: v for k, v in snapshot.meta.items() if k.startswith(_FEATURES_PREFIX)},
         )
+        bounds = CalibrationBounds.from_manifest(self.artifact.manifest)
         try:
+            # Snapshots written before learning periods have no groups and no live threshold:
+            # they start from none and from the artifact's.
             baseline = OwnBaseline.restore(
-                snapshot.frames[_BASELINE_FRAME], self.artifact.feature_names
+                snapshot.frames[_BASELINE_FRAME],
+                self.artifact.feature_names,
+                snapshot.frames.get(_GROUPS_FRAME),
             )
             detections = DetectionState.restore(orjson.loads(snapshot.meta["detections"]))
             # Snapshots from before aggregation have no open aggregates.
@@ -205,10 +260,17 @@ class Pipeline:
                 if "aggregation" in snapshot.meta
                 else AggregationState()
             )
+            calibration = LiveThreshold.restore(
+                orjson.loads(snapshot.meta.get(_CALIBRATION_META, "{}")), bounds
+            )
         except (KeyError, ValueError) as err:
             raise StateError(f"state snapshot is incomplete or corrupt: {err}") from None
         return PipelineState(
-            FeatureState.restore(features, self.config.features), detections, baseline, aggregation
+            FeatureState.restore(features, self.config.features),
+            detections,
+            baseline,
+            calibration,
+            aggregation,
         )
 
 
@@ -227,6 +289,7 @@ def _report(
     principals: int,
     watermark: datetime | None,
     findings: Sequence[Finding],
+    learning: tuple[int | None, float],
     detection_failures: tuple[DetectionFailure, ...] = (),
 ) -> StepReport:
     return StepReport(
@@ -239,4 +302,6 @@ def _report(
         findings_by_kind=dict(Counter(f.kind for f in findings)),
         findings_by_severity=dict(Counter(f.severity_label for f in findings)),
         detection_failures=detection_failures,
+        principals_learning=learning[0],
+        model_threshold=learning[1],
     )

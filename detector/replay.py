@@ -86,6 +86,7 @@ class ReplaySummary:
     files_failed: int = 0  # unreadable, too large, or not a CloudTrail file at all
     files_skipped: int = 0
     principals: int = 0
+    principals_learning: int | None = None  # at the end: the model does not report them yet
     resumed: bool = False
     findings_by_kind: Counter[str] = field(default_factory=Counter)
     findings_by_severity: Counter[str] = field(default_factory=Counter)
@@ -109,7 +110,13 @@ class ReplaySummary:
             + (" (resumed from a checkpoint)" if self.resumed else ""),
             f"files: {self.files_read:,} read, {self.files_failed:,} failed, "
             f"{self.files_skipped:,} skipped (digests, filtered)",
-            f"principals: {self.principals:,}; late events: {self.late_events:,}; "
+            f"principals: {self.principals:,}"
+            + (
+                f" ({self.principals_learning:,} still learning: no model findings for them yet)"
+                if self.principals_learning
+                else ""
+            )
+            + f"; late events: {self.late_events:,}; "
             f"duplicates: {self.duplicates:,}; bad records: {self.bad_records:,} "
             f"of {self.records:,}",
             f"findings: {total}"
@@ -318,6 +325,7 @@ async def replay(
     if progress is not None:
         progress.done()
     summary.principals = report.principals
+    summary.principals_learning = report.principals_learning
     summary.seconds = time.monotonic() - started
     return summary
 

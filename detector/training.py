@@ -2,7 +2,9 @@
 
 Profiles warm up over the whole period in event-time order exactly as the service's would;
 windows of the first ``warmup`` (when every IP, region and API call is still "new") shape the
-profiles but are not fitted or calibrated on. The threshold is set to the alert budget on the
+profiles but are not fitted or calibrated on. The warm-up adapts to a short period: at most a
+quarter of it (two days of history get a 12-hour warm-up, not the default two days that would
+leave nothing to fit); :func:`effective_warmup` says which, and the manifest records it. The threshold is set to the alert budget on the
 remaining windows. Deterministic for a given input and seed; no wall clock is read (the
 manifest records the training period, not when training ran).
 
@@ -50,14 +52,18 @@ from detector.scoring import (
 
 __all__ = [
     "DEFAULT_WARMUP",
+    "MIN_FITTED_WINDOWS",
     "TrainingConfig",
     "TrainingWindows",
+    "effective_warmup",
     "fit_model",
     "train",
     "windows_of",
 ]
 
 DEFAULT_WARMUP: Final = timedelta(days=2)
+WARMUP_SHARE: Final = 0.25  # an adapted warm-up takes at most this share of the period
+MIN_FITTED_WINDOWS: Final = 100
 SCORE_QUANTILES: Final = (0.5, 0.9, 0.99, 0.999, 1.0)
 
 
@@ -66,6 +72,8 @@ class TrainingConfig:
     name: str = "default"
     alert_budget: float = DEFAULT_ALERT_BUDGET  # model findings per 1,000 principal-days
     warmup: timedelta = DEFAULT_WARMUP
+    # Shorten the warm-up to WARMUP_SHARE of a short period (off: ``warmup`` as given).
+    adapt_warmup: bool = True
     seed: int = 0
     n_estimators: int = 200
     max_samples: int = 512
@@ -112,6 +120,52 @@ def windows_of(chunks: Iterable[pl.DataFrame], features: FeatureConfig) -> Train
     return TrainingWindows(windows, events, duplicates, late, first, last)
 
 
+def effective_warmup(data: TrainingWindows, config: TrainingConfig) -> timedelta:
+    """The warm-up used: ``config.warmup``, or a quarter of a shorter period when adapting."""
+    if data.first_event is None or data.last_event is None:
+        raise ValueError("no events to train on")
+    if not config.adapt_warmup:
+        return config.warmup
+    span = data.last_event - data.first_event
+    return min(config.warmup, span * WARMUP_SHARE)
+
+
+def _too_short(
+    data: TrainingWindows, config: TrainingConfig, warmup: timedelta, fitted: int
+) -> str:
+    """Why the period is too short, and how much history would do."""
+    assert data.first_event is not None
+    assert data.last_event is not None
+    span = data.last_event - data.first_event
+    hours = max(span.total_seconds() / 3600, 1 / 60)
+    fitting_hours = (span - warmup).total_seconds() / 3600
+    # Principal-windows per hour of history, measured where it counts (after the warm-up).
+    rate = fitted / fitting_hours if fitted and fitting_hours > 0 else data.windows.height / hours
+    rate = max(rate, 1e-9)
+    fitting = timedelta(hours=MIN_FITTED_WINDOWS / rate)
+    if config.adapt_warmup:
+        # warm-up = share * total and fitting = (1 - share) * total, unless capped at the default
+        total = min(fitting / (1 - WARMUP_SHARE), config.warmup + fitting)
+    else:
+        total = warmup + fitting
+    return (
+        f"only {fitted} windows after the {_seconds(warmup)} warm-up "
+        f"({'adapted to' if config.adapt_warmup else 'set for'} a period of {_seconds(span)}, "
+        f"{data.windows.height} windows in all, about {rate:.0f} an hour): "
+        f"training needs at least {MIN_FITTED_WINDOWS} windows after the warm-up, "
+        f"i.e. about {_round_up(total)} of history at this activity; train on a longer period"
+        + ("" if config.adapt_warmup else " or a shorter --warmup-hours")
+    )
+
+
+def _seconds(value: timedelta) -> timedelta:
+    return timedelta(seconds=round(value.total_seconds()))
+
+
+def _round_up(value: timedelta) -> timedelta:
+    return timedelta(hours=max(1, -(-int(value.total_seconds()) // 3600)))
+
+
 def _fitting_mask(data: TrainingWindows, warmup: timedelta) -> pl.Series:
     """Windows fitted and calibrated on: after the warm-up, not late corrections."""
     if data.first_event is None:
@@ -127,12 +181,11 @@ def fit_model(
     """The fitted model, its peer baseline, manifest and card (nothing written)."""
     window = config.features.window
     names = feature_columns(window)
-    fit = _fitting_mask(data, config.warmup)
+    warmup = effective_warmup(data, config)
+    fit = _fitting_mask(data, warmup)
     rows = data.windows.filter(fit)
-    if rows.height < 100:
-        raise ValueError(
-            f"only {rows.height} windows after the {config.warmup} warm-up: train on a longer period"
-        )
+    if rows.height < MIN_FITTED_WINDOWS:
+        raise ValueError(_too_short(data, config, warmup, rows.height))
     x = feature_matrix(rows, names)
     model = WindowAnomalyModel(
         n_estimators=config.n_estimators,
@@ -167,7 +220,8 @@ def fit_model(
             "source": source,
             "since": _iso(data.first_event),
             "until": _iso(data.last_event),
-            "warmup_seconds": int(config.warmup.total_seconds()),
+            "warmup_seconds": int(warmup.total_seconds()),
+            "warmup_adapted": warmup != config.warmup,
             "events": data.events,
             "duplicate_events": data.duplicates,
             "late_events": data.late_events,
@@ -208,8 +262,10 @@ def model_card(manifest: dict[str, Any]) -> str:
         "## Training data",
         "",
         f"- source: `{t['source']}`",
-        f"- period: {t['since']} to {t['until']} (first {t['warmup_seconds'] // 3600} h are "
-        "profile warm-up, not fitted)",
+        f"- period: {t['since']} to {t['until']} (first {t['warmup_seconds'] / 3600:g} h are "
+        "profile warm-up, not fitted"
+        + ("; shortened to a quarter of the short period" if t.get("warmup_adapted") else "")
+        + ")",
         f"- {t['events']:,} events ({t['duplicate_events']:,} duplicates dropped, "
         f"{t['late_events']:,} late), {t['principals']:,} principals, "
         f"{t['windows_fitted']:,} windows fitted, {t['principal_days']:,} principal-days",

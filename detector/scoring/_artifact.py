@@ -39,6 +39,7 @@ import skops.io as sio
 
 from detector.errors import ModelError
 from detector.features import feature_dtypes, feature_schema_hash
+from detector.scoring._calibrate import CalibrationBounds
 from detector.scoring._explain import PeerBaseline
 from detector.scoring._model import WindowAnomalyModel
 from detector.scoring._normalise import KNOT_QUANTILES
@@ -161,6 +162,17 @@ class _Knots(msgspec.Struct):
     deviation: Annotated[list[_Finite], msgspec.Meta(min_length=len(KNOT_QUANTILES))]
 
 
+class _Calibration(msgspec.Struct, forbid_unknown_fields=True):
+    """The live threshold's bounds (:class:`~detector.scoring.CalibrationBounds`), optional."""
+
+    threshold_min: _Finite | None = None
+    threshold_max: _Finite | None = None
+    half_life_days: Annotated[float, msgspec.Meta(gt=0, le=3_650)] | None = None
+    bins: Annotated[int, msgspec.Meta(ge=10, le=100_000)] | None = None
+    min_principal_days: Annotated[float, msgspec.Meta(ge=0, le=1e12)] | None = None
+    live: bool | None = None
+
+
 class _Manifest(msgspec.Struct):
     """What loading and scoring read from ``manifest.json``, typed: anything else is refused
     before the model is used (other keys, the training summary say, are free-form)."""
@@ -174,6 +186,8 @@ class _Manifest(msgspec.Struct):
     model_sha256: _Sha256
     peers_sha256: _Sha256
     score_knots: _Knots
+    alert_budget_per_1000_principal_days: Annotated[float, msgspec.Meta(gt=0, le=1e6)] = 5.0
+    calibration: _Calibration | None = None
 
 
 def _read_manifest(folder: Path, signing: ModelSigning) -> dict[str, Any]:
@@ -198,8 +212,11 @@ def _read_manifest(folder: Path, signing: ModelSigning) -> dict[str, Any]:
         )
     try:
         msgspec.convert(manifest, _Manifest)
+        CalibrationBounds.from_manifest(manifest)  # the live threshold's bounds hold together
     except msgspec.ValidationError as err:
         raise ModelError(f"{path}: {_worded(err)}; retrain or restore the model") from None
+    except ValueError as err:
+        raise ModelError(f"{path}: field {err}; retrain or restore the model") from None
     return manifest
 
 

@@ -100,10 +100,14 @@ def explain_row(
     peers: PeerBaseline,
     new_items: Mapping[str, Sequence[str]],
     top: int = TOP_FEATURES,
+    *,
+    group: str | None = None,
 ) -> tuple[ExplanationItem, ...]:
     """The features of one window that rose most above the principal's own baseline (``z``,
     with ``usual`` its expected value), largest first, each also set against its peers; then
-    the new items by name. ``contribution`` is each feature's share of the listed deviation."""
+    the new items by name; last, the behavioural peer group it was judged with (``group``,
+    :mod:`detector.scoring._peers`). ``contribution`` is each feature's share of the listed
+    deviation."""
     peer_median, _ = peers.of(principal_type)
     # Novelty counts are explained by the new items' names below; the profile's age only grows.
     listed = measured_features(peers.feature_names)
@@ -135,6 +139,14 @@ def explain_row(
                     detail=f"{len(values)} never seen for this principal before: {shown}",
                 )
             )
+    if group:
+        items.append(
+            ExplanationItem(
+                what="peer_group",
+                value=group,
+                detail=f"judged with its peer group {group!r} while its own history is short",
+            )
+        )
     return tuple(items)
 
 

@@ -482,6 +482,10 @@ class Consumer:
         m.batch_seconds.observe(seconds)
         for severity, count in report.findings_by_severity.items():
             m.findings.labels(severity=severity).inc(count)
+        if report.principals_learning is not None:
+            m.principals_learning.set(report.principals_learning)
+        if report.model_threshold is not None:
+            m.model_threshold.set(report.model_threshold)
         for failure in report.detection_failures:
             m.detection_errors.labels(detection=failure.detection_id).inc()
             _log.error(

@@ -169,6 +169,16 @@ class ServiceMetrics:
         self.in_flight = Gauge(
             "detector_messages_in_flight", "messages held, not yet deleted", registry=r
         )
+        self.principals_learning = Gauge(
+            "detector_principals_learning",
+            "principals in their learning period: the model does not report them yet",
+            registry=r,
+        )
+        self.model_threshold = Gauge(
+            "detector_model_threshold",
+            "the model's live threshold (follows the alert budget within the artifact's bounds)",
+            registry=r,
+        )
         self.receive_paused = Gauge(
             "detector_receive_paused",
             "1 while receiving is paused (too many held messages or scoring behind)",

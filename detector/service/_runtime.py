@@ -35,7 +35,13 @@ from detector.errors import ConfigError, DetectorError, ModelError
 from detector.ingest import SqsConfig, SqsQueue
 from detector.pipeline import Pipeline
 from detector.process import tune_gc
-from detector.scoring import ModelArtifact, ModelSigning, load_artifact, signing_from_environment
+from detector.scoring import (
+    DEFAULT_MODEL_DIR,
+    ModelArtifact,
+    ModelSigning,
+    load_artifact,
+    signing_from_environment,
+)
 from detector.service._consumer import Consumer
 from detector.service._http import Health, OpsServer
 from detector.service._logging import configure_logging, fields
@@ -219,6 +225,15 @@ class ServiceRuntime:
         )
         signing = signing_from_environment(os.environ)  # the key is a secret: never a flag
         artifact = await asyncio.to_thread(load_model, settings.model_dir, signing)
+        shipped = Path(settings.model_dir).resolve() == DEFAULT_MODEL_DIR.resolve()
+        _log.info(
+            "model loaded: %s (%s)",
+            artifact.version,
+            "the shipped default: a starting point, train one on your own trails"
+            if shipped
+            else "trained",
+            extra=fields(model=settings.model_dir, model_version=artifact.version, shipped=shipped),
+        )
         detections = await self._detections()
         self.health.ready("model")
         await asyncio.to_thread(_check_state_dir, settings.state_dir)

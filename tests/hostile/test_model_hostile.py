@@ -45,6 +45,10 @@ BAD_MANIFESTS: dict[str, tuple[Callable[[Manifest], Any], str]] = {
     "no window": (lambda m: {k: v for k, v in m.items() if k != "window_seconds"}, "window"),
     "1e999 as text": (lambda m: m | {"threshold": "1e999"}, "threshold"),
     "an infinite threshold": (lambda m: m | {"threshold": float("inf")}, "threshold"),
+    "a live-threshold bound below the threshold": (
+        lambda m: m | {"calibration": {"threshold_max": -1.0}},
+        "calibration",
+    ),
 }
 
 

@@ -91,7 +91,10 @@ async def test_an_interrupted_replay_resumes_from_its_checkpoint(
     _, whole = await run(LocalFolderSource(archive), "a", trained_model_dir)
     store = InMemoryStateStore()
     pipeline = Pipeline(load_artifact(trained_model_dir))
-    first = FailingAfter(sends=3)
+    # Killed halfway through its sends (the model's learning period leaves the first days
+    # with few findings, so a fixed count may never be reached).
+    assert whole.send_calls >= 2
+    first = FailingAfter(sends=whole.send_calls // 2)
     with pytest.raises(RuntimeError, match="killed"):
         await replay(
             LocalFolderSource(archive), "a", pipeline, first, store=store,
@@ -165,15 +168,14 @@ async def test_a_replay_leaves_state_the_service_starts_from(
         found = [json.loads(m.body) for m in sink.findings]
         return [f for f in found if f["kind"] == "model_anomaly"]
 
-    # Cold, every principal is new on day one; warm, what is left is (mostly) the attacks.
+    # Cold, every principal is new: the model is in its learning period and stays quiet (the
+    # signatures do not); warm, what is left is (mostly) the attacks.
     attackers = {lb.principal_arn.split("/")[1] for lb in small_trail.labels}
     warm_noise = [
         f for f in model_findings(warm) if not any(a in f["principal"] for a in attackers)
     ]
-    cold_noise = [
-        f for f in model_findings(cold) if not any(a in f["principal"] for a in attackers)
-    ]
-    assert len(warm_noise) < len(cold_noise) / 2
+    assert model_findings(cold) == []
+    assert len(cold.findings) > 0, "signature detections report from the first minute"
     assert len(model_findings(warm)) > len(warm_noise), "the attacks are still found"
 
 

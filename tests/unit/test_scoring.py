@@ -20,6 +20,7 @@ from detector.scoring import (
     MODEL_KIND,
     OwnBaseline,
     PeerBaseline,
+    ScoringState,
     WindowAnomalyModel,
     calibrate_threshold,
     fit_knots,
@@ -173,14 +174,14 @@ def test_a_trained_artifact_loads_and_scores_the_attack_day(
         * manifest["training"]["principal_days"]
         / 1000
     )
-    state, baseline, findings = empty_features(), OwnBaseline(artifact.feature_names), []
+    state, scoring, findings = empty_features(), ScoringState.initial(artifact), []
     now = datetime(2025, 1, 1, tzinfo=UTC)
     for lo in range(0, small_events.height, 10_000):
         state, windows, _ = update(state, small_events.slice(lo, 10_000), FeatureConfig())
-        baseline, scored = score_windows(artifact, baseline, windows, created_at=now)
+        scoring, scored = score_windows(artifact, scoring, windows, created_at=now)
         findings += scored.findings
     _, windows, _ = flush(state, FeatureConfig())
-    baseline, scored = score_windows(artifact, baseline, windows, created_at=now)
+    scoring, scored = score_windows(artifact, scoring, windows, created_at=now)
     findings += scored.findings
     attack_start = small_trail.config.start + timedelta(days=small_trail.config.baseline_days)
     attack = [f for f in findings if f.window_start >= attack_start]
@@ -189,6 +190,7 @@ def test_a_trained_artifact_loads_and_scores_the_attack_day(
         assert finding.kind == MODEL_KIND
         assert finding.model_version == artifact.version
         assert finding.score > artifact.threshold
+        assert finding.score > finding.evidence["threshold"] >= round(artifact.threshold, 6)
         assert finding.explanation, "every finding explains itself"
         json.loads(finding_to_json(finding))
     principals = {f.principal for f in attack}
