@@ -96,7 +96,17 @@ def _provision(endpoint: str) -> dict[str, str]:
         StackName="cloudtrail-detector", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )
     (stack,) = cloudformation.describe_stacks(StackName="cloudtrail-detector")["Stacks"]
-    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    # moto cannot deliver to SNS targets (its PutEvents fails, so the service would keep
+    # re-sending): the stack's example rule keeps its pattern here, without its topic target.
+    events = session.client("events", endpoint_url=endpoint)
+    bus = outputs["FindingsEventBusName"]
+    for rule in events.list_rules(EventBusName=bus)["Rules"]:
+        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+        sns = [t["Id"] for t in targets if t["Arn"].startswith("arn:aws:sns:")]
+        if sns:
+            events.remove_targets(Rule=rule["Name"], EventBusName=bus, Ids=sns)
+    return outputs
 
 
 def _live_slice(
@@ -201,13 +211,6 @@ def _tap_bus(endpoint: str, outputs: dict[str, str]) -> str:
     ]
     events = session.client("events", endpoint_url=endpoint)
     bus = outputs["FindingsEventBusName"]
-    # moto cannot deliver to SNS targets (its PutEvents fails, so the service would keep
-    # re-sending): the stack's example rule keeps its pattern here, without its topic target.
-    for rule in events.list_rules(EventBusName=bus)["Rules"]:
-        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
-        sns = [t["Id"] for t in targets if t["Arn"].startswith("arn:aws:sns:")]
-        if sns:
-            events.remove_targets(Rule=rule["Name"], EventBusName=bus, Ids=sns)
     events.put_rule(
         Name="demo-bus-tap",
         EventBusName=bus,
