@@ -89,16 +89,27 @@ def model_findings(small_trail: Any, small_events: pl.DataFrame) -> list[Finding
     """Findings of the shipped model on the small trail's attack day."""
     from detector.features import FeatureConfig, flush, update
     from detector.features import empty_state as empty_features
-    from detector.scoring import DEFAULT_MODEL_DIR, OwnBaseline, load_artifact, score_windows
+    from detector.scoring import (
+        DEFAULT_MODEL_DIR,
+        LearningConfig,
+        ScoringState,
+        load_artifact,
+        score_windows,
+    )
 
     artifact = load_artifact(DEFAULT_MODEL_DIR)
-    state, baseline, findings = empty_features(), OwnBaseline(artifact.feature_names), []
+    state, scoring, findings = empty_features(), ScoringState.initial(artifact), []
+    learning = LearningConfig(enabled=False)  # a short trail: every principal would be learning
     for lo in range(0, small_events.height, 20_000):
         state, windows, _ = update(state, small_events.slice(lo, 20_000), FeatureConfig())
-        baseline, scored = score_windows(artifact, baseline, windows, created_at=NOW)
+        scoring, scored = score_windows(
+            artifact, scoring, windows, created_at=NOW, learning=learning
+        )
         findings += scored.findings
     _, windows, _ = flush(state, FeatureConfig())
-    findings += score_windows(artifact, baseline, windows, created_at=NOW)[1].findings
+    findings += score_windows(artifact, scoring, windows, created_at=NOW, learning=learning)[
+        1
+    ].findings
     assert findings, "the shipped model found nothing on the attack day"
     return findings
 

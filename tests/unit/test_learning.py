@@ -255,10 +255,18 @@ def test_batch_splits_and_a_restart_change_nothing(
     last, rest, _ = run(pipeline, events.slice(half), 13_000, restored)
     split = found + rest
 
-    def key(f: Finding) -> tuple[str, float, float]:
-        return (f.finding_id, f.score, f.severity)
+    def latest(findings: list[Finding]) -> dict[str, tuple[float, float]]:
+        # The model's findings (what learning and calibration decide). Aggregation re-sends a
+        # finding when its severity rises, at moments that depend on the batches; what a reader
+        # ends with per id does not. Detections judge a batch against the profile as it stood
+        # before it, so theirs may move with the batches (tests/unit/test_detections_properties.py).
+        out: dict[str, tuple[float, float]] = {}
+        for f in findings:
+            if f.kind == MODEL_KIND:
+                out[f.finding_id] = (f.score, f.severity)
+        return out
 
-    assert sorted(map(key, split)) == sorted(map(key, whole))
+    assert latest(split) == latest(whole)
     a, b = pipeline.snapshot(whole_state), pipeline.snapshot(last)
     assert a.meta["calibration"] == b.meta["calibration"]
     for name in ("baseline", "baseline_groups"):
