@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from detector.ingest import DEFAULT_RETRY_POLICY, RetryPolicy, Sleep, StaticCredentials
 from detector.sinks._port import SinkError
 
-__all__ = ["AwsConfig", "ItemFailure", "deliver", "open_client"]
+__all__ = ["AwsConfig", "AwsSink", "ItemFailure", "deliver", "open_client"]
 
 _log = logging.getLogger("detector.sinks")
 _RETRYABLE_CODES: Final = frozenset(
@@ -167,3 +167,48 @@ async def deliver(
             f"{sink}: {len(given_up)} findings not delivered ({details})",
             [ids[p] for p in given_up],
         )
+
+
+class AwsSink:
+    """What the AWS sinks share: a client, :func:`deliver`'s retry loop with the sink's own
+    policy, randomness and sleep (arguments, so tests run without waiting), and closing the
+    client's stack once."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+        on_failures: Callable[[int], None] | None = None,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+        stack: AsyncExitStack | None = None,
+    ) -> None:
+        self.client = client
+        self.retry = retry
+        self._on_failures = on_failures
+        self._rng = rng if rng is not None else random.Random()
+        self._sleep = sleep
+        self._stack = stack
+        self._closed = False
+
+    async def _deliver(
+        self, sink: str, ids: Sequence[str], batches: Sequence[Sequence[int]], call: BatchCall
+    ) -> None:
+        await deliver(
+            sink,
+            ids,
+            batches,
+            call,
+            retry=self.retry,
+            rng=self._rng,
+            sleep=self._sleep,
+            on_failures=self._on_failures,
+        )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._stack is not None:
+            await self._stack.aclose()

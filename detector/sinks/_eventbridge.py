@@ -24,7 +24,13 @@ from typing import Any, Final
 import orjson
 
 from detector.ingest import DEFAULT_RETRY_POLICY, RetryPolicy, Sleep
-from detector.sinks._aws import AwsConfig, ItemFailure, deliver, open_client, retryable_code
+from detector.sinks._aws import (
+    AwsConfig,
+    AwsSink,
+    ItemFailure,
+    open_client,
+    retryable_code,
+)
 from detector.sinks._port import FindingMessage, SinkError
 
 __all__ = [
@@ -96,7 +102,7 @@ def put_batches(sizes: Sequence[int], positions: Sequence[int]) -> list[list[int
     return batches
 
 
-class EventBridgeFindingSink:
+class EventBridgeFindingSink(AwsSink):
     """Puts findings on ``bus`` through ``client`` (an aiobotocore events client, or anything
     with its ``put_events``); see the module docstring."""
 
@@ -111,14 +117,10 @@ class EventBridgeFindingSink:
         sleep: Sleep = asyncio.sleep,
         stack: AsyncExitStack | None = None,
     ) -> None:
-        self.client = client
+        super().__init__(
+            client, retry=retry, on_failures=on_failures, rng=rng, sleep=sleep, stack=stack
+        )
         self.bus = bus
-        self.retry = retry
-        self._on_failures = on_failures
-        self._rng = rng if rng is not None else random.Random()
-        self._sleep = sleep
-        self._stack = stack
-        self._closed = False
 
     @classmethod
     async def open(
@@ -174,20 +176,6 @@ class EventBridgeFindingSink:
                 }
             return failures
 
-        await deliver(
-            f"event bus {self.bus}",
-            ids,
-            put_batches(sizes, range(len(entries))),
-            put,
-            retry=self.retry,
-            rng=self._rng,
-            sleep=self._sleep,
-            on_failures=self._on_failures,
+        await self._deliver(
+            f"event bus {self.bus}", ids, put_batches(sizes, range(len(entries))), put
         )
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._stack is not None:
-            await self._stack.aclose()

@@ -22,7 +22,13 @@ from typing import Any, Final
 
 from detector.findings import finding_from_json, finding_to_asff
 from detector.ingest import DEFAULT_RETRY_POLICY, RetryPolicy, Sleep
-from detector.sinks._aws import AwsConfig, ItemFailure, deliver, open_client, retryable_code
+from detector.sinks._aws import (
+    AwsConfig,
+    AwsSink,
+    ItemFailure,
+    open_client,
+    retryable_code,
+)
 from detector.sinks._port import FindingMessage, SinkError
 
 __all__ = ["MAX_IMPORT_BATCH", "SecurityHubFindingSink", "asff_documents"]
@@ -47,7 +53,7 @@ def asff_documents(
     return documents
 
 
-class SecurityHubFindingSink:
+class SecurityHubFindingSink(AwsSink):
     """Imports findings into Security Hub through ``client`` (an aiobotocore securityhub
     client, or anything with its ``batch_import_findings``); see the module docstring."""
 
@@ -63,15 +69,11 @@ class SecurityHubFindingSink:
         sleep: Sleep = asyncio.sleep,
         stack: AsyncExitStack | None = None,
     ) -> None:
-        self.client = client
+        super().__init__(
+            client, retry=retry, on_failures=on_failures, rng=rng, sleep=sleep, stack=stack
+        )
         self.account_id = account_id
         self.region = region
-        self.retry = retry
-        self._on_failures = on_failures
-        self._rng = rng if rng is not None else random.Random()
-        self._sleep = sleep
-        self._stack = stack
-        self._closed = False
 
     @classmethod
     async def open(
@@ -134,20 +136,4 @@ class SecurityHubFindingSink:
         batches = [
             positions[i : i + MAX_IMPORT_BATCH] for i in range(0, len(positions), MAX_IMPORT_BATCH)
         ]
-        await deliver(
-            "security hub",
-            ids,
-            batches,
-            import_batch,
-            retry=self.retry,
-            rng=self._rng,
-            sleep=self._sleep,
-            on_failures=self._on_failures,
-        )
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._stack is not None:
-            await self._stack.aclose()
+        await self._deliver("security hub", ids, batches, import_batch)
