@@ -207,12 +207,15 @@ async def test_kill_9_mid_batch_then_restart_loses_no_event(
     feeding = asyncio.create_task(feed(sqs_admin, url, first_slice))
 
     async def busy() -> bool:
+        # Killed while it holds messages: the single-process consumer can otherwise checkpoint
+        # and delete everything received between two polls.
         return (
             await first.metric("detector_checkpoints_total") >= 1
             and await first.metric("detector_events_processed_total") >= len(first_slice) // 2
+            and await first.metric("detector_messages_in_flight") > 0
         )
 
-    await wait_until(busy, 30, "a checkpoint and half of the first slice processed")
+    await wait_until(busy, 30, "a checkpoint, half of the first slice processed, messages held")
     first.kill()  # while messages are held, processed or not
     assert await first.exit_code(timeout=5) == -signal.SIGKILL
     assert (await sqs_admin.depth(url))[1] > 0  # held, undeleted: they will come back
