@@ -78,6 +78,11 @@ class DetectionConfig:
     ``bulk_threshold`` / ``bulk_window``: how many instances launched, secrets read or
     findings suppressed by one principal within how long count as "in bulk" (counted within
     one batch).
+    ``profile_lag``: how long after an event the profile knows what it did in a stream (a
+    window closes ``window`` + allowed lateness after it starts: 5 + 15 minutes by default).
+    Detections that judge against the profile treat what the batch itself showed that long
+    before an event as known, so a replay's large batches judge like the stream's small ones
+    instead of repeating one novelty for hours.
     """
 
     dedup_period: timedelta = timedelta(hours=1)
@@ -89,6 +94,7 @@ class DetectionConfig:
     learning_period: timedelta = timedelta(days=2)
     bulk_threshold: int = 10
     bulk_window: timedelta = timedelta(minutes=10)
+    profile_lag: timedelta = timedelta(minutes=20)
 
     def __post_init__(self) -> None:
         if self.dedup_period <= timedelta(0):
@@ -105,6 +111,8 @@ class DetectionConfig:
             raise ConfigError("bulk_threshold must be at least 2")
         if self.bulk_window <= timedelta(0):
             raise ConfigError("bulk_window must be positive")
+        if self.profile_lag < timedelta(0):
+            raise ConfigError("profile_lag must not be negative")
         if self.max_sample < 1:
             raise ConfigError("max_sample must be at least 1")
         bad = sorted(a for a in self.trusted_account_ids if not re.fullmatch(r"\d{12}", a))

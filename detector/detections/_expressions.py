@@ -8,7 +8,8 @@
   say (IAM policy documents); it runs on the pre-selected rows only;
 - :func:`where`: a matcher from a condition and evidence, for the many one-line detections;
 - :func:`matched_by` / :func:`matched_by_grantees`: a matcher from an inspector;
-- :func:`only_with_rows`: a matcher that reads the profile only when it has rows to judge.
+- :func:`only_with_rows`: a matcher that reads the profile only when it has rows to judge;
+- :func:`learned_in_batch`: rows whose key the batch itself showed long enough before them.
 
 Imports: orjson, polars, this package's detection types.
 """
@@ -16,6 +17,7 @@ Imports: orjson, polars, this package's detection types.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from functools import partial
 from typing import Any, TypeAlias
 
@@ -29,6 +31,7 @@ __all__ = [
     "calls",
     "evidence",
     "inspected",
+    "learned_in_batch",
     "matched_by",
     "matched_by_grantees",
     "only_with_rows",
@@ -148,3 +151,15 @@ def only_with_rows(matcher: Matcher) -> Matcher:
         return matcher(rows.lazy(), config, context)
 
     return matches
+
+
+def learned_in_batch(keys: list[str], lag: timedelta) -> pl.Expr:
+    """True for the rows whose ``keys`` appeared in the same frame at least ``lag`` earlier:
+    in a stream the profile would know them by then (the window of the first occurrence has
+    closed), so a large replay batch must not report them again.
+
+    Computed over the candidate rows only (a subset of what the profile learns from): it can
+    only leave more to report than the stream would, never less.
+    """
+    first = pl.col("event_time").min().over(keys)
+    return pl.col("event_time") >= first + lag

@@ -9,14 +9,15 @@ the instance (SSRF, a compromised process) and replayed elsewhere.
 from, and the account's egress, i.e. the addresses any workload role of the same account
 calls from (NAT gateways are shared by every instance behind them). Stolen credentials used
 from elsewhere, even from another AWS-hosted address with the workload's own user agent, are
-on neither list. Without a profile, any public address that is not
-a VPC endpoint fires. That is the documented trade-off: an instance with a public IP and no
-VPC endpoints calls AWS from its own public address, and fires (once per dedup period) until
-the profile has learnt that address; instances behind NAT or VPC endpoints (the usual case) do
-not. Calls of the SSM and EC2 agents (``ssmmessages``, ``ec2messages``, ssm
+on neither list. An address the batch itself shows in use by the account's instance roles
+at least ``profile_lag`` earlier counts as known too: a stream's profile would have learnt it
+by then, and a replay's large batches must not report a NAT gateway for hours. Without a
+profile, any public address that is not a VPC endpoint fires until it is learnt: an instance
+with a public IP and no VPC endpoints, or a NAT gateway, fires once when the state is new.
+Calls of the SSM and EC2 agents (``ssmmessages``, ``ec2messages``, ssm
 ``UpdateInstanceInformation``) never fire: the agent runs on the instance, and for many
-instances it is all the traffic there is. The decision depends on each event and the profile
-only, never on what else is in the batch, so streaming and replay agree.
+instances it is all the traffic there is. The decision depends on each event, the events of
+the same batch at least ``profile_lag`` older and the profile, so streaming and replay agree.
 
 Imports: polars, this package's vocabulary and examples.
 """
@@ -33,7 +34,7 @@ from detector.detections._examples import (
     instance_role_session,
     role_session,
 )
-from detector.detections._expressions import evidence, only_with_rows
+from detector.detections._expressions import evidence, learned_in_batch, only_with_rows
 
 __all__ = ["INSTANCE_CREDENTIALS_USED_OUTSIDE"]
 
@@ -69,7 +70,18 @@ _EGRESS: Final = ("account", "source_ip_address")
 def _used_outside(
     events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
 ) -> pl.LazyFrame:
-    outside = events
+    # What the batch itself showed long enough ago is known, as it would be in a stream.
+    # The batch's own egress counts per account, as the profile's does below.
+    outside = (
+        events.with_columns(
+            account=pl.coalesce(
+                pl.col("principal_key").str.extract(_WORKLOAD_ROLE_ACCOUNT),
+                pl.col("principal_key"),
+            )
+        )
+        .filter(~learned_in_batch(["account", "source_ip_address"], config.profile_lag))
+        .drop("account")
+    )
     if context.known_source_ips is not None:
         known = context.known_source_ips.lazy().select(_PAIR)
         # The account's egress: addresses any workload role of the account is known to call

@@ -11,8 +11,15 @@ from typing import Any, Final
 
 import polars as pl
 
-from detector.detections._detection import Detection, DetectionConfig, DetectionContext, Matcher
+from detector.detections._detection import (
+    KNOWN_ITEMS_SCHEMA,
+    Detection,
+    DetectionConfig,
+    DetectionContext,
+    Matcher,
+)
 from detector.detections._examples import (
+    ACCOUNT,
     EXAMPLE_TIME,
     api_call,
     console_sign_in,
@@ -21,7 +28,14 @@ from detector.detections._examples import (
     root_user,
     service,
 )
-from detector.detections._expressions import calls, evidence, succeeded, where
+from detector.detections._expressions import (
+    calls,
+    evidence,
+    learned_in_batch,
+    only_with_rows,
+    succeeded,
+    where,
+)
 
 __all__ = [
     "CONSOLE_LOGIN_FAILURES_FROM_ONE_ADDRESS",
@@ -94,29 +108,85 @@ ROOT_CREDENTIAL_USE = Detection(
     ),
 )
 
+_PASSWORD_ONLY: Final = (
+    succeeded()
+    & (_MFA_USED == "No").fill_null(False)
+    & pl.col("additional_event_data").str.json_path_match("$.SamlProviderArn").is_null()
+)
+# The profile's network of an address: an IPv4 address's /24 (as detector.features derives
+# it); other addresses stand for themselves.
+_NETWORK: Final = (
+    pl.when(pl.col("source_ip_address").str.contains(r"^\d+\.\d+\.\d+\.\d+$"))
+    .then(pl.col("source_ip_address").str.replace(r"\.\d+$", ".0/24"))
+    .otherwise(pl.col("source_ip_address"))
+)
+
+
+def _password_only_from_new_network(
+    events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
+) -> pl.LazyFrame:
+    """Password-only sign-ins from a network the user is not known on. A user who always
+    signs in without MFA from the office is a posture finding once, not one a day; the same
+    password used from somewhere else is what a stolen one looks like."""
+    rows = (
+        events.filter(_PASSWORD_ONLY)
+        .with_columns(network=_NETWORK)
+        .filter(~learned_in_batch(["principal_key", "network"], config.profile_lag))
+    )
+    addresses, networks = context.known("public_ip"), context.known("public_network")
+    if addresses is not None and networks is not None:
+        rows = rows.join(
+            addresses.rename({"value": "source_ip_address"}),
+            on=["principal_key", "source_ip_address"],
+            how="anti",
+        ).join(networks.rename({"value": "network"}), on=["principal_key", "network"], how="anti")
+    return rows.with_columns(
+        evidence(
+            login_to=pl.col("additional_event_data").str.json_path_match("$.LoginTo"),
+            source_ip=pl.col("source_ip_address"),
+            network=pl.col("network"),
+        )
+    ).drop("network")
+
+
+_BOB: Final = f"arn:aws:iam::{ACCOUNT}:user/bob"
+_EXAMPLE_PROFILE: Final = pl.DataFrame(
+    {
+        "principal_key": [_BOB, _BOB],
+        "kind": ["public_ip", "public_network"],
+        "value": ["198.51.100.23", "198.51.100.0/24"],
+    },
+    schema=KNOWN_ITEMS_SCHEMA,
+)
+
 CONSOLE_LOGIN_WITHOUT_MFA = Detection(
     id="console_login_without_mfa",
-    title="IAM user signed in to the console without MFA",
-    description="An IAM user signed in to the console with a password alone. Sign-ins through "
-    "a SAML provider or IAM Identity Center are left out: their MFA happens at the identity "
-    "provider, which CloudTrail does not see. Root sign-ins are reported by "
-    "root_credential_use, with MFA in its evidence.",
+    title="IAM user signed in to the console without MFA from a new network",
+    description="An IAM user signed in to the console with a password alone, from an address "
+    "(or IPv4 /24) the profile does not know the user on: the first such sign-in of a user, "
+    "and then each one from somewhere new. Users who always sign in without MFA from the "
+    "same place are reported once, not every day. Sign-ins through a SAML provider or IAM "
+    "Identity Center are left out: their MFA happens at the identity provider, which "
+    "CloudTrail does not see. Root sign-ins are reported by root_credential_use, with MFA in "
+    "its evidence.",
     severity=5.0,
     mitre=("T1078.004",),
     selects=calls(_SIGN_IN, "ConsoleLogin") & (pl.col("principal_type") == "IAMUser"),
-    matches=where(
-        succeeded()
-        & (_MFA_USED == "No").fill_null(False)
-        & pl.col("additional_event_data").str.json_path_match("$.SamlProviderArn").is_null(),
-        login_to=pl.col("additional_event_data").str.json_path_match("$.LoginTo"),
+    matches=only_with_rows(_password_only_from_new_network),
+    positives=(
+        (console_sign_in(iam_user("bob")),),
+        (console_sign_in(iam_user("bob"), source_ip="203.0.113.50"),),
     ),
-    positives=((console_sign_in(iam_user("bob")),),),
     negatives=(
-        (console_sign_in(iam_user("bob"), mfa_used=True),),
-        (console_sign_in(iam_user("bob"), success=False),),
+        (console_sign_in(iam_user("bob"), mfa_used=True, source_ip="203.0.113.50"),),
+        (console_sign_in(iam_user("bob"), success=False, source_ip="203.0.113.50"),),
+        (console_sign_in(iam_user("bob"), source_ip="198.51.100.23"),),  # known address
+        (console_sign_in(iam_user("bob"), source_ip="198.51.100.99"),),  # known network
         (
             console_sign_in(
-                iam_user("bob"), SamlProviderArn="arn:aws:iam::111122223333:saml-provider/Okta"
+                iam_user("bob"),
+                source_ip="203.0.113.50",
+                SamlProviderArn="arn:aws:iam::111122223333:saml-provider/Okta",
             ),
         ),
         (console_sign_in(role_session("AWSReservedSSO_Admin_0a1b2c3d", "bob@example.com")),),
@@ -126,6 +196,7 @@ CONSOLE_LOGIN_WITHOUT_MFA = Detection(
         "Sigma: aws_cloudtrail_console_login_without_mfa",
         "Stratus: aws.initial-access.console-login-without-mfa",
     ),
+    example_context=DetectionContext(known_items=_EXAMPLE_PROFILE),
 )
 
 _FAILED_SIGN_IN = pl.col("response_elements").str.contains('":"Failure"', literal=True)

@@ -21,6 +21,8 @@ from detector.detections._examples import (
     ACCOUNT,
     OTHER_ACCOUNT,
     api_call,
+    console_sign_in,
+    iam_user,
     instance_role_session,
     role_session,
 )
@@ -162,13 +164,16 @@ def test_a_split_batch_gives_the_same_findings_as_the_whole() -> None:
     }
 
 
-def instance_call(role: str, ip: str, account: str = ACCOUNT) -> dict[str, Any]:
+def instance_call(
+    role: str, ip: str, account: str = ACCOUNT, at: str = "2024-05-01T12:00:00Z"
+) -> dict[str, Any]:
     return api_call(
         "s3.amazonaws.com",
         "ListBuckets",
         identity=instance_role_session(role, "i-0abc1234def567890", account),
         source_ip=ip,
         read_only=True,
+        event_time=at,
     )
 
 
@@ -188,3 +193,40 @@ def test_instance_credentials_are_judged_against_the_account_workloads_egress() 
     for ip in ("192.0.2.80", "203.0.113.99"):
         found = run([instance_call("orders-app", ip)], profile)
         assert [f.kind for f in found] == ["instance_credentials_used_outside"]
+
+
+def test_what_the_batch_showed_a_profile_lag_before_counts_as_known() -> None:
+    # A replay's batch may span hours from an empty state: a NAT address is new only until a
+    # stream's profile would have learnt it (profile_lag after its first use), in any role of
+    # the account.
+    calls = [
+        instance_call("orders-app", "198.51.100.20", at="2024-05-01T12:00:00Z"),
+        instance_call("billing-batch", "198.51.100.20", at="2024-05-01T12:10:00Z"),
+        instance_call("orders-app", "198.51.100.20", at="2024-05-01T12:30:00Z"),
+        instance_call("billing-batch", "198.51.100.20", at="2024-05-01T14:00:00Z"),
+    ]
+    found = run(calls, None)
+    assert sorted((f.principal.rsplit("/", 1)[-1], f.event_count) for f in found) == [
+        ("billing-batch", 1),
+        ("orders-app", 1),
+    ]
+    assert all(f.window_start.hour == 12 for f in found)
+
+
+def test_a_user_signing_in_without_mfa_from_the_same_place_is_reported_once() -> None:
+    bob = iam_user("bob")
+    daily = [
+        console_sign_in(bob, source_ip="198.51.100.23", event_time=f"2024-05-0{day}T09:00:00Z")
+        for day in (1, 2, 3)
+    ]
+    # One batch (a replay) and one batch a day (a stream whose profile learnt day 1) agree.
+    assert [f.window_start.day for f in run(daily, None)] == [1]
+    learnt = items((f"arn:aws:iam::{ACCOUNT}:user/bob", "public_network", "198.51.100.0/24"))
+    assert run(daily[1:], learnt) == ()
+    # The same password used from somewhere new is reported again.
+    travel = console_sign_in(bob, source_ip="192.0.2.7", event_time="2024-05-03T18:00:00Z")
+    found = run([*daily, travel], None)
+    assert [(f.window_start.day, f.evidence["network"]) for f in found] == [
+        (1, "198.51.100.0/24"),
+        (3, "192.0.2.0/24"),
+    ]
