@@ -243,7 +243,7 @@ def _learn(
     first = start_ms if old is None else min(old.first_ms, start_ms)
     last = -1 if old is None else old.last_day
     days = (0 if old is None else old.days) + int(day != last)
-    group = assign_group(kind, n, days, mean, names)
+    group = assign_group(kind, n, days, mean, names, key)
     stats[key] = _Stats(n, mean, m2, first, max(day, last), days, group)
     return group
 

@@ -6,7 +6,9 @@ better judged against principals that *behave* alike, so each principal gets a g
 its own running baseline (the typical window on the model's ``log1p`` scale), recomputed as
 each window is learned: a small deterministic rule set, readable in a finding's explanation.
 
-- ``person``: signs in to the console;
+- ``person``: a person's session (an IAM Identity Center or federated role session, whose
+  key names the person after ``#``; a SAML or Identity Center user), or signs in to the
+  console (an IAM user);
 - ``scanner``: reads many services and API calls per window, (almost) never writes;
 - ``deploy``: write-heavy and active for a few hours a day at most (bursty CI/CD);
 - ``batch``: active a few hours a day at most, mostly reading (scheduled jobs);
@@ -51,16 +53,31 @@ def _typical(mean: np.ndarray, names: Sequence[str], stem: str) -> float:
     return 0.0 if i is None else float(np.expm1(mean[i]))
 
 
+# Principal types whose key names a person after "#" (detector.events' principal keys): a
+# person works a few hours a day and mostly reads, like a batch job, but is judged with people.
+_PERSON_KEYED: Final = frozenset({"AssumedRole", "SAMLUser", "IdentityCenterUser"})
+
+
+def is_person(principal_type: str, key: str) -> bool:
+    """The key itself says a person acts (see :func:`detector.events.principal_of`)."""
+    return principal_type in _PERSON_KEYED and "#" in key
+
+
 def assign_group(
-    principal_type: str, windows: float, days: int, mean: np.ndarray, names: Sequence[str]
+    principal_type: str,
+    windows: float,
+    days: int,
+    mean: np.ndarray,
+    names: Sequence[str],
+    key: str = "",
 ) -> str:
-    """The group of a principal with ``windows`` learned over ``days`` active days and this
-    running mean (``log1p`` scale, one value per feature of ``names``)."""
+    """The group of principal ``key`` with ``windows`` learned over ``days`` active days and
+    this running mean (``log1p`` scale, one value per feature of ``names``)."""
     if windows < MIN_GROUP_WINDOWS:
         return type_group(principal_type)
     if principal_type == "AWSService":
         return "aws-service"
-    if _typical(mean, names, "console_logins_count") > 0.0:
+    if is_person(principal_type, key) or _typical(mean, names, "console_logins_count") > 0.0:
         return "person"
     calls = max(_typical(mean, names, "calls_count"), 1e-9)
     write_share = _typical(mean, names, "write_calls_count") / calls

@@ -216,6 +216,8 @@ def typical(**values: float) -> np.ndarray[Any, Any]:
             "deploy",
         ),
         ("AssumedRole", 70, 7, typical(calls_count=40, kms_decrypt_calls_count=30), "batch"),
+        # Same behaviour, but the key names a person (an Identity Center session).
+        ("AssumedRole#", 70, 7, typical(calls_count=40, kms_decrypt_calls_count=30), "person"),
         ("AssumedRole", 2000, 7, typical(calls_count=30, sqs_calls_count=20), "workload"),
         ("AssumedRole", 3, 1, typical(calls_count=300), "type:AssumedRole"),
     ],
@@ -223,7 +225,11 @@ def typical(**values: float) -> np.ndarray[Any, Any]:
 def test_peer_groups_follow_behaviour(
     kind: str, windows: int, days: int, mean: np.ndarray[Any, Any], group: str
 ) -> None:
-    assert assign_group(kind, windows, days, mean, NAMES) == group
+    kind, person = kind.rstrip("#"), kind.endswith("#")
+    key = "arn:aws:iam::111122223333:role/" + (
+        "AWSReservedSSO_Dev_0a1b#ann@example.com" if person else "job"
+    )
+    assert assign_group(kind, windows, days, mean, NAMES, key) == group
 
 
 def test_findings_name_the_peer_group(trained_model_dir: Path, small_events: pl.DataFrame) -> None:
