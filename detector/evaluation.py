@@ -25,6 +25,7 @@ and training modules.
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -346,6 +347,7 @@ class PeriodFigures:
     true_findings: int
     principal_days: int
     novelty_findings: int  # false findings on labelled benign novelties
+    false_by_kind: tuple[tuple[str, int], ...] = ()  # (kind, false findings), most first
 
     @property
     def incident_recall(self) -> float | None:
@@ -435,6 +437,7 @@ def _period(
     }
     period = events.filter((pl.col("event_time") >= lo) & (pl.col("event_time") < hi))
     days = period.select("principal_key", pl.col("event_time").dt.date()).unique().height
+    false_kinds = Counter(f.kind for f in inside if f.finding_id not in true_ids)
     return PeriodFigures(
         incidents=len(own),
         detected=detected,
@@ -442,6 +445,7 @@ def _period(
         true_findings=sum(f.finding_id in true_ids for f in inside),
         principal_days=days,
         novelty_findings=len(novel),
+        false_by_kind=tuple(sorted(false_kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
     )
 
 
@@ -560,6 +564,16 @@ def shape_report_text(results: Sequence[ShapeResult]) -> str:
             f"{s.false_per_1000_principal_days:>12.1f} "
             f"{c.novelty_findings + s.novelty_findings:>7}  {', '.join(r.missed) or '-'}"
         )
+    kinds = Counter[str]()
+    for r in results:
+        for period in (r.cold_start, r.steady_state):
+            kinds.update(dict(period.false_by_kind))
+    if kinds:
+        lines += [
+            "",
+            "false findings by kind, all rows: "
+            + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])),
+        ]
     lines += [
         "",
         f"cold = the first {COLD_START_DAYS} days from an empty state; steady = the days after. "
@@ -581,6 +595,7 @@ def _period_json(p: PeriodFigures) -> dict[str, object]:
         "principal_days": p.principal_days,
         "false_per_1000_principal_days": p.false_per_1000_principal_days,
         "novelty_findings": p.novelty_findings,
+        "false_by_kind": dict(p.false_by_kind),
     }
 
 

@@ -33,6 +33,12 @@ def test_one_tiny_shape_is_reported_per_period() -> None:
     doc = orjson.loads(orjson.dumps(shape_report_json([result])))
     assert doc[0]["steady_state"]["incidents"] == result.steady_state.incidents
     assert doc[0]["held_back"] is False
+    # False findings are broken down by kind, and the breakdown adds up.
+    for period, figures in (
+        ("cold_start", result.cold_start),
+        ("steady_state", result.steady_state),
+    ):
+        assert sum(doc[0][period]["false_by_kind"].values()) == figures.false_findings
 
 
 def test_an_unknown_shape_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
