@@ -23,11 +23,32 @@ from detector.detections import Detection, default_detections
 from detector.errors import ConfigError
 from detector.pipeline import Pipeline
 from detector.scoring import DEFAULT_MODEL_DIR, load_artifact, signing_from_environment
-from detector.sinks import FanOutFindingSink, FindingSink, SinkChoice, open_sinks
+from detector.sinks import (
+    FanOutFindingSink,
+    FindingSink,
+    JsonlFindingSink,
+    SinkChoice,
+    open_sinks,
+)
+from detector.suppression import (
+    RuleSet,
+    SuppressionFileError,
+    Suppressor,
+    load_rule_set,
+    rules_source,
+)
 from detector.training import TrainingConfig
 from detector.training import train as train_model
 
-__all__ = ["evaluate", "replay", "shape_names", "sink_choice", "train"]
+__all__ = [
+    "check_suppressions",
+    "evaluate",
+    "replay",
+    "shadow_report",
+    "shape_names",
+    "sink_choice",
+    "train",
+]
 
 
 def _filter(args: argparse.Namespace) -> ArchiveFilter:
@@ -104,6 +125,81 @@ async def _sink(choice: SinkChoice) -> AsyncIterator[FindingSink]:
         yield sinks[0] if len(sinks) == 1 else FanOutFindingSink(sinks)
 
 
+@contextlib.asynccontextmanager
+async def _suppressor(
+    location: str | None, audit_file: Path, endpoint_url: str | None
+) -> AsyncIterator[Suppressor | None]:
+    """The suppression rules at ``location`` (None: no suppression), auditing to a file."""
+    if location is None:
+        yield None
+        return
+    if not audit_file.parent.is_dir():
+        raise ConfigError(f"suppression audit file {audit_file}: no folder {audit_file.parent}")
+    audit = JsonlFindingSink(audit_file)
+    suppressor = Suppressor(rules_source(location, endpoint_url=endpoint_url), audit)
+    try:
+        await suppressor.start()
+        yield suppressor
+    finally:
+        await suppressor.close()
+        await audit.close()
+
+
+def check_suppressions(args: argparse.Namespace) -> int:
+    """``detector suppressions check FILE``: 0 and a summary, or 1 and each problem's line."""
+    from datetime import UTC, datetime
+
+    async def read() -> RuleSet:
+        source = rules_source(args.file, endpoint_url=args.endpoint_url or _endpoint_env())
+        try:
+            return await load_rule_set(source)
+        finally:
+            await source.close()
+
+    try:
+        rules = asyncio.run(read())
+    except SuppressionFileError as err:
+        print(err, file=sys.stderr)
+        return 1
+    now = datetime.now(UTC)
+    print(f"{args.file}: {len(rules)} rule(s) OK")
+    for rule in rules.rules:
+        until = "no expiry" if rule.expires is None else f"until {rule.expires:%Y-%m-%d %H:%M}Z"
+        expired = "" if rule.active_at(now) else " (EXPIRED: matches nothing from then on)"
+        print(f"  {rule.id} (line {rule.line}, {rule.owner}, {until}){expired}: {rule.reason}")
+    return 0
+
+
+def _endpoint_env() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def shadow_report(args: argparse.Namespace) -> int:
+    """``detector shadow-report FINDINGS``."""
+    import orjson
+
+    from detector.shadow import budget_of, read_findings, summarise
+
+    if not args.findings.is_file():
+        raise ConfigError(f"shadow findings file {args.findings} does not exist")
+    budget = args.budget
+    if budget is None:
+        budget = budget_of(load_artifact(args.model or DEFAULT_MODEL_DIR).manifest)
+    findings, failures = read_findings(args.findings)
+    report = summarise(
+        findings,
+        budget=budget,
+        principal_days=args.principal_days,
+        principals_per_day=args.principals,
+        bad_lines=failures,
+    )
+    if args.json:
+        print(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(report.text(top=args.top))
+    return 0
+
+
 async def _detections(sigma_rules: list[str], endpoint_url: str | None) -> list[Detection]:
     """The shipped detections, and the Sigma rules at ``sigma_rules`` that compile."""
     if not sigma_rules:
@@ -141,7 +237,11 @@ async def _replay(args: argparse.Namespace) -> int:
     )
     store = LocalStateStore(args.state_dir) if args.state_dir else None
     choice = sink_choice(args)
-    async with _opener(args) as source, _sink(choice) as sink:
+    async with (
+        _opener(args) as source,
+        _sink(choice) as sink,
+        _suppressor(args.suppressions, args.suppressions_audit, _endpoint(args)) as suppressor,
+    ):
         summary = await run_replay(
             source,
             args.source,
@@ -151,10 +251,13 @@ async def _replay(args: argparse.Namespace) -> int:
             store=store,
             progress=Progress(sys.stderr),
             limits=limits,
+            suppressor=suppressor,
         )
     print(summary.text())
     for where in choice.names:
         print(f"findings -> {where}")
+    if suppressor is not None:
+        print(f"suppressed findings -> {args.suppressions_audit}")
     if args.state_dir:
         print(f"state -> {args.state_dir}")
     too_many = max_bad.exceeded(summary)
