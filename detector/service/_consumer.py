@@ -376,6 +376,8 @@ class Consumer:
             return False
         if self.suppressor is not None:
             self.suppressor.record(split)
+            for rule_id, n in Counter(rule.id for _, rule in split.suppressed).items():
+                self.metrics.findings_suppressed.labels(rule=rule_id).inc(n)
         if self._sink_failures:
             self._sink_failures = 0
             self._sink_retry_at = None

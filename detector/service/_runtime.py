@@ -315,7 +315,6 @@ class ServiceRuntime:
         suppressor = Suppressor(
             source,
             audit,
-            on_suppressed=lambda rule, n: m.findings_suppressed.labels(rule=rule).inc(n),
             on_rules=m.suppression_rules.set,
             on_reload_failed=m.suppression_reload_failures.inc,
         )

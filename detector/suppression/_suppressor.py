@@ -46,8 +46,9 @@ def audit_record(finding: Finding, rule_id: str, summary: dict[str, Any]) -> dic
 class Suppressor:
     """Suppression for one run (see the module docstring).
 
-    ``on_suppressed(rule_id, n)`` counts (the service's metric); ``on_rules(n)`` is told how
-    many rules are in force after each (re)load.
+    ``counts`` holds the suppressions per rule (the service's consumer exports them as
+    ``detector_findings_suppressed_total{rule}``); ``on_rules(n)`` is told how many rules are
+    in force after each (re)load, ``on_reload_failed()`` of each changed file refused.
     """
 
     def __init__(
@@ -55,7 +56,6 @@ class Suppressor:
         source: RulesSource,
         audit: FindingSink,
         *,
-        on_suppressed: Callable[[str, int], None] | None = None,
         on_rules: Callable[[int], None] | None = None,
         on_reload_failed: Callable[[], None] | None = None,
     ) -> None:
@@ -64,7 +64,6 @@ class Suppressor:
         self.rules = RuleSet(source=source.name)
         self.counts: Counter[str] = Counter()
         self._version: str | None = None
-        self._on_suppressed = on_suppressed
         self._on_rules = on_rules
         self._on_reload_failed = on_reload_failed
         self._expired_logged: set[str] = set()
@@ -140,11 +139,7 @@ class Suppressor:
 
     def record(self, split: Split) -> None:
         """Count the suppressions of a batch that was delivered."""
-        by_rule = Counter(rule.id for _, rule in split.suppressed)
-        self.counts.update(by_rule)
-        for rule_id, n in by_rule.items():
-            if self._on_suppressed is not None:
-                self._on_suppressed(rule_id, n)
+        self.counts.update(rule.id for _, rule in split.suppressed)
 
     async def close(self) -> None:
         await self.source.close()
