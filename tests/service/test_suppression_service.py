@@ -4,6 +4,7 @@ server), and the shadow report counts what the shadow sink received."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ import orjson
 import pytest
 
 from detector.archive import EnvelopeJsonlSource
+from detector.cli import main
 from detector.errors import ConfigError
 from detector.events import records_to_events
 from detector.findings import Finding
@@ -24,6 +26,7 @@ from detector.shadow import read_findings, summarise
 from detector.sinks import JsonlFindingSink, MemoryFindingSink
 from detector.state import InMemoryStateStore
 from detector.suppression import FileRulesSource, Suppressor
+from detector.synthetic import write_envelopes
 from tests.integration.moto_support import SqsAdmin
 from tests.service.conftest import NOW, Stream
 from tests.service.helpers import TEST_CONFIG, pump, send_bodies
@@ -52,6 +55,10 @@ def rules_for(finding: Finding) -> str:
         f"      kinds: [{finding.kind}]\n"
         f"      principals: ['{finding.principal}']\n"
     )
+
+
+def ids_in(path: Path) -> set[str]:
+    return {orjson.loads(line)["finding_id"] for line in path.read_bytes().splitlines()}
 
 
 def audited(path: Path) -> dict[str, str]:
@@ -193,3 +200,53 @@ async def test_the_service_refuses_to_start_on_an_invalid_rules_file(
     with pytest.raises(ConfigError, match=re.escape(f"{rules}:5: ")):
         async with running(settings):
             pass
+
+
+async def test_the_service_and_detector_replay_suppress_the_same_finding_ids(
+    sqs_admin: SqsAdmin,
+    pipeline: Pipeline,
+    short_stream: Stream,
+    attack_morning: list[dict[str, Any]],
+    trained_model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    wanted = set(short_stream.event_ids)
+    records = [r for r in attack_morning if r["eventID"] in wanted]
+    expected = findings_of(records, pipeline)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rules_for(expected[0]))
+    input_url = await sqs_admin.create_queue("suppress-input", visibility_timeout=5)
+    settings = settings_for(
+        sqs_admin.endpoint_url,
+        input_url,
+        tmp_path,
+        trained_model_dir,
+        suppressions=str(rules),
+        suppressions_audit=tmp_path / "service-suppressed.jsonl",
+    )
+    async with running(settings) as run:
+        await feed(sqs_admin, input_url, short_stream.bodies)
+
+        async def all_processed() -> bool:
+            return run.metrics.value("detector_messages_processed_total") >= len(short_stream)
+
+        await wait_until(all_processed, 30, "every message processed and deleted")
+    assert run.exit_code == 0
+    streamed = audited(tmp_path / "service-suppressed.jsonl")
+    assert streamed
+    assert run.metrics.value(
+        "detector_findings_suppressed_total", {"rule": "known-pattern"}
+    ) == len(streamed)
+    assert run.metrics.value("detector_suppression_rules") == 1
+
+    write_envelopes(records, tmp_path / "live.jsonl")
+    replay_args = [
+        "replay", str(tmp_path / "live.jsonl"), "--model", str(trained_model_dir),
+        "--out", str(tmp_path / "replayed.jsonl"), "--suppressions", str(rules),
+        "--suppressions-audit", str(tmp_path / "replay-suppressed.jsonl"),
+    ]  # fmt: skip
+    assert await asyncio.to_thread(main, replay_args) == 0
+    assert audited(tmp_path / "replay-suppressed.jsonl") == streamed
+    sent, replayed = (ids_in(tmp_path / name) for name in ("findings.jsonl", "replayed.jsonl"))
+    assert sent == replayed
+    assert not sent & set(streamed)
