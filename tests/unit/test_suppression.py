@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from detector.cli import main
 from detector.findings import Finding
 from detector.sinks import MemoryFindingSink
 from detector.suppression import (
@@ -252,3 +253,42 @@ async def test_an_expired_rule_is_logged_once(
             assert (await suppressor.split([later])).suppressed == ()
     expired = [r for r in caplog.records if "expired" in r.getMessage()]
     assert len(expired) == 1
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def test_check_accepts_a_valid_file_and_lists_its_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(rules("{kinds: [model_anomaly]}", "2020-01-01"))
+    assert main(["suppressions", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 rule(s) OK" in out
+    assert "r1 (line 2, secops, until 2020-01-01 00:00Z) (EXPIRED" in out
+
+
+def test_check_refuses_an_invalid_file_naming_each_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(rules("{source_ips: [10.0.0.300], colour: red}"))
+    assert main(["suppressions", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:5: rule 'r1': source_ips: '10.0.0.300' is not an IP or CIDR" in err
+    assert f"{path}:5: rule 'r1': unknown condition 'colour'" in err
+
+
+def test_check_names_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["suppressions", "check", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
+
+
+def test_the_public_names_are_the_intended_ones() -> None:
+    import detector.suppression as suppression
+
+    assert all(getattr(suppression, name) is not None for name in suppression.__all__)
+    assert {"Suppressor", "parse_rules", "matching_rule", "SuppressionFileError"} <= set(
+        suppression.__all__
+    )
