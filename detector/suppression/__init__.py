@@ -38,6 +38,7 @@ from detector.suppression._rules import (
     rule_summary,
 )
 from detector.suppression._source import (
+    DEFAULT_S3_CHECK_SECONDS,
     FileRulesSource,
     RulesSource,
     S3RulesSource,
@@ -46,6 +47,7 @@ from detector.suppression._source import (
 from detector.suppression._suppressor import Suppressor, audit_record, load_rule_set
 
 __all__ = [
+    "DEFAULT_S3_CHECK_SECONDS",
     "MATCH_FIELDS",
     "Conditions",
     "FileRulesSource",

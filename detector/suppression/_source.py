@@ -12,17 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from detector.errors import ConfigError
 
-__all__ = ["FileRulesSource", "RulesSource", "S3RulesSource", "rules_source"]
+__all__ = [
+    "DEFAULT_S3_CHECK_SECONDS",
+    "FileRulesSource",
+    "RulesSource",
+    "S3RulesSource",
+    "rules_source",
+]
 
 
 class RulesSource(Protocol):
     """A suppression file somewhere."""
 
     name: str
+    check_seconds: float  # the least time between two looks (a local stat is free, a HEAD not)
 
     async def version(self) -> str:
         """A token that changes when the file does; ConfigError if it cannot be reached."""
@@ -37,6 +44,7 @@ class FileRulesSource:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.name = str(path)
+        self.check_seconds = 0.0
 
     async def version(self) -> str:
         try:
@@ -55,14 +63,26 @@ class FileRulesSource:
         return None
 
 
-class S3RulesSource:
-    """``s3://bucket/key``: HeadObject's ETag says whether it changed."""
+DEFAULT_S3_CHECK_SECONDS: Final = 10.0
 
-    def __init__(self, url: str, *, endpoint_url: str | None = None, region: str | None = None):
+
+class S3RulesSource:
+    """``s3://bucket/key``: HeadObject's ETag says whether it changed (looked at most every
+    ``check_seconds``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        check_seconds: float = DEFAULT_S3_CHECK_SECONDS,
+    ) -> None:
         bucket, _, key = url.removeprefix("s3://").partition("/")
         if not url.startswith("s3://") or not bucket or not key or key.endswith("/"):
             raise ConfigError(f"suppression rules: expected s3://bucket/key, got {url!r}")
         self.name = url
+        self.check_seconds = check_seconds
         self.bucket = bucket
         self.key = key
         self._endpoint_url = endpoint_url

@@ -14,6 +14,7 @@ fields, and this package.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -58,6 +59,7 @@ class Suppressor:
         *,
         on_rules: Callable[[int], None] | None = None,
         on_reload_failed: Callable[[], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source = source
         self.audit = audit
@@ -68,28 +70,40 @@ class Suppressor:
         self._on_reload_failed = on_reload_failed
         self._expired_logged: set[str] = set()
         self._latest: datetime | None = None
+        self._monotonic = monotonic
+        self._checked_at: float | None = None
+        self._failure: str | None = None  # the last reload failure, logged once
 
     async def start(self) -> None:
         """Load the rules; a file that cannot be read or used is an error (a start-up one)."""
         version = await self.source.version()
+        self._checked_at = self._monotonic()
         self._install(await load_rule_set(self.source), version)
 
     async def refresh(self) -> bool:
         """Re-read the file if it changed; True if new rules are in force. A file that became
-        unreadable or invalid is logged and the rules in force are kept."""
+        unreadable or invalid is logged (once per distinct problem) and the rules in force are
+        kept."""
+        now = self._monotonic()
+        if self._checked_at is not None and now - self._checked_at < self.source.check_seconds:
+            return False
+        self._checked_at = now
         try:
             version = await self.source.version()
             if version == self._version:
                 return False
             rules = await load_rule_set(self.source)
         except Exception as err:  # keep suppressing with what we have: never crash on a typo
-            if self._on_reload_failed is not None:
-                self._on_reload_failed()
-            _log.error(
-                "suppression rules not reloaded: the rules in force are kept",
-                extra=fields(source=self.source.name, error=str(err)),
-            )
+            if str(err) != self._failure:
+                self._failure = str(err)
+                if self._on_reload_failed is not None:
+                    self._on_reload_failed()
+                _log.error(
+                    "suppression rules not reloaded: the rules in force are kept",
+                    extra=fields(source=self.source.name, error=str(err)),
+                )
             return False
+        self._failure = None
         self._install(rules, version)
         return True
 

@@ -47,7 +47,8 @@ def finding(kind: str) -> Finding:
 
 async def test_an_s3_rules_object_is_read_and_re_read_when_it_changes(moto_endpoint: str) -> None:
     await put(moto_endpoint, "rules/suppress.yaml", RULES.format(id="a", kind="k1"), create=True)
-    source = S3RulesSource(f"s3://{BUCKET}/rules/suppress.yaml", endpoint_url=moto_endpoint)
+    url = f"s3://{BUCKET}/rules/suppress.yaml"
+    source = S3RulesSource(url, endpoint_url=moto_endpoint, check_seconds=0)
     suppressor = Suppressor(source, MemoryFindingSink())
     try:
         await suppressor.start()
@@ -58,6 +59,22 @@ async def test_an_s3_rules_object_is_read_and_re_read_when_it_changes(moto_endpo
         split = await suppressor.split([finding("k1"), finding("k2")])
         assert [f.kind for f in split.kept] == ["k1"]
         assert [r.id for _, r in split.suppressed] == ["b"]
+    finally:
+        await suppressor.close()
+
+
+async def test_the_s3_object_is_looked_at_no_more_often_than_asked(moto_endpoint: str) -> None:
+    await put(moto_endpoint, "rules/slow.yaml", RULES.format(id="a", kind="k1"), create=True)
+    url = f"s3://{BUCKET}/rules/slow.yaml"
+    ticks = iter([0.0, 5.0, 10.0])  # start, then two looks: 5 s and 10 s after it
+    source = S3RulesSource(url, endpoint_url=moto_endpoint, check_seconds=10)
+    suppressor = Suppressor(source, MemoryFindingSink(), monotonic=lambda: next(ticks))
+    try:
+        await suppressor.start()
+        await put(moto_endpoint, "rules/slow.yaml", RULES.format(id="b", kind="k1"))
+        assert await suppressor.refresh() is False  # too soon to look
+        assert await suppressor.refresh() is True
+        assert [r.id for r in suppressor.rules.rules] == ["b"]
     finally:
         await suppressor.close()
 

@@ -250,3 +250,38 @@ async def test_the_service_and_detector_replay_suppress_the_same_finding_ids(
     sent, replayed = (ids_in(tmp_path / name) for name in ("findings.jsonl", "replayed.jsonl"))
     assert sent == replayed
     assert not sent & set(streamed)
+
+
+def test_shadow_and_suppression_settings_come_from_flags_or_variables(tmp_path: Path) -> None:
+    import argparse
+
+    from detector.service import add_run_arguments, resolve_settings
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    queue = ["--queue-url", "https://sqs.eu-west-1.amazonaws.com/111122223333/in"]
+    state = ["--state-dir", str(tmp_path)]
+
+    # Shadow mode needs no findings sink: its own defaults to a file in the state directory.
+    shadow = resolve_settings(vars(parser.parse_args([*queue, *state, "--shadow"])), {})
+    assert shadow.shadow
+    assert shadow.shadow_file == tmp_path / "shadow-findings.jsonl"
+    from_variable = resolve_settings(vars(parser.parse_args([*queue, *state])), {
+        "DETECTOR_SHADOW": "true",
+        "DETECTOR_SHADOW_FINDINGS_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/shadow",
+        "DETECTOR_SUPPRESSIONS": "s3://config/suppressions.yaml",
+    })  # fmt: skip
+    assert from_variable.shadow
+    assert from_variable.shadow_file is None  # a shadow queue alone was given
+    assert from_variable.suppressions == "s3://config/suppressions.yaml"
+    assert from_variable.audit_file == tmp_path / "suppressed.jsonl"
+
+    with pytest.raises(ConfigError, match="only in shadow mode"):
+        resolve_settings(
+            vars(
+                parser.parse_args([*queue, "--findings-file", "f", "--shadow-findings-file", "s"])
+            ),
+            {},
+        )
+    with pytest.raises(ConfigError, match="nowhere to send findings"):
+        resolve_settings(vars(parser.parse_args([*queue, "--shadow", "false"])), {})
