@@ -17,8 +17,11 @@ and source continues after the cursor instead of starting over. The state is the
 service reads, so ``detector replay ... --state-dir DIR`` then ``detector run --state-dir DIR``
 starts the service with the history's profiles.
 
-Imports: asyncio, polars, and the detector's archive, pipeline, sinks, findings and state
-packages. The CLI owns files and the clock; they come in as arguments.
+Suppression: with a :class:`~detector.suppression.Suppressor`, findings its rules match go to
+its audit sink instead of ``sink``, judged at their own event time as the service judges them.
+
+Imports: asyncio, polars, and the detector's archive, pipeline, sinks, findings, state and
+suppression packages. The CLI owns files and the clock; they come in as arguments.
 """
 
 from __future__ import annotations
