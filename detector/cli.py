@@ -185,12 +185,20 @@ def _parser() -> argparse.ArgumentParser:
         help="active principals per day: principal-days = this x the days the file covers",
     )
     shadow.add_argument(
+        "--state-dir",
+        type=Path,
+        help="the shadow run's state: principal-days from its principal profiles (read with "
+        "--model)",
+    )
+    shadow.add_argument(
         "--budget",
         type=float,
         help="model findings per 1,000 principal-days (default: the model's)",
     )
     shadow.add_argument(
-        "--model", type=Path, help="model folder whose budget applies (default: the shipped one)"
+        "--model",
+        type=Path,
+        help="the shadow run's model folder: its budget applies (default: the shipped model)",
     )
     shadow.add_argument("--top", type=int, default=10, help="principals listed (default 10)")
     shadow.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -15,14 +15,19 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from detector.archive import ArchiveFilter, ArchiveSource, source_for
 from detector.detections import Detection, default_detections
 from detector.errors import ConfigError
 from detector.pipeline import Pipeline
-from detector.scoring import DEFAULT_MODEL_DIR, load_artifact, signing_from_environment
+from detector.scoring import (
+    DEFAULT_MODEL_DIR,
+    ModelArtifact,
+    load_artifact,
+    signing_from_environment,
+)
 from detector.sinks import (
     FanOutFindingSink,
     FindingSink,
@@ -182,9 +187,8 @@ def shadow_report(args: argparse.Namespace) -> int:
 
     if not args.findings.is_file():
         raise ConfigError(f"shadow findings file {args.findings} does not exist")
-    budget = args.budget
-    if budget is None:
-        budget = budget_of(load_artifact(args.model or DEFAULT_MODEL_DIR).manifest)
+    artifact = load_artifact(args.model or DEFAULT_MODEL_DIR, signing_from_environment(os.environ))
+    budget = args.budget if args.budget is not None else budget_of(artifact.manifest)
     findings, failures = read_findings(args.findings)
     report = summarise(
         findings,
@@ -193,11 +197,52 @@ def shadow_report(args: argparse.Namespace) -> int:
         principals_per_day=args.principals,
         bad_lines=failures,
     )
+    given = args.principal_days is not None or args.principals is not None
+    if args.state_dir is not None and not given and report.first_day and report.last_day:
+        from_state = _state_principal_days(
+            args.state_dir, artifact, report.first_day, report.last_day
+        )
+        if from_state is not None:
+            days, how = from_state
+            report = summarise(
+                findings,
+                budget=budget,
+                principal_days=days,
+                principal_days_how=how,
+                bad_lines=failures,
+            )
     if args.json:
         print(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         print(report.text(top=args.top))
     return 0
+
+
+def _state_principal_days(
+    state_dir: Path, artifact: ModelArtifact, first: date, last: date
+) -> tuple[float, str] | None:
+    """Principal-days of ``first``..``last`` from a saved state's profiles, and how they were
+    counted; None (said on stderr) when the state knows nobody active then."""
+    from detector.shadow import principal_days_from_profile
+    from detector.state import LocalStateStore
+
+    snapshot = LocalStateStore(state_dir).load()
+    if snapshot is None:
+        raise ConfigError(f"no saved state in {state_dir}")
+    principals = Pipeline(artifact).restore(snapshot).features.profiles.principals
+    days = principal_days_from_profile(principals, first, last)
+    if days == 0:  # the profile learns as windows close: a short run may know nobody yet
+        print(
+            f"the state in {state_dir} knows no principal active in those days: "
+            "principal-days counted from the file",
+            file=sys.stderr,
+        )
+        return None
+    how = (
+        f"from the state in {state_dir}: {principals.height} principal(s) known, each counted "
+        "from its first to its last event within the days covered (a ceiling)"
+    )
+    return float(days), how
 
 
 async def _detections(sigma_rules: list[str], endpoint_url: str | None) -> list[Detection]:

@@ -8,12 +8,15 @@ window and per principal, and compares the model's findings with the alert budge
 findings per 1,000 principal-days).
 
 Principal-days, the budget's denominator, in order of preference: given
-(``principal_days``); the active principals per day given, times the days the file covers; or
-counted from the file itself: the distinct principals that have a finding, times the days the
-file covers. The last is a floor (principals without a finding never appear in the file), so
-the rates it gives are ceilings, and the report says so.
+(``principal_days``); the active principals per day given, times the days the file covers;
+from the shadow run's state (:func:`principal_days_from_profile`: each known principal counts
+every day from its first to its last event within the file's days, a ceiling, as a principal
+idle in between still counts); or counted from the file itself: the distinct principals that
+have a finding, times the days the file covers. The last is a floor (principals without a
+finding never appear in the file), so the rates it gives are ceilings, and the report says so.
 
-Imports: the standard library, orjson and detector.findings. Pure but for :func:`read_findings`.
+Imports: the standard library, orjson, polars and detector.findings. Pure but for
+:func:`read_findings`.
 """
 
 from __future__ import annotations
@@ -26,10 +29,17 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
+import polars as pl
 
 from detector.findings import Finding, finding_from_dict
 
-__all__ = ["ShadowReport", "budget_of", "read_findings", "summarise"]
+__all__ = [
+    "ShadowReport",
+    "budget_of",
+    "principal_days_from_profile",
+    "read_findings",
+    "summarise",
+]
 
 MODEL_KIND: Final = "model_anomaly"
 DEFAULT_BUDGET: Final = 5.0
@@ -49,6 +59,19 @@ def read_findings(path: Path) -> tuple[list[Finding], list[str]]:
             except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as err:
                 failures.append(f"{path}:{number}: {type(err).__name__}: {err}")
     return findings, failures
+
+
+def principal_days_from_profile(principals: pl.DataFrame, first: date, last: date) -> int:
+    """Principal-days within ``first``..``last`` (UTC days, inclusive) of the profile's
+    principals (``first_seen``, ``last_seen``): each counts every day from its first to its
+    last event inside the range."""
+    if principals.height == 0:
+        return 0
+    start = pl.max_horizontal(pl.col("first_seen").dt.date(), pl.lit(first))
+    end = pl.min_horizontal(pl.col("last_seen").dt.date(), pl.lit(last))
+    days = (end - start).dt.total_days() + 1
+    total = principals.select(days.clip(lower_bound=0).sum()).item()
+    return int(total or 0)
 
 
 def budget_of(manifest: Mapping[str, Any]) -> float:
@@ -189,6 +212,7 @@ def summarise(
     budget: float = DEFAULT_BUDGET,
     principal_days: float | None = None,
     principals_per_day: int | None = None,
+    principal_days_how: str = "given",
     bad_lines: Sequence[str] = (),
 ) -> ShadowReport:
     """The report of ``findings`` (every message, in order; see the module docstring)."""
@@ -199,7 +223,7 @@ def summarise(
     first, last = (min(days), max(days)) if days else (None, None)
     n_days = (last - first).days + 1 if first and last else 0
     if principal_days is not None:
-        how = "given"
+        how = principal_days_how
     elif principals_per_day is not None:
         principal_days = float(principals_per_day * n_days)
         how = f"given {principals_per_day} principals per day x {n_days} day(s)"

@@ -5,6 +5,8 @@ server), and the shadow report counts what the shadow sink received."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,6 +188,21 @@ async def test_shadow_mode_sends_nothing_to_the_findings_queue(
     assert sum(t.messages for t in report.by_day.values()) == report.messages
     assert sum(t.findings for t in report.by_principal.values()) == report.findings
     assert report.principal_days == 100 * report.days
+
+    # The command, with principal-days from the shadow run's own state.
+    command = [
+        "shadow-report", str(tmp_path / "shadow.jsonl"), "--json",
+        "--state-dir", str(tmp_path / "state"), "--model", str(trained_model_dir),
+    ]  # fmt: skip
+    output, errors = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(errors):
+        assert await asyncio.to_thread(main, command) == 0
+    document = orjson.loads(output.getvalue())
+    assert document["messages"] == report.messages
+    assert document["findings"] == report.findings
+    # Four minutes close no window: the profile knows nobody yet, so the file's count is used.
+    assert document["principal_days_counted"].startswith("counted from the file")
+    assert "knows no principal" in errors.getvalue()
 
 
 async def test_the_service_refuses_to_start_on_an_invalid_rules_file(

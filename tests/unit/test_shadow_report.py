@@ -97,3 +97,22 @@ def test_the_command_reads_the_shadow_file(
 def test_a_missing_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["shadow-report", str(tmp_path / "none.jsonl")]) == 2
     assert "none.jsonl" in capsys.readouterr().err
+
+
+def test_principal_days_from_the_profile_count_each_principal_within_the_days() -> None:
+    import polars as pl
+
+    from detector.shadow import principal_days_from_profile
+
+    day = datetime(2024, 5, 1, tzinfo=UTC)
+    principals = pl.DataFrame(
+        {
+            "principal_key": ["old", "spans", "late", "gone"],
+            "first_seen": [day - timedelta(days=30), day, day + timedelta(days=2), day - timedelta(days=9)],
+            "last_seen": [day + timedelta(days=9), day + timedelta(days=1, hours=3), day + timedelta(days=2), day - timedelta(days=5)],
+        }
+    )  # fmt: skip
+    # 1-3 May: "old" 3 days, "spans" 2, "late" 1, "gone" none
+    assert (
+        principal_days_from_profile(principals, day.date(), (day + timedelta(days=2)).date()) == 6
+    )
