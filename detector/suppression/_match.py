@@ -17,11 +17,13 @@ Imports: the standard library, detector.findings and this package's rules.
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from fnmatch import fnmatchcase
 from typing import Final
 
 from detector.findings import Finding
@@ -66,14 +68,26 @@ def user_agents_of(finding: Finding) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_evidence_texts(finding, _USER_AGENT_KEYS)))
 
 
-def _any(patterns: Sequence[str], values: Iterable[str | None]) -> bool:
-    return any(v is not None and fnmatchcase(v, p) for p in patterns for v in values)
+@functools.lru_cache(maxsize=4096)
+def _compiled(patterns: tuple[str, ...], ignore_case: bool = False) -> re.Pattern[str]:
+    """One regular expression for a condition's wildcard patterns (rules are few and fixed,
+    findings many: compiled once per condition, not per finding)."""
+    flags = re.IGNORECASE if ignore_case else 0
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns), flags)
 
 
-def _event_name_matches(pattern: str, name: str) -> bool:
-    if ":" in pattern:
-        return fnmatchcase(name, pattern)
-    return fnmatchcase(name.rpartition(":")[2], pattern)
+def _any(patterns: tuple[str, ...], values: Iterable[str | None]) -> bool:
+    pattern = _compiled(patterns)
+    return any(v is not None and pattern.match(v) for v in values)
+
+
+def _event_name_matches(patterns: tuple[str, ...], name: str) -> bool:
+    full = tuple(p for p in patterns if ":" in p)
+    bare = tuple(p for p in patterns if ":" not in p)
+    return bool(
+        (full and _compiled(full).match(name))
+        or (bare and _compiled(bare).match(name.rpartition(":")[2]))
+    )
 
 
 def _ip_in(text: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
@@ -101,14 +115,12 @@ def _holds(c: Conditions, finding: Finding) -> bool:
             return False
     if c.user_agents:
         agents = user_agents_of(finding)
-        lowered = [p.lower() for p in c.user_agents]
-        if not agents or not all(_any(lowered, [a.lower()]) for a in agents):
+        pattern = _compiled(c.user_agents, ignore_case=True)
+        if not agents or not all(pattern.match(a) for a in agents):
             return False
     if c.event_names:
         names = event_names_of(finding)
-        if not names or not all(
-            any(_event_name_matches(p, n) for p in c.event_names) for n in names
-        ):
+        if not names or not all(_event_name_matches(c.event_names, n) for n in names):
             return False
     return True
 
