@@ -3,16 +3,16 @@ sinks, the ops port, signals and the log.
 
 Start-up, in order, each failure a :class:`~detector.errors.DetectorError` naming the thing
 (the CLI exits 2): the ops port (``/healthz`` answers from the start, ``/readyz`` says what is
-not ready yet), the model, the state directory, the input queue (it must exist and accept the
+not ready yet), the model, the state directory, the suppression rules if any (a file that fails
+``detector suppressions check`` stops here), the input queue (it must exist and accept the
 credentials; its ``VisibilityTimeout`` and ``RedrivePolicy`` become the consumer's defaults),
-the suppression rules if any (a file that fails ``detector suppressions check`` stops here),
 the findings sinks (queue, file, Security Hub, EventBridge bus: each checked; in shadow mode
 only the shadow file or queue), then the saved state. Then the consumer runs until SIGTERM or
 SIGINT and drains within the grace period: exit 0 when the last checkpoint was saved, 1 when
 it was not or the input queue became unusable.
 
 Imports: the standard library, aiobotocore (one GetQueueAttributes at start-up), and the
-detector's ingest, sinks, state, scoring, pipeline and this package.
+detector's ingest, sinks, state, scoring, pipeline, suppression and this package.
 """
 
 from __future__ import annotations
