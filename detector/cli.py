@@ -94,6 +94,21 @@ def _parser() -> argparse.ArgumentParser:
         help="also run the CloudTrail Sigma rules in this folder or s3:// prefix (repeatable)",
     )
     replay.add_argument(
+        "--suppressions",
+        metavar="FILE",
+        default=os.environ.get("DETECTOR_SUPPRESSIONS") or None,
+        help="suppression rules (YAML file or s3://bucket/key), applied as `detector run` "
+        "applies them [DETECTOR_SUPPRESSIONS]",
+    )
+    replay.add_argument(
+        "--suppressions-audit",
+        type=Path,
+        metavar="FILE",
+        default=Path("suppressed.jsonl"),
+        help="JSON Lines file of the suppressed findings and their rules (default: "
+        "suppressed.jsonl)",
+    )
+    replay.add_argument(
         "--max-bad",
         default="1%",
         help="bad input beyond which the replay fails (exit 1): a count of failed files and "
@@ -143,6 +158,51 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("dir", type=Path, help="folder to write the rules into (created)")
 
+    suppressions = commands.add_parser("suppressions", help="suppression rules")
+    suppressions_commands = suppressions.add_subparsers(dest="suppressions_command", required=True)
+    check = suppressions_commands.add_parser(
+        "check",
+        help="validate a suppression file (exit 1 naming each problem's line)",
+    )
+    check.add_argument("file", help="a YAML file or s3://bucket/key")
+    check.add_argument("--endpoint-url", help="S3-compatible endpoint (moto, MinIO, ...)")
+
+    shadow = commands.add_parser(
+        "shadow-report",
+        help="what shadow mode would have sent: per kind, day and principal, against the "
+        "alert budget",
+    )
+    shadow.add_argument("findings", type=Path, help="the shadow findings JSONL file")
+    shadow.add_argument(
+        "--principal-days",
+        type=float,
+        help="active principal-days of the period (default: counted from the findings file, "
+        "see docs/operator-loop.md)",
+    )
+    shadow.add_argument(
+        "--principals",
+        type=int,
+        help="active principals per day: principal-days = this x the days the file covers",
+    )
+    shadow.add_argument(
+        "--state-dir",
+        type=Path,
+        help="the shadow run's state: principal-days from its principal profiles (read with "
+        "--model)",
+    )
+    shadow.add_argument(
+        "--budget",
+        type=float,
+        help="model findings per 1,000 principal-days (default: the model's)",
+    )
+    shadow.add_argument(
+        "--model",
+        type=Path,
+        help="the shadow run's model folder: its budget applies (default: the shipped model)",
+    )
+    shadow.add_argument("--top", type=int, default=10, help="principals listed (default 10)")
+    shadow.add_argument("--json", action="store_true", help="print the report as JSON")
+
     from detector.service import add_run_arguments  # the flags table only: a light import
 
     run = commands.add_parser(
@@ -170,6 +230,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from detector import commands
 
             return commands.export_sigma(args)
+        if args.command == "suppressions":
+            from detector import commands
+
+            return commands.check_suppressions(args)
+        if args.command == "shadow-report":
+            from detector import commands
+
+            return commands.shadow_report(args)
         if args.command in ("train", "replay", "evaluate"):
             from detector import commands
 

@@ -15,19 +15,45 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from detector.archive import ArchiveFilter, ArchiveSource, source_for
 from detector.detections import Detection, default_detections
 from detector.errors import ConfigError
 from detector.pipeline import Pipeline
-from detector.scoring import DEFAULT_MODEL_DIR, load_artifact, signing_from_environment
-from detector.sinks import FanOutFindingSink, FindingSink, SinkChoice, open_sinks
+from detector.scoring import (
+    DEFAULT_MODEL_DIR,
+    ModelArtifact,
+    load_artifact,
+    signing_from_environment,
+)
+from detector.sinks import (
+    FanOutFindingSink,
+    FindingSink,
+    JsonlFindingSink,
+    SinkChoice,
+    open_sinks,
+)
+from detector.suppression import (
+    RuleSet,
+    SuppressionFileError,
+    Suppressor,
+    load_rule_set,
+    rules_source,
+)
 from detector.training import TrainingConfig
 from detector.training import train as train_model
 
-__all__ = ["evaluate", "replay", "shape_names", "sink_choice", "train"]
+__all__ = [
+    "check_suppressions",
+    "evaluate",
+    "replay",
+    "shadow_report",
+    "shape_names",
+    "sink_choice",
+    "train",
+]
 
 
 def _filter(args: argparse.Namespace) -> ArchiveFilter:
@@ -104,6 +130,121 @@ async def _sink(choice: SinkChoice) -> AsyncIterator[FindingSink]:
         yield sinks[0] if len(sinks) == 1 else FanOutFindingSink(sinks)
 
 
+@contextlib.asynccontextmanager
+async def _suppressor(
+    location: str | None, audit_file: Path, endpoint_url: str | None
+) -> AsyncIterator[Suppressor | None]:
+    """The suppression rules at ``location`` (None: no suppression), auditing to a file."""
+    if location is None:
+        yield None
+        return
+    if not audit_file.parent.is_dir():
+        raise ConfigError(f"suppression audit file {audit_file}: no folder {audit_file.parent}")
+    audit = JsonlFindingSink(audit_file)
+    suppressor = Suppressor(rules_source(location, endpoint_url=endpoint_url), audit)
+    try:
+        await suppressor.start()
+        yield suppressor
+    finally:
+        await suppressor.close()
+        await audit.close()
+
+
+def check_suppressions(args: argparse.Namespace) -> int:
+    """``detector suppressions check FILE``: 0 and a summary, or 1 and each problem's line."""
+    from datetime import UTC, datetime
+
+    async def read() -> RuleSet:
+        source = rules_source(args.file, endpoint_url=args.endpoint_url or _endpoint_env())
+        try:
+            return await load_rule_set(source)
+        finally:
+            await source.close()
+
+    try:
+        rules = asyncio.run(read())
+    except SuppressionFileError as err:
+        print(err, file=sys.stderr)
+        return 1
+    now = datetime.now(UTC)
+    print(f"{args.file}: {len(rules)} rule(s) OK")
+    for rule in rules.rules:
+        until = "no expiry" if rule.expires is None else f"until {rule.expires:%Y-%m-%d %H:%M}Z"
+        expired = "" if rule.active_at(now) else " (EXPIRED: matches nothing from then on)"
+        print(f"  {rule.id} (line {rule.line}, {rule.owner}, {until}){expired}: {rule.reason}")
+    return 0
+
+
+def _endpoint_env() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def shadow_report(args: argparse.Namespace) -> int:
+    """``detector shadow-report FINDINGS``."""
+    import orjson
+
+    from detector.shadow import budget_of, read_findings, summarise
+
+    if not args.findings.is_file():
+        raise ConfigError(f"shadow findings file {args.findings} does not exist")
+    artifact = load_artifact(args.model or DEFAULT_MODEL_DIR, signing_from_environment(os.environ))
+    budget = args.budget if args.budget is not None else budget_of(artifact.manifest)
+    findings, failures = read_findings(args.findings)
+    report = summarise(
+        findings,
+        budget=budget,
+        principal_days=args.principal_days,
+        principals_per_day=args.principals,
+        bad_lines=failures,
+    )
+    given = args.principal_days is not None or args.principals is not None
+    if args.state_dir is not None and not given and report.first_day and report.last_day:
+        from_state = _state_principal_days(
+            args.state_dir, artifact, report.first_day, report.last_day
+        )
+        if from_state is not None:
+            days, how = from_state
+            report = summarise(
+                findings,
+                budget=budget,
+                principal_days=days,
+                principal_days_how=how,
+                bad_lines=failures,
+            )
+    if args.json:
+        print(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(report.text(top=args.top))
+    return 0
+
+
+def _state_principal_days(
+    state_dir: Path, artifact: ModelArtifact, first: date, last: date
+) -> tuple[float, str] | None:
+    """Principal-days of ``first``..``last`` from a saved state's profiles, and how they were
+    counted; None (said on stderr) when the state knows nobody active then."""
+    from detector.shadow import principal_days_from_profile
+    from detector.state import LocalStateStore
+
+    snapshot = LocalStateStore(state_dir).load()
+    if snapshot is None:
+        raise ConfigError(f"no saved state in {state_dir}")
+    principals = Pipeline(artifact).restore(snapshot).features.profiles.principals
+    days = principal_days_from_profile(principals, first, last)
+    if days == 0:  # the profile learns as windows close: a short run may know nobody yet
+        print(
+            f"the state in {state_dir} knows no principal active in those days: "
+            "principal-days counted from the file",
+            file=sys.stderr,
+        )
+        return None
+    how = (
+        f"from the state in {state_dir}: {principals.height} principal(s) known, each counted "
+        "from its first to its last event within the days covered (a ceiling)"
+    )
+    return float(days), how
+
+
 async def _detections(sigma_rules: list[str], endpoint_url: str | None) -> list[Detection]:
     """The shipped detections, and the Sigma rules at ``sigma_rules`` that compile."""
     if not sigma_rules:
@@ -141,7 +282,11 @@ async def _replay(args: argparse.Namespace) -> int:
     )
     store = LocalStateStore(args.state_dir) if args.state_dir else None
     choice = sink_choice(args)
-    async with _opener(args) as source, _sink(choice) as sink:
+    async with (
+        _opener(args) as source,
+        _sink(choice) as sink,
+        _suppressor(args.suppressions, args.suppressions_audit, _endpoint(args)) as suppressor,
+    ):
         summary = await run_replay(
             source,
             args.source,
@@ -151,10 +296,13 @@ async def _replay(args: argparse.Namespace) -> int:
             store=store,
             progress=Progress(sys.stderr),
             limits=limits,
+            suppressor=suppressor,
         )
     print(summary.text())
     for where in choice.names:
         print(f"findings -> {where}")
+    if suppressor is not None:
+        print(f"suppressed findings -> {args.suppressions_audit}")
     if args.state_dir:
         print(f"state -> {args.state_dir}")
     too_many = max_bad.exceeded(summary)

@@ -17,8 +17,11 @@ and source continues after the cursor instead of starting over. The state is the
 service reads, so ``detector replay ... --state-dir DIR`` then ``detector run --state-dir DIR``
 starts the service with the history's profiles.
 
-Imports: asyncio, polars, and the detector's archive, pipeline, sinks, findings and state
-packages. The CLI owns files and the clock; they come in as arguments.
+Suppression: with a :class:`~detector.suppression.Suppressor`, findings its rules match go to
+its audit sink instead of ``sink``, judged at their own event time as the service judges them.
+
+Imports: asyncio, polars, and the detector's archive, pipeline, sinks, findings, state and
+suppression packages. The CLI owns files and the clock; they come in as arguments.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from detector.findings import Finding, finding_to_json
 from detector.pipeline import Pipeline, PipelineState
 from detector.sinks import FindingMessage, FindingSink
 from detector.state import Snapshot, StateStore
+from detector.suppression import Split, Suppressor
 
 __all__ = [
     "DEFAULT_MAX_BAD",
@@ -90,6 +94,7 @@ class ReplaySummary:
     resumed: bool = False
     findings_by_kind: Counter[str] = field(default_factory=Counter)
     findings_by_severity: Counter[str] = field(default_factory=Counter)
+    suppressed_by_rule: Counter[str] = field(default_factory=Counter)  # not sent: audited
     failure_samples: list[str] = field(default_factory=list)
     failures: int = 0  # bad records and failed files together (all of them, named or not)
     # Batches on which a detection raised (a bug in it), by detection id: the rest went on.
@@ -128,6 +133,12 @@ class ReplaySummary:
                 else ""
             ),
             *(f"  {kind}: {n}" for kind, n in self.findings_by_kind.most_common()),
+            *(
+                [f"suppressed: {sum(self.suppressed_by_rule.values())}"]
+                if self.suppressed_by_rule
+                else []
+            ),
+            *(f"  rule {rule}: {n}" for rule, n in sorted(self.suppressed_by_rule.items())),
             *(f"  failed: {s}" for s in self.failure_samples),
             *([f"  ... and {unnamed:,} more failed files and records"] if unnamed > 0 else []),
             *(
@@ -275,8 +286,10 @@ async def replay(
     progress: Progress | None = None,
     decode_processes: int | None = None,
     limits: DecodeLimits | None = None,
+    suppressor: Suppressor | None = None,
 ) -> ReplaySummary:
-    """Replay ``source`` through ``pipeline``; findings to ``sink``; state to ``store``.
+    """Replay ``source`` through ``pipeline``; findings to ``sink``; state to ``store``;
+    findings ``suppressor``'s rules match to its audit sink instead (as the service does).
 
     ``decode_processes``: worker processes that decode the files (None: one per CPU when there
     are several; 0: none, decode in a thread of this process). ``limits``: the decompressed
@@ -304,10 +317,9 @@ async def replay(
                 state, findings, report = await asyncio.to_thread(
                     pipeline.step, state, chunk.events, clock()
                 )
-                _account(summary, chunk, report.principals, findings)
+                _account(summary, chunk, report.principals)
                 summary.detection_errors.update(f.detection_id for f in report.detection_failures)
-                if findings:
-                    await sink.send(_messages(findings))
+                await _deliver(findings, sink, suppressor, summary)
                 since_checkpoint += chunk.events.height
                 reached = report.watermark or reached
                 if store is not None and since_checkpoint >= checkpoint_every:
@@ -317,9 +329,7 @@ async def replay(
                     progress.update(summary, reached)
                 cursor = chunk.cursor
         state, findings, report = pipeline.flush(state, clock())
-        _count_findings(summary, findings)
-        if findings:
-            await sink.send(_messages(findings))
+        await _deliver(findings, sink, suppressor, summary)
         if store is not None and cursor is not None:
             _save(pipeline, store, state, cursor, source_name)
     if progress is not None:
@@ -344,14 +354,29 @@ def _decode_pool(processes: int | None) -> Iterator[Executor | None]:
         yield pool
 
 
-def _count_findings(summary: ReplaySummary, findings: list[Finding]) -> None:
-    summary.findings_by_kind.update(f.kind for f in findings)
-    summary.findings_by_severity.update(f.severity_label for f in findings)
-
-
-def _account(
-    summary: ReplaySummary, chunk: EventChunk, principals: int, findings: list[Finding]
+async def _deliver(
+    findings: list[Finding],
+    sink: FindingSink,
+    suppressor: Suppressor | None,
+    summary: ReplaySummary,
 ) -> None:
+    """As the service's consumer does: suppressed findings to the audit sink, the rest to
+    ``sink``; counted once both have them."""
+    if suppressor is None:
+        split = Split(tuple(findings), ())
+    else:
+        split = await suppressor.split(findings)
+    if split.kept:
+        await sink.send(_messages(list(split.kept)))
+    if suppressor is not None:
+        await suppressor.write_audit(split)
+        suppressor.record(split)
+    summary.findings_by_kind.update(f.kind for f in split.kept)
+    summary.findings_by_severity.update(f.severity_label for f in split.kept)
+    summary.suppressed_by_rule.update(rule.id for _, rule in split.suppressed)
+
+
+def _account(summary: ReplaySummary, chunk: EventChunk, principals: int) -> None:
     counts = chunk.counts
     summary.events += chunk.events.height
     summary.late_events += counts.late_events
@@ -366,7 +391,6 @@ def _account(
     summary.failure_samples.extend(
         str(f) for f in chunk.failures[: NAMED_FAILURES - len(summary.failure_samples)]
     )
-    _count_findings(summary, findings)
 
 
 def event_frames(

@@ -6,7 +6,8 @@ drain. Message lifecycle (see :mod:`detector.service._ledger` for the phases)::
     receive(10, long poll) ─► held, BUFFERED ─► micro-batch (1,000 msgs or 2 s; under load
         everything buffered, up to 10,000: the step's cost is mostly per batch)
         ─► decode and pipeline step (one worker thread: the event loop keeps receiving)
-        ─► findings sent to every sink
+        ─► findings sent to every sink (those a suppression rule matches, to its audit sink
+            instead: :mod:`detector.suppression`, the file re-read here when it changed)
         ─► PROCESSED (held; its events live in the in-memory state)
         ─► checkpoint (every 10 s, when too much is held, or when the queue looks drained)
         ─► CHECKPOINTED ─► DeleteMessageBatch (on the event loop) ─► forgotten
@@ -52,6 +53,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -89,6 +91,7 @@ from detector.service._policy import (
 )
 from detector.sinks import FindingMessage, FindingSink, SinkError
 from detector.state import StateStore
+from detector.suppression import Split, Suppressor
 
 __all__ = ["Consumer", "ConsumerCounts", "DrainReport"]
 
@@ -176,8 +179,10 @@ class Consumer:
         health: Health | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         backoff: Callable[[int], float] | None = None,
+        suppressor: Suppressor | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.suppressor = suppressor
         self.queue = queue
         self.sinks = tuple(sinks)
         self.store = store
@@ -362,10 +367,17 @@ class Consumer:
         if poison:
             await self._hand_back_poison([e for e in batch if e.handle in poison], poison)
         try:
-            await self._send(stepped.findings)
+            split = await self._suppress(stepped.findings)
+            await self._send(split.kept)
+            if self.suppressor is not None:
+                await self.suppressor.write_audit(split)
         except SinkError as err:
             self._findings_failed(err, len(stepped.findings), good, now)
             return False
+        if self.suppressor is not None:
+            self.suppressor.record(split)
+            for rule_id, n in Counter(rule.id for _, rule in split.suppressed).items():
+                self.metrics.findings_suppressed.labels(rule=rule_id).inc(n)
         if self._sink_failures:
             self._sink_failures = 0
             self._sink_retry_at = None
@@ -374,8 +386,13 @@ class Consumer:
         self._state = stepped.state
         self.ledger.mark_entries(good, Phase.PROCESSED)
         self._update_room()
-        self._record(stepped, len(good), self._monotonic() - started)
+        self._record(stepped, split.kept, len(good), self._monotonic() - started)
         return True
+
+    async def _suppress(self, findings: list[Finding]) -> Split:
+        if self.suppressor is None:
+            return Split(tuple(findings), ())
+        return await self.suppressor.split(findings)
 
     def _decode_and_step(
         self, state: PipelineState, messages: Sequence[QueueMessage], now: datetime
@@ -476,11 +493,13 @@ class Consumer:
         self.ledger.forget_entries(entries)
         self._update_room()
 
-    def _record(self, stepped: _Stepped, messages: int, seconds: float) -> None:
+    def _record(
+        self, stepped: _Stepped, sent: Sequence[Finding], messages: int, seconds: float
+    ) -> None:
         m = self.metrics
         report = stepped.report
         m.batch_seconds.observe(seconds)
-        for severity, count in report.findings_by_severity.items():
+        for severity, count in Counter(f.severity_label for f in sent).items():
             m.findings.labels(severity=severity).inc(count)
         if report.principals_learning is not None:
             m.principals_learning.set(report.principals_learning)
@@ -498,7 +517,7 @@ class Consumer:
         m.events_late.inc(report.late_events)
         m.queue_lag_seconds.observe_many(stepped.lags)
         self.counts.events += report.events_in
-        self.counts.findings += len(stepped.findings)
+        self.counts.findings += len(sent)
         _log.debug(
             "batch processed",
             extra=fields(
@@ -506,7 +525,8 @@ class Consumer:
                 events=report.events_in,
                 duplicates=duplicates,
                 late=report.late_events,
-                findings=len(stepped.findings),
+                findings=len(sent),
+                suppressed=len(stepped.findings) - len(sent),
                 seconds=round(seconds, 4),
             ),
         )

@@ -192,6 +192,26 @@ class ServiceMetrics:
             registry=r,
         )
 
+        self.findings_suppressed = Counter(
+            "detector_findings_suppressed",
+            "findings a suppression rule kept from the sinks (written to the audit file)",
+            ["rule"],
+            registry=r,
+        )
+        self.suppression_rules = Gauge(
+            "detector_suppression_rules", "suppression rules in force", registry=r
+        )
+        self.suppression_reload_failures = Counter(
+            "detector_suppression_reload_failures",
+            "changed suppression files that could not be used (the rules in force were kept)",
+            registry=r,
+        )
+        self.shadow_mode = Gauge(
+            "detector_shadow_mode",
+            "1 in shadow mode: findings go only to the shadow sink",
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -3,15 +3,16 @@ sinks, the ops port, signals and the log.
 
 Start-up, in order, each failure a :class:`~detector.errors.DetectorError` naming the thing
 (the CLI exits 2): the ops port (``/healthz`` answers from the start, ``/readyz`` says what is
-not ready yet), the model, the state directory, the input queue (it must exist and accept the
+not ready yet), the model, the state directory, the suppression rules if any (a file that fails
+``detector suppressions check`` stops here), the input queue (it must exist and accept the
 credentials; its ``VisibilityTimeout`` and ``RedrivePolicy`` become the consumer's defaults),
-the findings sinks (queue, file, Security Hub, EventBridge bus: each checked), then the saved
-state. Then the consumer runs until SIGTERM or
+the findings sinks (queue, file, Security Hub, EventBridge bus: each checked; in shadow mode
+only the shadow file or queue), then the saved state. Then the consumer runs until SIGTERM or
 SIGINT and drains within the grace period: exit 0 when the last checkpoint was saved, 1 when
 it was not or the input queue became unusable.
 
 Imports: the standard library, aiobotocore (one GetQueueAttributes at start-up), and the
-detector's ingest, sinks, state, scoring, pipeline and this package.
+detector's ingest, sinks, state, scoring, pipeline, suppression and this package.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ from detector.service._logging import configure_logging, fields
 from detector.service._metrics import ServiceMetrics
 from detector.service._policy import DEFAULT_VISIBILITY_TIMEOUT, ConsumerConfig
 from detector.service._settings import ServiceSettings, resolve_settings
-from detector.sinks import FindingFormat, SinkChoice, open_sinks
+from detector.sinks import FindingFormat, JsonlFindingSink, SinkChoice, open_sinks
 from detector.state import LocalStateStore
+from detector.suppression import Suppressor, rules_source
 
 __all__ = ["ServiceRuntime", "load_model", "run_command"]
 
@@ -156,6 +158,11 @@ class ServiceRuntime:
     @property
     def sink_choice(self) -> SinkChoice:
         settings = self.settings
+        if settings.shadow:  # native JSON, so that `detector shadow-report` can read it
+            return SinkChoice(
+                findings_queue_url=settings.shadow_findings_queue_url,
+                findings_file=settings.shadow_file,
+            )
         return SinkChoice(
             findings_queue_url=settings.findings_queue_url,
             findings_file=settings.findings_file,
@@ -237,7 +244,12 @@ class ServiceRuntime:
         detections = await self._detections()
         self.health.ready("model")
         await asyncio.to_thread(_check_state_dir, settings.state_dir)
-        _log.info("findings go to", extra=fields(sinks=list(self.sink_choice.names)))
+        _log.info(
+            "findings go to" + (" (shadow mode: nowhere else)" if settings.shadow else ""),
+            extra=fields(sinks=list(self.sink_choice.names), shadow=settings.shadow),
+        )
+        self.metrics.shadow_mode.set(1 if settings.shadow else 0)
+        suppressor = await self._suppressor(stack)
 
         input_config = self._sqs_config(settings.queue_url, settings.receivers + 6)
         queue = await SqsQueue.open(input_config)
@@ -269,6 +281,7 @@ class ServiceRuntime:
             config,
             metrics=self.metrics,
             health=self.health,
+            suppressor=suppressor,
         )
         await consumer.start()
         self.health.ready("state")
@@ -285,6 +298,34 @@ class ServiceRuntime:
             ),
         )
         return consumer
+
+    async def _suppressor(self, stack: AsyncExitStack) -> Suppressor | None:
+        """The suppression rules, loaded (an unusable file stops the start-up), and their
+        audit file."""
+        settings = self.settings
+        if settings.suppressions is None:
+            return None
+        audit_file = settings.audit_file
+        if not audit_file.parent.is_dir():
+            raise ConfigError(f"suppression audit file {audit_file}: no folder {audit_file.parent}")
+        audit = JsonlFindingSink(audit_file)
+        stack.push_async_callback(audit.close)
+        # S3's endpoint, if any, is botocore's own AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL.
+        source = rules_source(settings.suppressions, region=settings.region)
+        m = self.metrics
+        suppressor = Suppressor(
+            source,
+            audit,
+            on_rules=m.suppression_rules.set,
+            on_reload_failed=m.suppression_reload_failures.inc,
+        )
+        stack.push_async_callback(suppressor.close)
+        await suppressor.start()
+        _log.info(
+            "suppressed findings go to",
+            extra=fields(audit=str(audit_file), rules=len(suppressor.rules)),
+        )
+        return suppressor
 
     async def _detections(self) -> tuple[Detection, ...]:
         """The shipped detections and the Sigma rules that compile; each refused rule is

@@ -204,6 +204,22 @@ OPTIONS: Final[tuple[Option, ...]] = (
            "after SIGTERM/SIGINT: time to finish, checkpoint, release and exit", "S"),
     Option("log_level", "--log-level", "DETECTOR_LOG_LEVEL", _level, "INFO", "info",
            "debug, info, warning or error (JSON lines on stderr)", "LEVEL"),
+    Option("suppressions", "--suppressions", "DETECTOR_SUPPRESSIONS", str, None, "none",
+           "suppression rules: a YAML file or s3://bucket/key, re-read between batches when it "
+           "changes (docs/operator-loop.md)", "FILE"),
+    Option("suppressions_audit", "--suppressions-audit", "DETECTOR_SUPPRESSIONS_AUDIT", Path, None,
+           "suppressed.jsonl in the state directory",
+           "JSON Lines file each suppressed finding is written to, with the rule that hid it",
+           "FILE"),
+    Option("shadow", "--shadow", "DETECTOR_SHADOW", _yes_no, False, "false",
+           "shadow mode: run everything, but send findings only to the shadow sink (the findings "
+           "queue, file, Security Hub and bus are left alone)", "BOOL", bare="true"),
+    Option("shadow_findings_file", "--shadow-findings-file", "DETECTOR_SHADOW_FINDINGS_FILE",
+           Path, None, "shadow-findings.jsonl in the state directory, unless a shadow queue is "
+           "given", "in shadow mode, append findings (native JSON) to this file", "FILE"),
+    Option("shadow_findings_queue_url", "--shadow-findings-queue-url",
+           "DETECTOR_SHADOW_FINDINGS_QUEUE_URL", _url, None, "none",
+           "in shadow mode, send findings (native JSON) to this SQS queue", "URL"),
     Option("sigma_rules", "--sigma-rules", "DETECTOR_SIGMA_RULES", _locations, (), "none",
            "also run the CloudTrail Sigma rules in this folder or s3:// prefix (repeatable; "
            "the variable takes a comma-separated list)", "DIR", repeatable=True),
@@ -238,11 +254,35 @@ class ServiceSettings:
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     log_level: str = "INFO"
     sigma_rules: tuple[str, ...] = ()
+    suppressions: str | None = None
+    suppressions_audit: Path | None = None
+    shadow: bool = False
+    shadow_findings_file: Path | None = None
+    shadow_findings_queue_url: str | None = None
     region: str = DEFAULT_REGION
     endpoint_url: str | None = None
 
+    @property
+    def audit_file(self) -> Path:
+        """Where suppressed findings are written."""
+        return self.suppressions_audit or self.state_dir / "suppressed.jsonl"
+
+    @property
+    def shadow_file(self) -> Path | None:
+        """The shadow mode's findings file (None: a shadow queue alone was given)."""
+        if self.shadow_findings_file is not None or self.shadow_findings_queue_url is not None:
+            return self.shadow_findings_file
+        return self.state_dir / "shadow-findings.jsonl"
+
     def __post_init__(self) -> None:
         chosen = (self.findings_queue_url, self.findings_file, self.security_hub, self.event_bus)
+        if self.shadow:
+            return  # findings go to the shadow sink only, whatever else is configured
+        if self.shadow_findings_file or self.shadow_findings_queue_url:
+            raise ConfigError(
+                "a shadow sink (--shadow-findings-file, --shadow-findings-queue-url) is used "
+                "only in shadow mode: add --shadow (DETECTOR_SHADOW=true)"
+            )
         if not any(chosen):
             raise ConfigError(
                 "nowhere to send findings: give --findings-queue-url "
