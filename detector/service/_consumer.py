@@ -55,7 +55,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 import polars as pl
@@ -71,11 +71,13 @@ from detector.ingest import (
     utc_now,
 )
 from detector.pipeline import Pipeline, PipelineState, StepReport
+from detector.scoring import ModelArtifact
 from detector.service._decode import DecodedMessages, decode_batch
 from detector.service._http import Health
 from detector.service._ledger import HeldMessage, Ledger, Phase
 from detector.service._logging import fields
 from detector.service._metrics import ServiceMetrics
+from detector.service._model_watch import swap_model
 from detector.service._policy import (
     DEFAULT_GRACE_SECONDS,
     DRAINED_POLL_SECONDS,
@@ -90,7 +92,14 @@ from detector.service._policy import (
 from detector.sinks import FindingMessage, FindingSink, SinkError
 from detector.state import StateStore
 
-__all__ = ["Consumer", "ConsumerCounts", "DrainReport"]
+__all__ = ["Consumer", "ConsumerCounts", "DrainReport", "ModelUpdates"]
+
+
+class ModelUpdates(Protocol):
+    """Where verified new models wait (a :class:`~detector.service._model_watch.ModelWatcher`)."""
+
+    def take(self) -> ModelArtifact | None: ...
+
 
 _FATAL_RECEIVE_ERRORS: Final = 5  # non-transient receive errors in a row before giving up
 _MAX_BACKOFF_SECONDS: Final = 10.0
@@ -176,8 +185,10 @@ class Consumer:
         health: Health | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         backoff: Callable[[int], float] | None = None,
+        model_updates: ModelUpdates | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.model_updates = model_updates
         self.queue = queue
         self.sinks = tuple(sinks)
         self.store = store
@@ -245,6 +256,20 @@ class Consumer:
                 ),
             )
         self._last_checkpoint = self._clock()
+        self.metrics.model.loaded(self.pipeline.artifact)
+
+    def adopt_model(self) -> bool:
+        """Between batches: swap in the model :attr:`model_updates` has verified, if any,
+        keeping the state (see :func:`detector.service._model_watch.swap_model`)."""
+        artifact = None if self.model_updates is None else self.model_updates.take()
+        if artifact is None:
+            return False
+        before = self.pipeline.artifact.version
+        self.pipeline, self._state = swap_model(self.pipeline, self.state, artifact)
+        self.metrics.model.loaded(artifact)
+        self.metrics.model.reloads.inc()
+        _log.info("model swapped", extra=fields(model_version=artifact.version, previous=before))
+        return True
 
     def stop(self) -> None:
         """Stop receiving and drain (idempotent; safe from a signal handler)."""
@@ -497,6 +522,7 @@ class Consumer:
         m.events_duplicate.inc(duplicates)
         m.events_late.inc(report.late_events)
         m.queue_lag_seconds.observe_many(stepped.lags)
+        m.model.observe(report, stepped.findings)
         self.counts.events += report.events_in
         self.counts.findings += len(stepped.findings)
         _log.debug(
@@ -811,6 +837,7 @@ class Consumer:
             self._wake.clear()
             if self.health is not None:
                 self.health.tick()
+            self.adopt_model()
             processed = await self.process_due()
             # Checked after every batch: under a steady stream batches are always due, and
             # deletes must keep pace with them.
