@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from detector.scoring._calibrate import DEFAULT_ALERT_BUDGET
+
 if TYPE_CHECKING:
     from detector.findings import Finding
     from detector.pipeline import StepReport
@@ -149,7 +151,8 @@ class ModelMetrics:
         for level, value in quantiles.items():
             self.score_quantile.labels(quantile=level, scores="training").set(value)
         self._edges, self._expected = training_bins(quantiles)
-        self.alert_budget.set(float(artifact.manifest["alert_budget_per_1000_principal_days"]))
+        budget = artifact.manifest.get("alert_budget_per_1000_principal_days", DEFAULT_ALERT_BUDGET)
+        self.alert_budget.set(float(budget))
         # Scores of another model are on another scale: the live window starts again.
         self._live.clear()
         self._live_size = 0
