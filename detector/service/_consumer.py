@@ -42,8 +42,12 @@ given, and each piece of work is a public method (:meth:`Consumer.receive_once`,
 :meth:`~Consumer.drain`), so tests drive them one at a time against the in-memory queue with a
 manual clock; :meth:`Consumer.run` composes them with concurrent receive loops.
 
+Between two batches, :meth:`Consumer.adopt_model` swaps in a model its ``model_updates`` have
+verified (see :mod:`detector.service._model_watch`), keeping the state.
+
 Imports: the standard library, numpy, polars, and the detector's pipeline, events, ingest,
-sinks, findings, state and this package. I/O only through the ports it is given.
+sinks, findings, scoring (types), state and this package. I/O only through the ports it is
+given.
 """
 
 from __future__ import annotations
