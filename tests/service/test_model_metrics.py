@@ -10,9 +10,16 @@ import numpy as np
 import polars as pl
 import pytest
 
+from detector.features import FeatureConfig
 from detector.findings import Finding
-from detector.pipeline import Pipeline, StepReport
-from detector.scoring import DEFAULT_MODEL_DIR, CalibrationBounds, LiveThreshold, load_artifact
+from detector.pipeline import Pipeline, PipelineConfig, StepReport
+from detector.scoring import (
+    DEFAULT_MODEL_DIR,
+    CalibrationBounds,
+    LearningConfig,
+    LiveThreshold,
+    load_artifact,
+)
 from detector.service import ServiceMetrics
 from detector.service._model_metrics import psi, training_bins
 from detector.service._model_watch import swap_model
@@ -103,7 +110,12 @@ def test_the_learning_share_and_the_live_quantiles() -> None:
 def test_a_swap_keeps_the_state_and_restarts_only_the_live_threshold(
     trained_model_dir: Path, small_events: pl.DataFrame, tmp_path: Path
 ) -> None:
-    pipeline = Pipeline(load_artifact(trained_model_dir))
+    artifact = load_artifact(trained_model_dir)
+    # learning off: a cold start reports model findings at once, so their version shows
+    config = PipelineConfig(
+        FeatureConfig(window=artifact.window), learning=LearningConfig(enabled=False)
+    )
+    pipeline = Pipeline(artifact, config=config)
     start = small_events.get_column("event_time").min()
     assert isinstance(start, datetime)
     hours = small_events.filter(pl.col("event_time") < start + timedelta(hours=6))
@@ -125,15 +137,13 @@ def test_a_swap_keeps_the_state_and_restarts_only_the_live_threshold(
     # the state goes on with the new model as with the old
     later = small_events.filter(
         (pl.col("event_time") >= start + timedelta(hours=6))
-        & (pl.col("event_time") < start + timedelta(hours=8))
+        & (pl.col("event_time") < start + timedelta(hours=12))
     )
-    _, old_findings, _ = pipeline.step(state, later, NOW)
+    _, old_findings, old_report = pipeline.step(state, later, NOW)
     _, new_findings, new_report = swapped.step(kept, later, NOW)
-    assert {f.finding_id for f in new_findings if f.kind != "model_anomaly"} == {
-        f.finding_id for f in old_findings if f.kind != "model_anomaly"
-    }
-    assert all(
-        f.model_version == retrained.version for f in new_findings if f.kind == "model_anomaly"
-    )
-    assert new_report.principals_known
-    assert new_report.events_in == later.height > 0
+    assert new_report.windows_closed > 0
+    # the same weights on the kept baselines score every window as before the swap
+    np.testing.assert_array_equal(new_report.window_scores, old_report.window_scores)
+    assert [f.finding_id for f in new_findings] == [f.finding_id for f in old_findings]
+    assert new_report.principals_known == old_report.principals_known > 0
+    # (model findings carry the scoring artifact's version: tests/unit/test_scoring.py)
