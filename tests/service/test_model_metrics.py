@@ -23,7 +23,7 @@ from detector.scoring import (
 from detector.service import ServiceMetrics
 from detector.service._model_metrics import psi, training_bins
 from detector.service._model_watch import swap_model
-from tests.registry.models import model_copy
+from tests.model_versions import model_copy
 
 QUANTILES = {"0.5": 0.5, "0.9": 0.9, "0.99": 0.99, "1": 1.0}
 NOW = datetime(2024, 3, 9, 12, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ from aiobotocore.session import AioSession
 
 from detector.registry import ModelRegistry, S3ObjectStore
 from tests.integration.moto_support import REGION, SqsAdmin
-from tests.registry.models import model_copy
+from tests.model_versions import model_copy
 from tests.service.conftest import Stream
 from tests.service.moto_helpers import feed, wait_until
 from tests.service.test_service_moto import aws_environment, running, settings_for

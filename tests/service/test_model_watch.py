@@ -12,7 +12,7 @@ from detector.errors import ConfigError, ModelError
 from detector.registry import MemoryObjectStore, ModelRegistry
 from detector.service import ServiceMetrics, resolve_settings
 from detector.service._model_watch import ModelWatcher
-from tests.registry.models import model_copy
+from tests.model_versions import model_copy
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

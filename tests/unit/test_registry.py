@@ -19,7 +19,7 @@ from detector.registry import (
     rollback,
     split_model_url,
 )
-from tests.registry.models import model_copy
+from tests.model_versions import model_copy
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

@@ -1,5 +1,5 @@
-"""Model versions for the registry tests: a model re-saved under another name (same weights,
-so a distinct ``<name>@<hash>`` costs no training)."""
+"""Model versions for the registry and roll-out tests: a model re-saved under another name
+(same weights, so a distinct ``<name>@<hash>`` costs no training)."""
 
 from __future__ import annotations
 

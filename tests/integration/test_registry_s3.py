@@ -15,7 +15,7 @@ import pytest
 from detector.cli import main
 from detector.registry import ModelRegistry, S3ObjectStore
 from detector.synthetic import write_archive
-from tests.registry.models import model_copy
+from tests.model_versions import model_copy
 
 REGION = "us-east-1"
 BUCKET = "org-models"
