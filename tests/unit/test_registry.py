@@ -126,3 +126,27 @@ async def test_a_version_published_under_another_name_is_refused(tmp_path: Path)
         store.objects[key.replace(artifact.version, renamed)] = store.objects[key]
     with pytest.raises(ModelError, match="names org@"):
         await registry.load(renamed, tmp_path / "cache")
+
+
+def test_public_names_are_the_intended_ones() -> None:
+    import detector.registry as registry
+
+    assert set(registry.__all__) == {
+        "POINTER_NAME",
+        "QUALITY_FILE",
+        "LocalObjectStore",
+        "MemoryObjectStore",
+        "ModelRegistry",
+        "ObjectStore",
+        "Pointer",
+        "S3ObjectStore",
+        "VersionInfo",
+        "open_registry",
+        "promote",
+        "quality_report",
+        "reload_decision",
+        "rollback",
+        "split_model_url",
+    }
+    for name in registry.__all__:
+        assert getattr(registry, name) is not None
