@@ -20,12 +20,18 @@ from detector.errors import DetectorError
 __all__ = ["main"]
 
 
+_RELATIVE = {"d": "days", "h": "hours", "m": "minutes"}
+
+
 def _utc(text: str) -> datetime:
-    """ISO-8601 date or time; naive values are UTC; ``now`` is now."""
-    from datetime import UTC
+    """ISO-8601 date or time; naive values are UTC; ``now`` is now; ``-30d``, ``-12h`` or
+    ``-90m`` are that long before now (a scheduled retraining's rolling period)."""
+    from datetime import UTC, timedelta
 
     if text == "now":
         return datetime.now(UTC)
+    if text.startswith("-") and text[-1:] in _RELATIVE and text[1:-1].isdigit():
+        return datetime.now(UTC) - timedelta(**{_RELATIVE[text[-1]]: int(text[1:-1])})
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -38,7 +44,9 @@ def _archive_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "source", help="a folder in CloudTrail's S3 layout, s3://bucket/prefix, or a .jsonl file"
     )
-    parser.add_argument("--since", type=_utc, help="first event time (ISO-8601, UTC)")
+    parser.add_argument(
+        "--since", type=_utc, help="first event time (ISO-8601, UTC, or -30d / -12h before now)"
+    )
     parser.add_argument("--until", type=_utc, help="end of the period (exclusive), or 'now'")
     parser.add_argument("--accounts", type=_csv, help="comma-separated account ids")
     parser.add_argument("--regions", type=_csv, help="comma-separated regions")
@@ -55,8 +63,13 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model on an archive of CloudTrail")
     _archive_arguments(train)
-    train.add_argument("--out", type=Path, required=True, help="model folder to write")
-    train.add_argument("--name", help="model name (default: the folder's name)")
+    train.add_argument(
+        "--out",
+        required=True,
+        help="model folder to write, or a registry s3://bucket/prefix/models (publishes "
+        "<name>@<hash>/ with its quality report; promote it with `detector models promote`)",
+    )
+    train.add_argument("--name", help="model name (default: the folder's name; 'model' for s3)")
     train.add_argument("--alert-budget", type=float, help="model findings per 1,000 principal-days")
     train.add_argument("--warmup-hours", type=float, help="profile warm-up, not fitted")
     train.add_argument("--seed", type=int, default=0)
@@ -203,6 +216,22 @@ def _parser() -> argparse.ArgumentParser:
     shadow.add_argument("--top", type=int, default=10, help="principals listed (default 10)")
     shadow.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    models = commands.add_parser(
+        "models", help="the model registry: list versions, promote one, roll back"
+    )
+    models_commands = models.add_subparsers(dest="models_command", required=True)
+    for name, text in (
+        ("list", "the published versions and which one runs"),
+        ("promote", "point the registry's pointer at a version (the running one is kept)"),
+        ("rollback", "point back at the version promoted before the running one"),
+    ):
+        sub = models_commands.add_parser(name, help=text)
+        sub.add_argument("registry", help="s3://bucket/prefix/models, or a folder")
+        if name == "promote":
+            sub.add_argument("version", help="<name>@<hash>, as `detector models list` shows")
+        sub.add_argument("--pointer", default="current", help="pointer object (default: current)")
+        sub.add_argument("--endpoint-url", help="S3-compatible endpoint (moto, MinIO, ...)")
+
     from detector.service import add_run_arguments  # the flags table only: a light import
 
     run = commands.add_parser(
@@ -226,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from detector.service import run_command
 
             return run_command(vars(args), os.environ)
+        if args.command == "models":
+            from detector import registry_commands
+
+            return registry_commands.run(args)
         if args.command == "detections":
             from detector import commands
 

@@ -53,6 +53,7 @@ __all__ = [
     "shape_names",
     "sink_choice",
     "train",
+    "train_folder",
 ]
 
 
@@ -78,9 +79,18 @@ def _opener(args: argparse.Namespace) -> contextlib.AbstractAsyncContextManager[
 
 
 def train(args: argparse.Namespace) -> int:
+    if str(args.out).startswith("s3://"):
+        from detector.registry_commands import train_to_registry
+
+        return train_to_registry(args, train_folder)
+    return train_folder(args, Path(args.out))
+
+
+def train_folder(args: argparse.Namespace, out: Path) -> int:
+    """Train into the model folder ``out``."""
     from detector.replay import event_frames
 
-    config = TrainingConfig(name=args.name or args.out.name, seed=args.seed)
+    config = TrainingConfig(name=args.name or out.name, seed=args.seed)
     if args.alert_budget is not None:
         config = replace(config, alert_budget=args.alert_budget)
     if args.warmup_hours is not None:
@@ -88,7 +98,7 @@ def train(args: argparse.Namespace) -> int:
     signing = signing_from_environment(os.environ)
     frames = event_frames(lambda: _opener(args), _filter(args))
     try:
-        artifact = train_model(frames, args.out, config, args.source, signing)
+        artifact = train_model(frames, out, config, args.source, signing)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     t = artifact.manifest["training"]
@@ -98,7 +108,7 @@ def train(args: argparse.Namespace) -> int:
     print(
         f"trained {artifact.version} on {t['events']:,} events, {t['principals']} principals, "
         f"{t['windows_fitted']:,} windows; threshold {artifact.threshold:.6f} at "
-        f"{config.alert_budget:g} findings per 1,000 principal-days -> {args.out}"
+        f"{config.alert_budget:g} findings per 1,000 principal-days -> {out}"
         + (" (signed)" if signing.key is not None else "")
     )
     return 0

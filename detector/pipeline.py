@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+import numpy as np
 import orjson
 import polars as pl
 
@@ -112,6 +113,11 @@ class StepReport:
     # (nothing changed; counting walks every principal).
     principals_learning: int | None = None
     model_threshold: float | None = None  # the live threshold after the step
+    # For drift and budget metrics: the scores of the windows that closed, the distinct
+    # (principal key, UTC day number) pairs they cover, and the principals the state knows.
+    window_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
+    principal_days: frozenset[tuple[str, int]] = frozenset()
+    principals_known: int | None = None
 
 
 class Pipeline:
@@ -166,17 +172,19 @@ class Pipeline:
             findings,
             self._learning(scoring, report.watermark, windows.height),
             detected.failures,
+            scored.scores,
         )
         state = PipelineState(features, detected.state, scoring.baseline, scoring.live, aggregation)
         return state, findings, step
 
     def _learning(
         self, scoring: ScoringState, watermark: datetime | None, closed: int
-    ) -> tuple[int | None, float]:
+    ) -> tuple[int | None, float, int | None]:
         if not closed or watermark is None:
-            return None, scoring.live.threshold
+            return None, scoring.live.threshold, None
         at = int(watermark.timestamp() * 1000)
-        return scoring.principals_learning(at, self.config.learning), scoring.live.threshold
+        learning = scoring.principals_learning(at, self.config.learning)
+        return learning, scoring.live.threshold, len(scoring.baseline.stats)
 
     def _detect(self, state: PipelineState, events: pl.DataFrame, now: datetime) -> DetectionRun:
         """Detections age their dedup memory on event time (the newest event of the batch), so
@@ -216,6 +224,7 @@ class Pipeline:
             report.watermark,
             findings,
             self._learning(scoring, report.watermark, windows.height),
+            scores=scored.scores,
         )
         state = PipelineState(
             features, state.detections, scoring.baseline, scoring.live, aggregation
@@ -289,8 +298,9 @@ def _report(
     principals: int,
     watermark: datetime | None,
     findings: Sequence[Finding],
-    learning: tuple[int | None, float],
+    learning: tuple[int | None, float, int | None],
     detection_failures: tuple[DetectionFailure, ...] = (),
+    scores: np.ndarray | None = None,
 ) -> StepReport:
     return StepReport(
         events_in=events_in,
@@ -304,4 +314,16 @@ def _report(
         detection_failures=detection_failures,
         principals_learning=learning[0],
         model_threshold=learning[1],
+        window_scores=np.empty(0) if scores is None else scores,
+        principal_days=_principal_days(windows),
+        principals_known=learning[2],
     )
+
+
+def _principal_days(windows: pl.DataFrame) -> frozenset[tuple[str, int]]:
+    if windows.height == 0:
+        return frozenset()
+    pairs = windows.select(
+        pl.col("principal_key"), pl.col("window_start").dt.epoch("d").alias("day")
+    ).unique()
+    return frozenset(zip(pairs["principal_key"].to_list(), pairs["day"].to_list(), strict=True))

@@ -43,8 +43,12 @@ given, and each piece of work is a public method (:meth:`Consumer.receive_once`,
 :meth:`~Consumer.drain`), so tests drive them one at a time against the in-memory queue with a
 manual clock; :meth:`Consumer.run` composes them with concurrent receive loops.
 
+Between two batches, :meth:`Consumer.adopt_model` swaps in a model its ``model_updates`` have
+verified (see :mod:`detector.service._model_watch`), keeping the state.
+
 Imports: the standard library, numpy, polars, and the detector's pipeline, events, ingest,
-sinks, findings, state and this package. I/O only through the ports it is given.
+sinks, findings, scoring (types), state and this package. I/O only through the ports it is
+given.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 import polars as pl
@@ -73,11 +77,13 @@ from detector.ingest import (
     utc_now,
 )
 from detector.pipeline import Pipeline, PipelineState, StepReport
+from detector.scoring import ModelArtifact
 from detector.service._decode import DecodedMessages, decode_batch
 from detector.service._http import Health
 from detector.service._ledger import HeldMessage, Ledger, Phase
 from detector.service._logging import fields
 from detector.service._metrics import ServiceMetrics
+from detector.service._model_watch import swap_model
 from detector.service._policy import (
     DEFAULT_GRACE_SECONDS,
     DRAINED_POLL_SECONDS,
@@ -93,7 +99,14 @@ from detector.sinks import FindingMessage, FindingSink, SinkError
 from detector.state import StateStore
 from detector.suppression import Split, Suppressor
 
-__all__ = ["Consumer", "ConsumerCounts", "DrainReport"]
+__all__ = ["Consumer", "ConsumerCounts", "DrainReport", "ModelUpdates"]
+
+
+class ModelUpdates(Protocol):
+    """Where verified new models wait (a :class:`~detector.service._model_watch.ModelWatcher`)."""
+
+    def take(self) -> ModelArtifact | None: ...
+
 
 _FATAL_RECEIVE_ERRORS: Final = 5  # non-transient receive errors in a row before giving up
 _MAX_BACKOFF_SECONDS: Final = 10.0
@@ -180,9 +193,11 @@ class Consumer:
         monotonic: Callable[[], float] = time.monotonic,
         backoff: Callable[[int], float] | None = None,
         suppressor: Suppressor | None = None,
+        model_updates: ModelUpdates | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.suppressor = suppressor
+        self.model_updates = model_updates
         self.queue = queue
         self.sinks = tuple(sinks)
         self.store = store
@@ -250,6 +265,20 @@ class Consumer:
                 ),
             )
         self._last_checkpoint = self._clock()
+        self.metrics.model.loaded(self.pipeline.artifact)
+
+    def adopt_model(self) -> bool:
+        """Between batches: swap in the model :attr:`model_updates` has verified, if any,
+        keeping the state (see :func:`detector.service._model_watch.swap_model`)."""
+        artifact = None if self.model_updates is None else self.model_updates.take()
+        if artifact is None:
+            return False
+        before = self.pipeline.artifact.version
+        self.pipeline, self._state = swap_model(self.pipeline, self.state, artifact)
+        self.metrics.model.loaded(artifact)
+        self.metrics.model.reloads.inc()
+        _log.info("model swapped", extra=fields(model_version=artifact.version, previous=before))
+        return True
 
     def stop(self) -> None:
         """Stop receiving and drain (idempotent; safe from a signal handler)."""
@@ -516,6 +545,7 @@ class Consumer:
         m.events_duplicate.inc(duplicates)
         m.events_late.inc(report.late_events)
         m.queue_lag_seconds.observe_many(stepped.lags)
+        m.model.observe(report, stepped.findings)
         self.counts.events += report.events_in
         self.counts.findings += len(sent)
         _log.debug(
@@ -831,6 +861,7 @@ class Consumer:
             self._wake.clear()
             if self.health is not None:
                 self.health.tick()
+            self.adopt_model()
             processed = await self.process_due()
             # Checked after every batch: under a steady stream batches are always due, and
             # deletes must keep pace with them.

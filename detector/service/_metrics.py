@@ -6,7 +6,10 @@ bugs apart from bad input (detections that raised, by detection; pipeline steps 
 plus what the consumer does with its held messages (checkpoints, heartbeats, releases,
 backpressure).
 
-Imports: numpy and prometheus_client.
+The model's own (version, reloads, drift, budget) are in
+:mod:`detector.service._model_metrics`.
+
+Imports: numpy, prometheus_client and this package's model metrics.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+from detector.service._model_metrics import ModelMetrics
 
 __all__ = ["BulkHistogram", "ServiceMetrics"]
 
@@ -211,6 +216,8 @@ class ServiceMetrics:
             "1 in shadow mode: findings go only to the shadow sink",
             registry=r,
         )
+
+        self.model = ModelMetrics(r)  # version, reloads, drift and the alert budget
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -36,6 +36,7 @@ from detector.errors import ConfigError, DetectorError, ModelError
 from detector.ingest import SqsConfig, SqsQueue
 from detector.pipeline import Pipeline
 from detector.process import tune_gc
+from detector.registry import open_registry, split_model_url
 from detector.scoring import (
     DEFAULT_MODEL_DIR,
     ModelArtifact,
@@ -47,6 +48,7 @@ from detector.service._consumer import Consumer
 from detector.service._http import Health, OpsServer
 from detector.service._logging import configure_logging, fields
 from detector.service._metrics import ServiceMetrics
+from detector.service._model_watch import ModelWatcher
 from detector.service._policy import DEFAULT_VISIBILITY_TIMEOUT, ConsumerConfig
 from detector.service._settings import ServiceSettings, resolve_settings
 from detector.sinks import FindingFormat, JsonlFindingSink, SinkChoice, open_sinks
@@ -74,6 +76,11 @@ def load_model(folder: Path, signing: ModelSigning | None = None) -> ModelArtifa
         if nested:
             hint = f" (it holds model folders {nested}: did you mean {folder / nested[0]}?)"
         raise ModelError(f"cannot load the model {folder}: {err}{hint}") from None
+
+
+def is_registry_model(location: Path | str) -> bool:
+    """An s3:// URL, or a file (a local registry's pointer) rather than a model folder."""
+    return isinstance(location, str) or Path(location).is_file()
 
 
 def _check_state_dir(folder: Path) -> None:
@@ -231,8 +238,13 @@ class ServiceRuntime:
             ),
         )
         signing = signing_from_environment(os.environ)  # the key is a secret: never a flag
-        artifact = await asyncio.to_thread(load_model, settings.model_dir, signing)
-        shipped = Path(settings.model_dir).resolve() == DEFAULT_MODEL_DIR.resolve()
+        watcher: ModelWatcher | None = None
+        if is_registry_model(settings.model_dir):
+            artifact, watcher = await self._registry_model(stack, signing)
+            shipped = False
+        else:
+            artifact = await asyncio.to_thread(load_model, Path(settings.model_dir), signing)
+            shipped = Path(settings.model_dir).resolve() == DEFAULT_MODEL_DIR.resolve()
         _log.info(
             "model loaded: %s (%s)",
             artifact.version,
@@ -282,8 +294,12 @@ class ServiceRuntime:
             metrics=self.metrics,
             health=self.health,
             suppressor=suppressor,
+            model_updates=watcher,
         )
         await consumer.start()
+        if watcher is not None:
+            polling = asyncio.create_task(watcher.run(self._stop), name="model-poll")
+            stack.callback(polling.cancel)
         self.health.ready("state")
         _log.info(
             "consuming",
@@ -326,6 +342,27 @@ class ServiceRuntime:
             extra=fields(audit=str(audit_file), rules=len(suppressor.rules)),
         )
         return suppressor
+
+    async def _registry_model(
+        self, stack: AsyncExitStack, signing: ModelSigning
+    ) -> tuple[ModelArtifact, ModelWatcher | None]:
+        """The model a registry pointer names and the watcher that follows the pointer (none
+        for a fixed ``<name>@<hash>`` version)."""
+        root, name = split_model_url(str(self.settings.model_dir))
+        registry = await stack.enter_async_context(
+            open_registry(root, endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3"), pointer=name)
+        )
+        cache = self.settings.state_dir / "models"
+        if "@" in name:
+            return await registry.load(name, cache, signing), None
+        watcher = ModelWatcher(
+            registry,
+            cache,
+            signing=signing,
+            metrics=self.metrics.model,
+            poll_seconds=self.settings.model_poll_seconds,
+        )
+        return await watcher.initial(), watcher
 
     async def _detections(self) -> tuple[Detection, ...]:
         """The shipped detections and the Sigma rules that compile; each refused rule is

@@ -118,6 +118,18 @@ def _findings_format(text: str) -> str:
     return value
 
 
+def _model_location(text: str) -> Path | str:
+    """A model folder, or a registry pointer (``s3://bucket/prefix/models/current``), or a
+    registry version (``.../models/<name>@<hash>``): s3 URLs stay text."""
+    if text.startswith("s3://"):
+        if text.rstrip("/").count("/") < 3:
+            raise ValueError("expected s3://bucket/<registry>/<pointer>, e.g. .../models/current")
+        return text
+    if "://" in text:
+        raise ValueError("a model is a folder or an s3:// URL")
+    return Path(text)
+
+
 def _default_model_dir() -> Path:
     from detector.scoring import DEFAULT_MODEL_DIR  # the shipped model; scoring is heavy to import
 
@@ -155,8 +167,12 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("findings_format", "--findings-format", "DETECTOR_FINDINGS_FORMAT", _findings_format,
            "native", "native", "format of findings on the queue and in the file: native, ocsf "
            "(OCSF Detection Finding) or asff", "FORMAT"),
-    Option("model_dir", "--model", "DETECTOR_MODEL", Path, None, "the shipped models/default",
-           "the model folder to load", "DIR"),
+    Option("model_dir", "--model", "DETECTOR_MODEL", _model_location, None,
+           "the shipped models/default", "the model folder to load, or a registry pointer "
+           "(s3://bucket/prefix/models/current) followed without a restart", "DIR|URL"),
+    Option("model_poll_seconds", "--model-poll-seconds", "DETECTOR_MODEL_POLL_SECONDS",
+           _positive_float, 60.0, "60", "how often a registry pointer is read for a new model",
+           "S"),
     Option("state_dir", "--state-dir", "DETECTOR_STATE_DIR", Path, DEFAULT_STATE_DIR,
            str(DEFAULT_STATE_DIR), "where state checkpoints are kept (created if missing)", "DIR"),
     Option("metrics_host", "--metrics-host", "DETECTOR_METRICS_HOST", str, DEFAULT_METRICS_HOST,
@@ -236,7 +252,8 @@ class ServiceSettings:
     security_hub: bool = False
     event_bus: str | None = None
     findings_format: str = "native"
-    model_dir: Path = field(default_factory=_default_model_dir)
+    model_dir: Path | str = field(default_factory=_default_model_dir)
+    model_poll_seconds: float = 60.0
     state_dir: Path = DEFAULT_STATE_DIR
     metrics_host: str = DEFAULT_METRICS_HOST
     metrics_port: int = DEFAULT_METRICS_PORT
