@@ -90,9 +90,13 @@ def sink_choice(args: argparse.Namespace) -> SinkChoice:
     )
 
 
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
 @contextlib.asynccontextmanager
 async def _sink(choice: SinkChoice) -> AsyncIterator[FindingSink]:
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    region = _region()
     async with contextlib.AsyncExitStack() as stack:
         sinks = await open_sinks(
             choice,
@@ -123,7 +127,7 @@ async def _replay(args: argparse.Namespace) -> int:
     from detector.archive import DecodeLimits
     from detector.replay import BadInputLimit, Progress
     from detector.replay import replay as run_replay
-    from detector.state import LocalStateStore
+    from detector.state import StateStore, open_state_store
 
     try:
         max_bad = BadInputLimit.parse(args.max_bad)
@@ -139,9 +143,21 @@ async def _replay(args: argparse.Namespace) -> int:
         load_artifact(args.model or DEFAULT_MODEL_DIR, signing),
         detections=await _detections(args.sigma_rules or [], args.endpoint_url),
     )
-    store = LocalStateStore(args.state_dir) if args.state_dir else None
+    store: StateStore | None = None
+    if args.state_dir:
+        store = open_state_store(
+            args.state_dir,
+            kms_key_id=args.state_kms_key,
+            region=_region(),
+            endpoint_url=_endpoint(args),
+        )
     choice = sink_choice(args)
-    async with _opener(args) as source, _sink(choice) as sink:
+    async with contextlib.AsyncExitStack() as stack:
+        close = getattr(store, "close", None)  # an S3 store's client
+        if close is not None:
+            stack.callback(close)
+        source = await stack.enter_async_context(_opener(args))
+        sink = await stack.enter_async_context(_sink(choice))
         summary = await run_replay(
             source,
             args.source,

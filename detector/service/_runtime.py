@@ -1,5 +1,5 @@
-"""The runtime of ``detector run``: wires the consumer to SQS, the state directory, the findings
-sinks, the ops port, signals and the log.
+"""The runtime of ``detector run``: wires the consumer to SQS, the state store (a directory or
+``s3://``, see docs/state.md), the findings sinks, the ops port, signals and the log.
 
 Start-up, in order, each failure a :class:`~detector.errors.DetectorError` naming the thing
 (the CLI exits 2): the ops port (``/healthz`` answers from the start, ``/readyz`` says what is
@@ -8,9 +8,11 @@ credentials; its ``VisibilityTimeout`` and ``RedrivePolicy`` become the consumer
 the findings sinks (queue, file, Security Hub, EventBridge bus: each checked), then the saved
 state. Then the consumer runs until SIGTERM or
 SIGINT and drains within the grace period: exit 0 when the last checkpoint was saved, 1 when
-it was not or the input queue became unusable.
+it was not, the input queue became unusable, or another process committed the same state
+first (a :class:`~detector.errors.StateConflictError`: this one stops, deleting nothing).
 
-Imports: the standard library, aiobotocore (one GetQueueAttributes at start-up), and the
+Imports: the standard library, aiobotocore (one GetQueueAttributes at start-up), botocore
+(through the S3 state store), and the
 detector's ingest, sinks, state, scoring, pipeline and this package.
 """
 
@@ -49,7 +51,7 @@ from detector.service._metrics import ServiceMetrics
 from detector.service._policy import DEFAULT_VISIBILITY_TIMEOUT, ConsumerConfig
 from detector.service._settings import ServiceSettings, resolve_settings
 from detector.sinks import FindingFormat, SinkChoice, open_sinks
-from detector.state import LocalStateStore
+from detector.state import S3StateStore, is_s3_location, open_state_store
 
 __all__ = ["ServiceRuntime", "load_model", "run_command"]
 
@@ -236,7 +238,16 @@ class ServiceRuntime:
         )
         detections = await self._detections()
         self.health.ready("model")
-        await asyncio.to_thread(_check_state_dir, settings.state_dir)
+        if not is_s3_location(settings.state_dir):
+            await asyncio.to_thread(_check_state_dir, Path(settings.state_dir))
+        store = open_state_store(
+            settings.state_dir,
+            kms_key_id=settings.state_kms_key,
+            region=settings.region,
+            endpoint_url=settings.s3_endpoint_url,
+        )
+        if isinstance(store, S3StateStore):
+            stack.callback(store.close)
         _log.info("findings go to", extra=fields(sinks=list(self.sink_choice.names)))
 
         input_config = self._sqs_config(settings.queue_url, settings.receivers + 6)
@@ -265,7 +276,7 @@ class ServiceRuntime:
             Pipeline(artifact, detections=detections),
             queue,
             sinks,
-            LocalStateStore(settings.state_dir),
+            store,
             config,
             metrics=self.metrics,
             health=self.health,

@@ -4,7 +4,7 @@ documented default; a flag wins over its variable, a variable over the default.
 :data:`OPTIONS` is the single table: the argparse flags, the resolution and the README's table
 (:func:`options_table`) are all generated from it. AWS itself is configured the standard way
 (``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL_SQS``/``AWS_ENDPOINT_URL``,
-``AWS_ACCESS_KEY_ID``..., ``AWS_PROFILE``, IRSA's web identity): credentials are left to
+``AWS_ENDPOINT_URL_S3`` for ``s3://`` state, ``AWS_ACCESS_KEY_ID``..., ``AWS_PROFILE``, IRSA's web identity): credentials are left to
 botocore's default chain.
 
 Imports: the standard library, :mod:`detector.errors` and the consumer's policy (defaults).
@@ -97,6 +97,18 @@ def _url(text: str) -> str:
     return text
 
 
+def _state_location(text: str) -> str | Path:
+    """A directory (a Path), or ``s3://bucket/prefix`` (kept as text: a Path would fold its
+    ``//``)."""
+    if text.startswith("s3://"):
+        if not text[len("s3://") :].split("/")[0]:
+            raise ValueError("an s3:// location needs a bucket: s3://bucket/prefix")
+        return text
+    if "://" in text:
+        raise ValueError("must be a directory or s3://bucket/prefix")
+    return Path(text)
+
+
 def _level(text: str) -> str:
     level = text.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -157,8 +169,11 @@ OPTIONS: Final[tuple[Option, ...]] = (
            "(OCSF Detection Finding) or asff", "FORMAT"),
     Option("model_dir", "--model", "DETECTOR_MODEL", Path, None, "the shipped models/default",
            "the model folder to load", "DIR"),
-    Option("state_dir", "--state-dir", "DETECTOR_STATE_DIR", Path, DEFAULT_STATE_DIR,
-           str(DEFAULT_STATE_DIR), "where state checkpoints are kept (created if missing)", "DIR"),
+    Option("state_dir", "--state-dir", "DETECTOR_STATE_DIR", _state_location, DEFAULT_STATE_DIR,
+           str(DEFAULT_STATE_DIR), "where state checkpoints are kept: a directory (created if "
+           "missing) or s3://bucket/prefix (see docs/state.md)", "DIR|S3URL"),
+    Option("state_kms_key", "--state-kms-key", "DETECTOR_STATE_KMS_KEY", str, None, "none",
+           "KMS key id or ARN: s3:// state objects are written with SSE-KMS under it", "KEY"),
     Option("metrics_host", "--metrics-host", "DETECTOR_METRICS_HOST", str, DEFAULT_METRICS_HOST,
            DEFAULT_METRICS_HOST, "address of /healthz, /readyz and /metrics", "HOST"),
     Option("metrics_port", "--metrics-port", "DETECTOR_METRICS_PORT", _port, DEFAULT_METRICS_PORT,
@@ -221,7 +236,8 @@ class ServiceSettings:
     event_bus: str | None = None
     findings_format: str = "native"
     model_dir: Path = field(default_factory=_default_model_dir)
-    state_dir: Path = DEFAULT_STATE_DIR
+    state_dir: str | Path = DEFAULT_STATE_DIR
+    state_kms_key: str | None = None
     metrics_host: str = DEFAULT_METRICS_HOST
     metrics_port: int = DEFAULT_METRICS_PORT
     receivers: int = DEFAULT_RECEIVERS
@@ -240,6 +256,7 @@ class ServiceSettings:
     sigma_rules: tuple[str, ...] = ()
     region: str = DEFAULT_REGION
     endpoint_url: str | None = None
+    s3_endpoint_url: str | None = None  # for s3:// state (moto, a VPC endpoint)
 
     def __post_init__(self) -> None:
         chosen = (self.findings_queue_url, self.findings_file, self.security_hub, self.event_bus)
@@ -304,7 +321,10 @@ def resolve_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Se
         found = _SQS_HOST_REGION.match(values["queue_url"])
         region = found.group(1) if found else DEFAULT_REGION
     endpoint = environ.get("AWS_ENDPOINT_URL_SQS") or environ.get("AWS_ENDPOINT_URL") or None
-    return ServiceSettings(**values, region=region, endpoint_url=endpoint)
+    s3_endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL") or None
+    return ServiceSettings(
+        **values, region=region, endpoint_url=endpoint, s3_endpoint_url=s3_endpoint
+    )
 
 
 def options_table() -> str:
