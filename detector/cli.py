@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument(
         "--state-dir",
-        metavar="DIR|S3URL",
+        metavar="LOCATION",
         help="keep state here, a directory or s3://bucket/prefix: resumable, and read by "
         "`detector run`",
     )

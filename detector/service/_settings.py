@@ -171,7 +171,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
            "the model folder to load", "DIR"),
     Option("state_dir", "--state-dir", "DETECTOR_STATE_DIR", _state_location, DEFAULT_STATE_DIR,
            str(DEFAULT_STATE_DIR), "where state checkpoints are kept: a directory (created if "
-           "missing) or s3://bucket/prefix (see docs/state.md)", "DIR|S3URL"),
+           "missing) or s3://bucket/prefix (see docs/state.md)", "LOCATION"),
     Option("state_kms_key", "--state-kms-key", "DETECTOR_STATE_KMS_KEY", str, None, "none",
            "KMS key id or ARN: s3:// state objects are written with SSE-KMS under it", "KEY"),
     Option("metrics_host", "--metrics-host", "DETECTOR_METRICS_HOST", str, DEFAULT_METRICS_HOST,

@@ -49,7 +49,8 @@ from detector.state._snapshot import Snapshot
 
 __all__ = ["S3StateStore"]
 
-_SNAPSHOT_FOLDER: Final = re.compile(r"^snapshot-(\d{8,})-[0-9a-f]+/")
+# The token is absent from folders copied from a local state directory (docs/state.md).
+_SNAPSHOT_FOLDER: Final = re.compile(r"^snapshot-(\d{8,})(?:-[0-9a-f]+)?/")
 _CONFLICT_CODES: Final = frozenset({"PreconditionFailed", "412", "NoSuchKey"})
 _BUSY_CODES: Final = frozenset({"ConditionalRequestConflict", "409"})
 _COMMIT_ATTEMPTS: Final = 3

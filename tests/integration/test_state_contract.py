@@ -261,6 +261,27 @@ def test_s3_refuses_a_manifest_it_cannot_read(s3: S3State) -> None:
         store.close()
 
 
+def test_a_local_state_directory_copied_to_s3_is_an_s3_state(tmp_path: Path, s3: S3State) -> None:
+    local = LocalStateStore(tmp_path / "state")
+    local.save(snapshot(1))
+    local.save(snapshot(2))
+    for path in (tmp_path / "state").rglob("*"):  # what `aws s3 cp --recursive` does
+        if path.is_file() and path.name != ".lock":
+            key = f"prod/state/{path.relative_to(tmp_path / 'state').as_posix()}"
+            s3.client.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
+    store = s3.open()
+    try:
+        loaded = store.load()
+        assert loaded is not None
+        assert loaded.equals(snapshot(2))
+        store.save(snapshot(3))
+        store.save(snapshot(4))
+    finally:
+        store.close()
+    folders = {key.split("/")[2] for key in s3.keys("prod/state/snapshot-")}
+    assert [folder[:17] for folder in sorted(folders)] == ["snapshot-00000003", "snapshot-00000004"]
+
+
 def test_two_prefixes_in_one_bucket_are_two_states(s3: S3State) -> None:
     a, b = s3.open(f"s3://{BUCKET}/a"), s3.open(f"s3://{BUCKET}/b/")
     try:
