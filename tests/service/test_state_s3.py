@@ -3,13 +3,14 @@ bootstraps a service pod that has nothing on its disk, and the service checkpoin
 
 A pod rescheduled with an empty disk must carry on as if it had never stopped: the same
 findings as one process that replayed the history and then consumed the stream, and none of
-the "everything is new" of a cold start (measured on the IP-novelty feature)."""
+the "everything is new" of a cold start (measured on the profile-novelty features)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from detector.pipeline import Pipeline
 from detector.replay import replay
 from detector.service import ServiceRuntime
 from detector.sinks import MemoryFindingSink
-from detector.state import InMemoryStateStore, StateStore
+from detector.state import InMemoryStateStore, Snapshot, StateStore
 from detector.synthetic import write_archive
 from tests.integration.moto_support import REGION, TEST_CREDENTIALS
 from tests.integration.state_support import BUCKET, S3State, s3_state
@@ -81,15 +82,17 @@ def _generation(s3: S3State) -> int:
     return int(json.loads(body)["current"]["seq"])
 
 
-def _new_ips(pipeline: Pipeline, store: StateStore, records: list[dict[str, Any]]) -> int:
-    """Public IPs counted as new, over the windows the records close, from ``store``'s state."""
-    snapshot = store.load()
+def _windows_with_something_new(
+    pipeline: Pipeline, snapshot: Snapshot | None, records: list[dict[str, Any]]
+) -> int:
+    """Windows the records close in which an IP, network, region, user agent, VPC endpoint,
+    API or access key is new to the principal's profile, starting from ``snapshot``."""
     state = pipeline.initial_state() if snapshot is None else pipeline.restore(snapshot)
     events = records_to_events(records, origin="live").events
     _, rows, _ = update(state.features, events, pipeline.config.features)
     assert rows.height > 0
-    (column,) = [c for c in rows.columns if c.startswith("new_public_ips_count")]
-    return int(rows.get_column(column).sum())
+    novelty = [c for c in rows.columns if c.startswith("new_") and rows.schema[c].is_numeric()]
+    return int(rows.select(pl.sum_horizontal(novelty) > 0).to_series().sum())
 
 
 async def test_a_pod_with_an_empty_disk_resumes_from_s3_as_if_never_interrupted(
@@ -109,6 +112,11 @@ async def test_a_pod_with_an_empty_disk_resumes_from_s3_as_if_never_interrupted(
     assert await asyncio.to_thread(main, argv) == 0
     assert not list(tmp_path.glob("**/MANIFEST.json"))  # nothing on this disk
     replayed_generation = _generation(s3)
+    reader = s3.open()
+    try:
+        from_s3 = reader.load()
+    finally:
+        reader.close()
 
     # The pod: a new process, its state only in S3.
     pod_store = s3.open()
@@ -131,18 +139,11 @@ async def test_a_pod_with_an_empty_disk_resumes_from_s3_as_if_never_interrupted(
     assert sorted(resumed) == sorted(uninterrupted)
     assert _generation(s3) == replayed_generation + 1  # the pod's checkpoint, in S3
 
-    # What the pod would have seen from an empty state: the known principals' IPs all new.
-    pod_view = s3.open()
-    try:
-        restored = pod_view.load()
-    finally:
-        pod_view.close()
-    assert restored is not None
-    from_history = InMemoryStateStore()
-    from_history.save(history_state)
-    resumed_new = _new_ips(pipeline, from_history, attack_morning)
-    cold_new = _new_ips(pipeline, InMemoryStateStore(), attack_morning)
-    assert resumed_new < cold_new
+    # What the pod resumed with, against what it would have seen from an empty disk.
+    resumed_novel = _windows_with_something_new(pipeline, from_s3, attack_morning)
+    assert resumed_novel == _windows_with_something_new(pipeline, history_state, attack_morning)
+    cold_novel = _windows_with_something_new(pipeline, None, attack_morning)
+    assert resumed_novel <= cold_novel // 2, (resumed_novel, cold_novel)
 
 
 async def test_the_service_checkpoints_to_s3_and_a_new_pod_resumes_there(
@@ -150,6 +151,7 @@ async def test_the_service_checkpoints_to_s3_and_a_new_pod_resumes_there(
     sqs_admin: Any,
     short_stream: Stream,
     trained_model_dir: Path,
+    pipeline: Pipeline,
     tmp_path: Path,
 ) -> None:
     input_url = await sqs_admin.create_queue("detector-input", visibility_timeout=5)
@@ -162,17 +164,18 @@ async def test_the_service_checkpoints_to_s3_and_a_new_pod_resumes_there(
         s3_endpoint_url=s3.endpoint_url,
         findings_file=tmp_path / "findings.jsonl",
     )
-    runtime = ServiceRuntime(settings)
-    task = asyncio.create_task(runtime.run())
-    await asyncio.wait_for(runtime.consuming.wait(), 30)
+    first_pod = ServiceRuntime(settings)
+    task = asyncio.create_task(first_pod.run())
+    await asyncio.wait_for(first_pod.consuming.wait(), 30)
     await feed(sqs_admin, input_url, short_stream.bodies)
 
     async def all_deleted() -> bool:
         return await sqs_admin.depth(input_url) == (0, 0)
 
     await wait_until(all_deleted, 30, "every message processed, checkpointed and deleted")
-    runtime.stop()
+    first_pod.stop()
     assert await asyncio.wait_for(task, 30) == 0
+    assert not list(tmp_path.glob("**/MANIFEST.json"))  # nothing on the pod's disk
 
     store = s3.open()
     try:
@@ -180,5 +183,14 @@ async def test_the_service_checkpoints_to_s3_and_a_new_pod_resumes_there(
     finally:
         store.close()
     assert saved is not None
-    assert any(frame.height for frame in saved.frames.values())
-    assert any(key.endswith("MANIFEST.json") for key in s3.keys(""))
+    assert pipeline.restore(saved).features.seen_ids.height == len(short_stream)
+
+    # Rescheduled elsewhere: another pod, another empty disk, the same S3 location.
+    second_pod = ServiceRuntime(replace(settings, findings_file=tmp_path / "second.jsonl"))
+    task = asyncio.create_task(second_pod.run())
+    await asyncio.wait_for(second_pod.consuming.wait(), 30)
+    assert second_pod.consumer is not None
+    resumed = second_pod.consumer.state
+    second_pod.stop()
+    assert await asyncio.wait_for(task, 30) == 0
+    assert pipeline.snapshot(resumed).equals(saved)
