@@ -152,12 +152,7 @@ async def _replay(args: argparse.Namespace) -> int:
             endpoint_url=_endpoint(args),
         )
     choice = sink_choice(args)
-    async with contextlib.AsyncExitStack() as stack:
-        close = getattr(store, "close", None)  # an S3 store's client
-        if close is not None:
-            stack.callback(close)
-        source = await stack.enter_async_context(_opener(args))
-        sink = await stack.enter_async_context(_sink(choice))
+    async with _opener(args) as source, _sink(choice) as sink:
         summary = await run_replay(
             source,
             args.source,
@@ -173,6 +168,9 @@ async def _replay(args: argparse.Namespace) -> int:
         print(f"findings -> {where}")
     if args.state_dir:
         print(f"state -> {args.state_dir}")
+    close = getattr(store, "close", None)  # an S3 store's client (the process ends on errors)
+    if close is not None:
+        close()
     too_many = max_bad.exceeded(summary)
     if too_many is not None:
         print(f"detector: replay failed: too much bad input: {too_many}", file=sys.stderr)

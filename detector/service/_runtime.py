@@ -11,8 +11,7 @@ SIGINT and drains within the grace period: exit 0 when the last checkpoint was s
 it was not, the input queue became unusable, or another process committed the same state
 first (a :class:`~detector.errors.StateConflictError`: this one stops, deleting nothing).
 
-Imports: the standard library, aiobotocore (one GetQueueAttributes at start-up), botocore
-(through the S3 state store), and the
+Imports: the standard library, aiobotocore (one GetQueueAttributes at start-up), and the
 detector's ingest, sinks, state, scoring, pipeline and this package.
 """
 
