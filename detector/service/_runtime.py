@@ -50,7 +50,7 @@ from detector.service._metrics import ServiceMetrics
 from detector.service._policy import DEFAULT_VISIBILITY_TIMEOUT, ConsumerConfig
 from detector.service._settings import ServiceSettings, resolve_settings
 from detector.sinks import FindingFormat, SinkChoice, open_sinks
-from detector.state import S3StateStore, is_s3_location, open_state_store
+from detector.state import S3StateStore, StateStore, is_s3_location, open_state_store
 
 __all__ = ["ServiceRuntime", "load_model", "run_command"]
 
@@ -75,7 +75,10 @@ def load_model(folder: Path, signing: ModelSigning | None = None) -> ModelArtifa
         raise ModelError(f"cannot load the model {folder}: {err}{hint}") from None
 
 
-def _check_state_dir(folder: Path) -> None:
+def _check_state_dir(location: str | Path) -> None:
+    if is_s3_location(location):
+        return  # read when the consumer starts; a write is refused at a checkpoint, loudly
+    folder = Path(location)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
@@ -237,16 +240,7 @@ class ServiceRuntime:
         )
         detections = await self._detections()
         self.health.ready("model")
-        if not is_s3_location(settings.state_dir):
-            await asyncio.to_thread(_check_state_dir, Path(settings.state_dir))
-        store = open_state_store(
-            settings.state_dir,
-            kms_key_id=settings.state_kms_key,
-            region=settings.region,
-            endpoint_url=settings.s3_endpoint_url,
-        )
-        if isinstance(store, S3StateStore):
-            stack.callback(store.close)
+        await asyncio.to_thread(_check_state_dir, settings.state_dir)
         _log.info("findings go to", extra=fields(sinks=list(self.sink_choice.names)))
 
         input_config = self._sqs_config(settings.queue_url, settings.receivers + 6)
@@ -275,7 +269,7 @@ class ServiceRuntime:
             Pipeline(artifact, detections=detections),
             queue,
             sinks,
-            store,
+            self._state_store(stack),
             config,
             metrics=self.metrics,
             health=self.health,
@@ -328,6 +322,18 @@ class ServiceRuntime:
             endpoint_url=self.settings.endpoint_url,
             max_pool_connections=connections,
         )
+
+    def _state_store(self, stack: AsyncExitStack) -> StateStore:
+        settings = self.settings
+        store = open_state_store(
+            settings.state_dir,
+            kms_key_id=settings.state_kms_key,
+            region=settings.region,
+            endpoint_url=settings.s3_endpoint_url,
+        )
+        if isinstance(store, S3StateStore):
+            stack.callback(store.close)
+        return store
 
 
 async def _serve(settings: ServiceSettings) -> int:
