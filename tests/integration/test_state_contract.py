@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -280,6 +281,38 @@ def test_a_local_state_directory_copied_to_s3_is_an_s3_state(tmp_path: Path, s3:
         store.close()
     folders = {key.split("/")[2] for key in s3.keys("prod/state/snapshot-")}
     assert [folder[:17] for folder in sorted(folders)] == ["snapshot-00000003", "snapshot-00000004"]
+
+
+def test_a_commit_whose_answer_was_lost_and_retried_is_still_a_commit(s3: S3State) -> None:
+    """The manifest put lands, its answer is lost, botocore sends it again: S3 refuses the
+    repeat (the ETag it was conditioned on is gone), and the store recognises its own commit."""
+    store, other = s3.open(), s3.open()
+    lost: list[str] = []
+
+    def lose_the_first_manifest_answer(
+        response: Any, request_dict: dict[str, Any], **_: Any
+    ) -> float | None:
+        status = response[0].status_code if response else None
+        if request_dict["url"].endswith("MANIFEST.json") and status == 200 and not lost:
+            lost.append(request_dict["url"])
+            return 0.0  # retry at once, as after a dropped connection
+        return None
+
+    try:
+        store.save(snapshot(1))
+        other.load()
+        store.client.meta.events.register(
+            "needs-retry.s3.PutObject", lose_the_first_manifest_answer
+        )
+        store.save(snapshot(2))  # no StateConflictError: the 412 was its own commit
+        assert lost
+        store.save(snapshot(3))
+        loaded = other.load()
+        assert loaded is not None
+        assert loaded.equals(snapshot(3))
+    finally:
+        store.close()
+        other.close()
 
 
 def test_two_prefixes_in_one_bucket_are_two_states(s3: S3State) -> None:
