@@ -98,7 +98,15 @@ def _parser() -> argparse.ArgumentParser:
         help="format of findings in the file and on the queue (default: native)",
     )
     replay.add_argument(
-        "--state-dir", type=Path, help="keep state here: resumable, and read by `detector run`"
+        "--state-dir",
+        metavar="LOCATION",
+        help="keep state here, a directory or s3://bucket/prefix: resumable, and read by "
+        "`detector run`",
+    )
+    replay.add_argument(
+        "--state-kms-key",
+        metavar="KEY",
+        help="KMS key id or ARN: s3:// state objects are written with SSE-KMS under it",
     )
     replay.add_argument(
         "--sigma-rules",

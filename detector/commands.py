@@ -126,9 +126,13 @@ def sink_choice(args: argparse.Namespace) -> SinkChoice:
     )
 
 
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
 @contextlib.asynccontextmanager
 async def _sink(choice: SinkChoice) -> AsyncIterator[FindingSink]:
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    region = _region()
     async with contextlib.AsyncExitStack() as stack:
         sinks = await open_sinks(
             choice,
@@ -274,7 +278,7 @@ async def _replay(args: argparse.Namespace) -> int:
     from detector.archive import DecodeLimits
     from detector.replay import BadInputLimit, Progress
     from detector.replay import replay as run_replay
-    from detector.state import LocalStateStore
+    from detector.state import StateStore, open_state_store
 
     try:
         max_bad = BadInputLimit.parse(args.max_bad)
@@ -290,7 +294,14 @@ async def _replay(args: argparse.Namespace) -> int:
         load_artifact(args.model or DEFAULT_MODEL_DIR, signing),
         detections=await _detections(args.sigma_rules or [], args.endpoint_url),
     )
-    store = LocalStateStore(args.state_dir) if args.state_dir else None
+    store: StateStore | None = None
+    if args.state_dir:
+        store = open_state_store(
+            args.state_dir,
+            kms_key_id=args.state_kms_key,
+            region=_region(),
+            endpoint_url=_endpoint(args),
+        )
     choice = sink_choice(args)
     async with (
         _opener(args) as source,
@@ -315,6 +326,9 @@ async def _replay(args: argparse.Namespace) -> int:
         print(f"suppressed findings -> {args.suppressions_audit}")
     if args.state_dir:
         print(f"state -> {args.state_dir}")
+    close = getattr(store, "close", None)  # an S3 store's client (the process ends on errors)
+    if close is not None:
+        close()
     too_many = max_bad.exceeded(summary)
     if too_many is not None:
         print(f"detector: replay failed: too much bad input: {too_many}", file=sys.stderr)

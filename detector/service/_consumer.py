@@ -35,6 +35,9 @@ Failures are data:
 - findings that cannot be delivered put the batch back in the buffer (the state is a value, so
   the step is simply discarded) and it is retried after a backoff;
 - a checkpoint that fails leaves its messages held, undeleted and heartbeated, and is retried;
+  one refused because another process committed the same state first
+  (:class:`~detector.errors.StateConflictError`) is fatal: that process owns the state now, so
+  this one stops, deletes nothing and releases what it holds;
 - a receive or delete that fails is logged and retried or left to the visibility timeout.
 
 Every decision is taken by the pure rules in :mod:`detector.service._policy` on the clock it is
@@ -66,7 +69,7 @@ from typing import Final, Protocol
 import numpy as np
 import polars as pl
 
-from detector.errors import StateError
+from detector.errors import StateConflictError, StateError
 from detector.findings import Finding, finding_to_json
 from detector.ingest import (
     Clock,
@@ -208,6 +211,7 @@ class Consumer:
         self.ledger = Ledger()
         self.counts = ConsumerCounts()
         self.fatal: str | None = None
+        self._superseded = False  # another writer committed the state: never save again
         self._clock = clock
         self._monotonic = monotonic
         self._backoff = backoff or _backoff
@@ -585,6 +589,8 @@ class Consumer:
         On failure nothing is deleted and the messages stay held."""
         now = self._clock()
         entries = self.ledger.entries(Phase.PROCESSED)
+        if self._superseded:
+            return False
         if not entries:
             self._last_checkpoint = now
             return True
@@ -592,6 +598,18 @@ class Consumer:
         started = self._monotonic()
         try:
             await asyncio.to_thread(self._save, state)
+        except StateConflictError as err:
+            self._superseded = True
+            self.fatal = f"{type(err).__name__}: {err}"
+            self.metrics.checkpoint_failures.inc()
+            _log.error(
+                "another process committed this state first: stopping without deleting",
+                extra=fields(error=str(err), messages=len(entries)),
+            )
+            if self.health is not None:
+                self.health.unready("state", f"superseded: {err}")
+            self.stop()
+            return False
         except Exception as err:
             self._checkpoint_failures += 1
             pause = min(self.config.checkpoint_seconds, self._backoff(self._checkpoint_failures))

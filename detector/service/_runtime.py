@@ -1,5 +1,5 @@
-"""The runtime of ``detector run``: wires the consumer to SQS, the state directory, the findings
-sinks, the ops port, signals and the log.
+"""The runtime of ``detector run``: wires the consumer to SQS, the state store (a directory or
+``s3://``, see docs/state.md), the findings sinks, the ops port, signals and the log.
 
 Start-up, in order, each failure a :class:`~detector.errors.DetectorError` naming the thing
 (the CLI exits 2): the ops port (``/healthz`` answers from the start, ``/readyz`` says what is
@@ -9,7 +9,8 @@ credentials; its ``VisibilityTimeout`` and ``RedrivePolicy`` become the consumer
 the findings sinks (queue, file, Security Hub, EventBridge bus: each checked; in shadow mode
 only the shadow file or queue), then the saved state. Then the consumer runs until SIGTERM or
 SIGINT and drains within the grace period: exit 0 when the last checkpoint was saved, 1 when
-it was not or the input queue became unusable.
+it was not, the input queue became unusable, or another process committed the same state
+first (a :class:`~detector.errors.StateConflictError`: this one stops, deleting nothing).
 
 Imports: the standard library, aiobotocore (one GetQueueAttributes at start-up), and the
 detector's ingest, sinks, state, scoring, pipeline, suppression and this package.
@@ -52,7 +53,7 @@ from detector.service._model_watch import ModelWatcher
 from detector.service._policy import DEFAULT_VISIBILITY_TIMEOUT, ConsumerConfig
 from detector.service._settings import ServiceSettings, resolve_settings
 from detector.sinks import FindingFormat, JsonlFindingSink, SinkChoice, open_sinks
-from detector.state import LocalStateStore
+from detector.state import S3StateStore, StateStore, is_s3_location, open_state_store
 from detector.suppression import Suppressor, rules_source
 
 __all__ = ["ServiceRuntime", "load_model", "run_command"]
@@ -83,7 +84,10 @@ def is_registry_model(location: Path | str) -> bool:
     return isinstance(location, str) or Path(location).is_file()
 
 
-def _check_state_dir(folder: Path) -> None:
+def _check_state_dir(location: str | Path) -> None:
+    if is_s3_location(location):
+        return  # read when the consumer starts; a write is refused at a checkpoint, loudly
+    folder = Path(location)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
@@ -289,7 +293,7 @@ class ServiceRuntime:
             Pipeline(artifact, detections=detections),
             queue,
             sinks,
-            LocalStateStore(settings.state_dir),
+            self._state_store(stack),
             config,
             metrics=self.metrics,
             health=self.health,
@@ -352,7 +356,9 @@ class ServiceRuntime:
         registry = await stack.enter_async_context(
             open_registry(root, endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3"), pointer=name)
         )
-        cache = self.settings.state_dir / "models"
+        # A cache only: with the state in S3 it lives in the pod's scratch space.
+        local = self.settings.local_state_dir
+        cache = (local or Path(tempfile.gettempdir()) / "detector") / "models"
         if "@" in name:
             return await registry.load(name, cache, signing), None
         watcher = ModelWatcher(
@@ -396,6 +402,18 @@ class ServiceRuntime:
             endpoint_url=self.settings.endpoint_url,
             max_pool_connections=connections,
         )
+
+    def _state_store(self, stack: AsyncExitStack) -> StateStore:
+        settings = self.settings
+        store = open_state_store(
+            settings.state_dir,
+            kms_key_id=settings.state_kms_key,
+            region=settings.region,
+            endpoint_url=settings.s3_endpoint_url,
+        )
+        if isinstance(store, S3StateStore):
+            stack.callback(store.close)
+        return store
 
 
 async def _serve(settings: ServiceSettings) -> int:

@@ -4,7 +4,7 @@ documented default; a flag wins over its variable, a variable over the default.
 :data:`OPTIONS` is the single table: the argparse flags, the resolution and the README's table
 (:func:`options_table`) are all generated from it. AWS itself is configured the standard way
 (``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL_SQS``/``AWS_ENDPOINT_URL``,
-``AWS_ACCESS_KEY_ID``..., ``AWS_PROFILE``, IRSA's web identity): credentials are left to
+``AWS_ENDPOINT_URL_S3`` for ``s3://`` state, ``AWS_ACCESS_KEY_ID``..., ``AWS_PROFILE``, IRSA's web identity): credentials are left to
 botocore's default chain.
 
 Imports: the standard library, :mod:`detector.errors` and the consumer's policy (defaults).
@@ -97,6 +97,18 @@ def _url(text: str) -> str:
     return text
 
 
+def _state_location(text: str) -> str | Path:
+    """A directory (a Path), or ``s3://bucket/prefix`` (kept as text: a Path would fold its
+    ``//``)."""
+    if text.startswith("s3://"):
+        if not text[len("s3://") :].split("/")[0]:
+            raise ValueError("an s3:// location needs a bucket: s3://bucket/prefix")
+        return text
+    if "://" in text:
+        raise ValueError("must be a directory or s3://bucket/prefix")
+    return Path(text)
+
+
 def _level(text: str) -> str:
     level = text.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -173,8 +185,11 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("model_poll_seconds", "--model-poll-seconds", "DETECTOR_MODEL_POLL_SECONDS",
            _positive_float, 60.0, "60", "how often a registry pointer is read for a new model",
            "S"),
-    Option("state_dir", "--state-dir", "DETECTOR_STATE_DIR", Path, DEFAULT_STATE_DIR,
-           str(DEFAULT_STATE_DIR), "where state checkpoints are kept (created if missing)", "DIR"),
+    Option("state_dir", "--state-dir", "DETECTOR_STATE_DIR", _state_location, DEFAULT_STATE_DIR,
+           str(DEFAULT_STATE_DIR), "where state checkpoints are kept: a directory (created if "
+           "missing) or s3://bucket/prefix (see docs/state.md)", "LOCATION"),
+    Option("state_kms_key", "--state-kms-key", "DETECTOR_STATE_KMS_KEY", str, None, "none",
+           "KMS key id or ARN: s3:// state objects are written with SSE-KMS under it", "KEY"),
     Option("metrics_host", "--metrics-host", "DETECTOR_METRICS_HOST", str, DEFAULT_METRICS_HOST,
            DEFAULT_METRICS_HOST, "address of /healthz, /readyz and /metrics", "HOST"),
     Option("metrics_port", "--metrics-port", "DETECTOR_METRICS_PORT", _port, DEFAULT_METRICS_PORT,
@@ -254,7 +269,8 @@ class ServiceSettings:
     findings_format: str = "native"
     model_dir: Path | str = field(default_factory=_default_model_dir)
     model_poll_seconds: float = 60.0
-    state_dir: Path = DEFAULT_STATE_DIR
+    state_dir: str | Path = DEFAULT_STATE_DIR
+    state_kms_key: str | None = None
     metrics_host: str = DEFAULT_METRICS_HOST
     metrics_port: int = DEFAULT_METRICS_PORT
     receivers: int = DEFAULT_RECEIVERS
@@ -278,21 +294,44 @@ class ServiceSettings:
     shadow_findings_queue_url: str | None = None
     region: str = DEFAULT_REGION
     endpoint_url: str | None = None
+    s3_endpoint_url: str | None = None  # for s3:// state (moto, a VPC endpoint)
+
+    @property
+    def local_state_dir(self) -> Path | None:
+        """The state directory when the state is on local disk (None for s3:// state)."""
+        return None if str(self.state_dir).startswith("s3://") else Path(self.state_dir)
 
     @property
     def audit_file(self) -> Path:
         """Where suppressed findings are written."""
-        return self.suppressions_audit or self.state_dir / "suppressed.jsonl"
+        if self.suppressions_audit is not None:
+            return self.suppressions_audit
+        assert self.local_state_dir is not None  # __post_init__ asks for the flag otherwise
+        return self.local_state_dir / "suppressed.jsonl"
 
     @property
     def shadow_file(self) -> Path | None:
         """The shadow mode's findings file (None: a shadow queue alone was given)."""
         if self.shadow_findings_file is not None or self.shadow_findings_queue_url is not None:
             return self.shadow_findings_file
-        return self.state_dir / "shadow-findings.jsonl"
+        assert self.local_state_dir is not None  # __post_init__ asks for a sink otherwise
+        return self.local_state_dir / "shadow-findings.jsonl"
 
     def __post_init__(self) -> None:
         chosen = (self.findings_queue_url, self.findings_file, self.security_hub, self.event_bus)
+        if self.local_state_dir is None:
+            # With the state in S3 there is no local folder to default the audit and shadow
+            # files to: a pod's disk does not survive it, so they are asked for by name.
+            if self.suppressions is not None and self.suppressions_audit is None:
+                raise ConfigError(
+                    "the state is in S3: give the suppression audit file with "
+                    "--suppressions-audit (DETECTOR_SUPPRESSIONS_AUDIT) on a lasting volume"
+                )
+            if self.shadow and not (self.shadow_findings_file or self.shadow_findings_queue_url):
+                raise ConfigError(
+                    "the state is in S3: give shadow mode's sink with --shadow-findings-file or "
+                    "--shadow-findings-queue-url (DETECTOR_SHADOW_FINDINGS_*)"
+                )
         if self.shadow:
             return  # findings go to the shadow sink only, whatever else is configured
         if self.shadow_findings_file or self.shadow_findings_queue_url:
@@ -361,7 +400,10 @@ def resolve_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Se
         found = _SQS_HOST_REGION.match(values["queue_url"])
         region = found.group(1) if found else DEFAULT_REGION
     endpoint = environ.get("AWS_ENDPOINT_URL_SQS") or environ.get("AWS_ENDPOINT_URL") or None
-    return ServiceSettings(**values, region=region, endpoint_url=endpoint)
+    s3_endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL") or None
+    return ServiceSettings(
+        **values, region=region, endpoint_url=endpoint, s3_endpoint_url=s3_endpoint
+    )
 
 
 def options_table() -> str:

@@ -1,10 +1,11 @@
 """In-memory state store: the fake the tests and single-shot replays use.
 
-Imports: polars and this package.
+Imports: polars and this package. One writer by construction: no conflicts to detect.
 """
 
 from __future__ import annotations
 
+from detector.state._local import check_frame_names
 from detector.state._snapshot import Snapshot
 
 __all__ = ["InMemoryStateStore"]
@@ -26,6 +27,7 @@ class InMemoryStateStore:
         return None if self._current is None else _copy(self._current)
 
     def save(self, snapshot: Snapshot) -> None:
+        check_frame_names(snapshot)  # what a real store refuses, the fake refuses too
         self.previous = self._current
         self._current = _copy(snapshot)
         self.saves += 1

@@ -1,9 +1,9 @@
 """The templates deployed for real, into a moto server on loopback.
 
 This proves the templates create (intrinsics resolve, references exist, no cycles) and wire the
-resources together: encrypted queues, the redrive, the rule and its target, the role and its
-policies, the outputs. moto does not model AWS::SQS::QueuePolicy or AWS::Events::EventBusPolicy
-(it skips them with a UserWarning) and hands key policies back as a Python repr, so policies are
+resources together: encrypted queues, the redrive, the rule and its target, the state bucket,
+the role and its policies, the outputs. moto does not model AWS::SQS::QueuePolicy,
+AWS::Events::EventBusPolicy or AWS::S3::BucketPolicy (it skips them with a UserWarning) and hands key policies back as a Python repr, so policies are
 checked in test_cloudformation_static.py.
 
 The service itself is not run against the stack: `detector run` does not exist yet.
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.filterwarnings(
     # Raised in moto's server thread for the two resource types it does not implement; with
     # warnings as errors the request would fail. Both types are checked statically instead.
     # ("." stands for ":" below: colons separate the fields of a warning filter.)
-    r"ignore:Tried to parse AWS..(SQS..QueuePolicy|Events..EventBusPolicy|SNS..TopicPolicy) but "
-    r"it's not "
+    r"ignore:Tried to parse AWS..(SQS..QueuePolicy|Events..EventBusPolicy|SNS..TopicPolicy"
+    r"|S3..BucketPolicy) but it's not "
     r"supported by moto's CloudFormation implementation:UserWarning"
 )
 
@@ -117,6 +117,8 @@ def test_outputs_are_all_there(full_stack: dict[str, str]) -> None:
         "KeyArn",
         "RuleArn",
         "ServiceRoleArn",
+        "StateBucketName",
+        "StateLocation",
     }
 
 
@@ -175,6 +177,7 @@ def test_role_trusts_the_service_account_and_holds_its_policies(
         "cloudtrail-detector-replay",
         "cloudtrail-detector-security-hub",
         "cloudtrail-detector-state",
+        "cloudtrail-detector-state-bucket",
         "cloudtrail-detector-trail-key",
     ]
     queues = iam.get_role_policy(RoleName=role["RoleName"], PolicyName="cloudtrail-detector-queues")
@@ -201,6 +204,21 @@ def test_findings_bus_rule_sends_to_the_encrypted_topic(
     assert attributes["Attributes"]["KmsMasterKeyId"] == full_stack["KeyArn"]
 
 
+def test_the_state_bucket_is_encrypted_with_the_stack_key(
+    aws: Any, full_stack: dict[str, str]
+) -> None:
+    # moto's CloudFormation applies a bucket's encryption and tags only: versioning, the public
+    # access block and the lifecycle are checked in test_cloudformation_static.py.
+    s3 = aws("s3")
+    bucket = full_stack["StateBucketName"]
+    assert full_stack["StateLocation"] == f"s3://{bucket}/detector"
+    (rule,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": full_stack["KeyArn"],
+    }
+
+
 def test_minimal_ecs_stack_has_only_the_core_grants(aws: Any) -> None:
     outputs = _create_stack(
         aws, "detector-ecs", DETECTOR_TEMPLATE.read_text(), {"WorkloadIdentity": "ecs-task"}
@@ -211,7 +229,7 @@ def test_minimal_ecs_stack_has_only_the_core_grants(aws: Any) -> None:
     trust = json.loads(trust) if isinstance(trust, str) else trust
     assert trust["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
     names = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
-    assert names == ["cloudtrail-detector-queues"]
+    assert sorted(names) == ["cloudtrail-detector-queues", "cloudtrail-detector-state-bucket"]
 
 
 def test_member_forwarder_targets_the_central_bus(aws: Any) -> None:

@@ -43,6 +43,7 @@ ALL_OPTIONS = {
 }
 ONLY_REQUIRED = {"EksOidcIssuer": ISSUER}
 QUEUES = ("InputQueue", "DeadLetterQueue", "EventsDeadLetterQueue", "FindingsQueue")
+STATE_GRANTS = ("ListStateBucket", "ReadWriteStateObjects")
 RULE_ARN = "{CloudTrailManagementEventsRule.Arn}"
 SERVICE_ROLE_ARN = "{ServiceRole.Arn}"
 
@@ -286,6 +287,8 @@ def test_service_role_gets_exactly_what_the_service_needs(full: dict[str, Any]) 
         "ListTrailPrefix": {"s3:ListBucket"},
         "ReadTrailObjects": {"s3:GetObject"},
         "DecryptTrailObjectsViaS3": {"kms:Decrypt"},
+        "ListStateBucket": {"s3:ListBucket"},
+        "ReadWriteStateObjects": {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
         "SharedStateStore": {
             "dynamodb:GetItem",
             "dynamodb:PutItem",
@@ -301,7 +304,12 @@ def test_service_role_gets_exactly_what_the_service_needs(full: dict[str, Any]) 
 
 
 def test_optional_grants_are_absent_without_their_parameters(minimal: dict[str, Any]) -> None:
-    assert set(_actions_by_sid(minimal)) == {"ConsumeInputQueue", "PublishFindings", "UseQueueKey"}
+    assert set(_actions_by_sid(minimal)) == {
+        "ConsumeInputQueue",
+        "PublishFindings",
+        "UseQueueKey",
+        *STATE_GRANTS,
+    }
     assert "PermissionsBoundary" not in minimal["ServiceRole"]["Properties"]
     assert "OrganizationEventBusPolicy" not in minimal
     assert not {"FindingsEventBus", "FindingsAlertTopic", "HighSeverityFindingsRule"} & set(minimal)
@@ -313,7 +321,7 @@ def test_without_the_findings_queue_the_service_may_not_send_to_one(
     resources = resolve_resources(template, {**ONLY_REQUIRED, "FindingsQueueEnabled": "false"})
     assert "FindingsQueue" not in resources
     assert "FindingsQueuePolicy" not in resources
-    assert set(_actions_by_sid(resources)) == {"ConsumeInputQueue", "UseQueueKey"}
+    assert set(_actions_by_sid(resources)) == {"ConsumeInputQueue", "UseQueueKey", *STATE_GRANTS}
 
 
 def _statement(resources: dict[str, Any], sid: str) -> dict[str, Any]:
@@ -444,6 +452,75 @@ def test_organization_may_put_events_on_the_bus(full: dict[str, Any]) -> None:
     assert statement["Resource"] == "arn:aws:events:eu-west-1:111122223333:event-bus/default"
 
 
+# --- the state bucket ------------------------------------------------------------------------------
+
+
+def test_state_bucket_is_versioned_private_and_encrypted_with_the_key(
+    template: dict[str, Any], full: dict[str, Any]
+) -> None:
+    kept = template["Resources"]["StateBucket"]
+    assert kept["DeletionPolicy"] == kept["UpdateReplacePolicy"] == "Retain"
+    properties = full["StateBucket"]["Properties"]
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    (rule,) = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": "{Key.Arn}",
+    }
+    assert set(properties["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(properties["PublicAccessBlockConfiguration"]) == 4
+    assert properties["OwnershipControls"] == {
+        "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    }
+
+
+def test_replaced_state_generations_expire(template: dict[str, Any], full: dict[str, Any]) -> None:
+    rules = {
+        r["Id"]: r for r in full["StateBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    }
+    default = template["Parameters"]["StateRetentionDays"]["Default"]
+    expire = rules["ExpireReplacedGenerations"]
+    assert expire["Status"] == "Enabled"
+    assert expire["NoncurrentVersionExpiration"] == {"NoncurrentDays": str(default)}
+    assert rules["RemoveExpiredDeleteMarkers"]["ExpiredObjectDeleteMarker"] is True
+
+
+def _to_state(action: str, resource: str, *, secure: bool = True, **context: str) -> Request:
+    return Request(
+        action=action,
+        resource=resource,
+        principal_arn=SERVICE_ROLE_ARN,
+        context={**_tls(secure), **context},
+    )
+
+
+def test_state_bucket_denies_requests_without_tls_or_the_stacks_key(
+    full: dict[str, Any],
+) -> None:
+    policy = full["StateBucketPolicy"]["Properties"]["PolicyDocument"]
+    assert full["StateBucketPolicy"]["Properties"]["Bucket"] == "{StateBucket}"
+    objects = "{StateBucket.Arn}/detector/MANIFEST.json"
+    for action, resource in (("s3:GetObject", objects), ("s3:ListBucket", "{StateBucket.Arn}")):
+        assert decide(policy, _to_state(action, resource, secure=False)) == "deny", action
+        assert decide(policy, _to_state(action, resource)) == "no-decision", action
+    kms = "s3:x-amz-server-side-encryption"
+    key = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    assert decide(policy, _to_state("s3:PutObject", objects)) == "deny"  # no SSE-KMS named
+    assert decide(
+        policy, _to_state("s3:PutObject", objects, **{kms: "aws:kms", key: "{Key.Arn}"})
+    ) == ("no-decision")
+    assert decide(policy, _to_state("s3:PutObject", objects, **{kms: "AES256"})) == "deny"
+    other_key = "arn:aws:kms:eu-west-1:111122223333:key/other"
+    assert decide(
+        policy, _to_state("s3:PutObject", objects, **{kms: "aws:kms", key: other_key})
+    ) == ("deny")
+
+
+def test_the_service_may_use_its_state_bucket_only(full: dict[str, Any]) -> None:
+    assert _statement(full, "ListStateBucket")["Resource"] == "{StateBucket.Arn}"
+    assert _statement(full, "ReadWriteStateObjects")["Resource"] == "{StateBucket.Arn}/*"
+
+
 def test_outputs_give_what_the_overlays_need(template: dict[str, Any]) -> None:
     assert {
         "InputQueueUrl",
@@ -457,6 +534,8 @@ def test_outputs_give_what_the_overlays_need(template: dict[str, Any]) -> None:
         "KeyArn",
         "RuleArn",
         "ServiceRoleArn",
+        "StateBucketName",
+        "StateLocation",
     } <= set(template["Outputs"])
 
 

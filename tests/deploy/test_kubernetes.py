@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from detector.service import OPTIONS
+from detector.service import OPTIONS, resolve_settings
 
 from .conftest import RenderedOverlay
 from .dockerfile_model import env_of, final_stage, parse_dockerfile
@@ -38,11 +38,14 @@ CONFIG_KEYS = {
     "DETECTOR_QUEUE_URL",
     "DETECTOR_FINDINGS_QUEUE_URL",
     "DETECTOR_STATE_DIR",
+    "DETECTOR_STATE_KMS_KEY",
     "DETECTOR_MODEL",
     "DETECTOR_METRICS_PORT",
     "AWS_REGION",
 }
 SQS_URL = re.compile(r"^https://sqs\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/\d{12}/[\w-]+$")
+STATE_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[\w/-]+$")
+KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:key/[0-9a-f-]+$")
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
@@ -178,20 +181,33 @@ def test_image_user_matches_the_pod_user(overlay: RenderedOverlay) -> None:
     assert (context["runAsUser"], context["runAsGroup"]) == (int(uid), int(gid))
 
 
-def test_writable_paths_are_volumes(overlay: RenderedOverlay) -> None:
-    config = _config(overlay)
+def test_the_only_writable_path_is_bounded_scratch(overlay: RenderedOverlay) -> None:
     mounts = {mount["mountPath"]: mount["name"] for mount in _container(overlay)["volumeMounts"]}
-    assert set(mounts) == {config["DETECTOR_STATE_DIR"], "/tmp"}
+    assert set(mounts) == {"/tmp"}
     volumes = {volume["name"]: volume for volume in _pod_spec(overlay)["volumes"]}
     for name in mounts.values():
-        assert "emptyDir" in volumes[name] or "persistentVolumeClaim" in volumes[name]
         assert volumes[name].get("emptyDir", {}).get("sizeLimit"), "bounded scratch space"
+
+
+def test_state_survives_the_pod_in_the_stacks_bucket_under_its_key(
+    overlay: RenderedOverlay,
+) -> None:
+    """Nothing that must survive lives on the pod: the state is in S3, encrypted with the key."""
+    config = _config(overlay)
+    assert STATE_URL.match(config["DETECTOR_STATE_DIR"]), config["DETECTOR_STATE_DIR"]
+    assert "set-by-overlay" not in config["DETECTOR_STATE_DIR"], "the overlay sets the bucket"
+    key = KEY_ARN.match(config["DETECTOR_STATE_KMS_KEY"])
+    assert key, config["DETECTOR_STATE_KMS_KEY"]
+    assert key["region"] == config["AWS_REGION"]
+    settings = resolve_settings({}, config)
+    assert settings.state_dir == config["DETECTOR_STATE_DIR"]
+    assert settings.state_kms_key == config["DETECTOR_STATE_KMS_KEY"]
 
 
 def test_config_matches_the_image_defaults(overlay: RenderedOverlay) -> None:
     image_env = env_of(final_stage(parse_dockerfile(DOCKERFILE)))
     config = _config(overlay)
-    for key in ("DETECTOR_STATE_DIR", "DETECTOR_MODEL", "DETECTOR_METRICS_PORT"):
+    for key in ("DETECTOR_MODEL", "DETECTOR_METRICS_PORT"):
         assert config[key] == image_env[key], key
 
 
@@ -204,7 +220,7 @@ def test_resources_are_requested_and_limited(overlay: RenderedOverlay) -> None:
 def test_drains_take_longer_than_a_batch(overlay: RenderedOverlay) -> None:
     assert _pod_spec(overlay)["terminationGracePeriodSeconds"] >= 60
     strategy = overlay.one("Deployment")["spec"]["strategy"]
-    assert strategy["rollingUpdate"]["maxUnavailable"] == 0, "new pod ready before an old drains"
+    assert strategy == {"type": "Recreate"}, "the old pod checkpoints before the new one loads"
 
 
 def test_queue_visibility_outlasts_a_drain(overlay: RenderedOverlay) -> None:
@@ -275,7 +291,7 @@ def test_keda_uses_its_operator_identity(overlay: RenderedOverlay) -> None:
 
 def test_one_replica_until_state_is_shared(rendered_overlays: dict[str, RenderedOverlay]) -> None:
     # Profiles and windows are per principal; replicas on one standard queue would each see
-    # part of a principal's events. Scale-out waits for the shared (DynamoDB) state store.
+    # part of a principal's events, and the S3 state takes one writer (docs/state.md).
     for overlay in rendered_overlays.values():
         assert overlay.one("ScaledObject")["spec"]["maxReplicaCount"] == 1
 

@@ -28,7 +28,7 @@ from detector.synthetic import SyntheticConfig, generate, write_archive, write_e
 pytestmark = pytest.mark.filterwarnings(
     # moto's CloudFormation skips the policy resource types it does not model (they are
     # checked statically in tests/deploy); with warnings as errors its thread would fail.
-    r"ignore:Tried to parse AWS..(SQS..QueuePolicy|Events..EventBusPolicy|SNS..TopicPolicy) but it's not "
+    r"ignore:Tried to parse AWS..(SQS..QueuePolicy|Events..EventBusPolicy|SNS..TopicPolicy|S3..BucketPolicy) but it's not "
     r"supported by moto's CloudFormation implementation:UserWarning"
 )
 

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,7 +26,7 @@ from detector.pipeline import Pipeline, PipelineState
 from detector.scoring import LearningConfig
 from detector.service import Consumer, ConsumerConfig, Phase
 from detector.sinks import MemoryFindingSink, SqsFindingSink
-from detector.state import InMemoryStateStore
+from detector.state import InMemoryStateStore, LocalStateStore
 from tests.service.conftest import NOW, Stream, stream_of
 from tests.service.helpers import (
     Journal,
@@ -497,6 +498,36 @@ async def test_drain_after_a_failed_checkpoint_releases_the_processed_messages(
     assert not report.clean
     assert report.released == 60
     assert queue.counts() == QueueCounts(60, 0)
+
+
+async def test_a_consumer_whose_state_another_committed_stops_and_deletes_nothing(
+    pipeline: Pipeline, morning_stream: Stream, clock: ManualClock, tmp_path: Path
+) -> None:
+    """An old pod still running beside its replacement, both on one state: the first to
+    checkpoint owns the state; the other stops, deletes nothing and hands its messages back."""
+    bodies = morning_stream.bodies[:60]
+    new_queue, old_queue = InMemoryQueue(clock=clock), InMemoryQueue(clock=clock)
+    await send_bodies(new_queue, bodies[:30])
+    await send_bodies(old_queue, bodies[30:])
+    new_pod = make_consumer(pipeline, new_queue, clock, store=LocalStateStore(tmp_path))
+    old_pod = make_consumer(pipeline, old_queue, clock, store=LocalStateStore(tmp_path))
+    await new_pod.start()
+    await old_pod.start()
+
+    await pump(new_pod)
+    await pump(old_pod)
+
+    assert new_queue.counts() == QueueCounts(0, 0)
+    assert old_queue.api_calls["DeleteMessageBatch"] == 0
+    assert old_pod.stopping
+    assert old_pod.fatal is not None
+    assert "StateConflictError" in old_pod.fatal
+    report = await old_pod.drain(grace_seconds=10)
+    assert not report.clean
+    assert report.released == 30
+    assert old_queue.counts() == QueueCounts(30, 0)
+    assert old_queue.api_calls["DeleteMessageBatch"] == 0
+    assert old_pod.metrics.value("detector_checkpoint_failures_total") == 1
 
 
 async def test_messages_a_long_poll_returns_after_stop_are_released(

@@ -57,6 +57,26 @@ def test_a_flag_wins_over_its_variable_which_wins_over_the_default() -> None:
     assert settings.state_dir == Path("/var/lib/detector")
 
 
+def test_the_state_may_live_in_s3_with_its_own_endpoint_and_kms_key() -> None:
+    environ = {
+        "DETECTOR_STATE_DIR": "s3://org-detector-state/prod",
+        "DETECTOR_STATE_KMS_KEY": "alias/detector",
+        "AWS_ENDPOINT_URL_SQS": "http://sqs.local",
+        "AWS_ENDPOINT_URL_S3": "http://s3.local",
+    }
+    settings = resolve_settings(parse("--queue-url", QUEUE, "--findings-file", "f"), environ)
+    assert settings.state_dir == "s3://org-detector-state/prod"  # text: a Path folds the //
+    assert settings.state_kms_key == "alias/detector"
+    assert (settings.endpoint_url, settings.s3_endpoint_url) == (
+        "http://sqs.local",
+        "http://s3.local",
+    )
+    shared = resolve_settings(
+        parse("--queue-url", QUEUE, "--findings-file", "f"), {"AWS_ENDPOINT_URL": "http://moto"}
+    )
+    assert (shared.endpoint_url, shared.s3_endpoint_url) == ("http://moto", "http://moto")
+
+
 def test_security_hub_or_a_bus_alone_is_somewhere_to_send_findings() -> None:
     hub = resolve_settings(parse("--queue-url", QUEUE, "--security-hub"), {})
     assert (hub.security_hub, hub.event_bus, hub.findings_format) == (True, None, "native")
@@ -115,6 +135,16 @@ def test_the_standard_aws_variables_are_honoured() -> None:
             "--findings-format='cef'",
         ),
         (("--queue-url", QUEUE), {"DETECTOR_SECURITY_HUB": "maybe"}, "DETECTOR_SECURITY_HUB"),
+        (
+            ("--queue-url", QUEUE, "--findings-file", "f", "--state-dir", "s3:///state"),
+            {},
+            "--state-dir='s3:///state': an s3:// location needs a bucket",
+        ),
+        (
+            ("--queue-url", QUEUE, "--findings-file", "f"),
+            {"DETECTOR_STATE_DIR": "gs://bucket/state"},
+            "DETECTOR_STATE_DIR='gs://bucket/state'",
+        ),
         (("--queue-url", QUEUE), {"DETECTOR_SECURITY_HUB": "false"}, "nowhere to send"),
     ],
 )
@@ -134,7 +164,7 @@ def test_every_setting_has_a_flag_a_variable_and_a_row_in_the_table() -> None:
             or option.env == "DETECTOR_MODEL"
         )
         assert f"`{option.env}`" in table
-    names = {o.name for o in OPTIONS} | {"region", "endpoint_url"}
+    names = {o.name for o in OPTIONS} | {"region", "endpoint_url", "s3_endpoint_url"}
     assert names == set(ServiceSettings.__dataclass_fields__)
 
 

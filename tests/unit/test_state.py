@@ -1,5 +1,6 @@
-"""State stores: one contract suite run against the in-memory fake and the local-files store,
-and snapshot -> restore -> continue giving the same rows as an uninterrupted run."""
+"""State stores: what only the local-files store does, and snapshot -> restore -> continue giving
+the same rows as an uninterrupted run. The port's contract suite (every store, and two writers
+on one location) is tests/integration/test_state_contract.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from detector.errors import StateError
+from detector.errors import StateConflictError, StateError
 from detector.features import FeatureConfig, FeatureState, empty_state, flush, update
 from detector.state import (
     MANIFEST_NAME,
@@ -31,11 +32,6 @@ STORES: dict[str, StoreFactory] = {
 }
 
 
-@pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> StateStore:
-    return STORES[request.param](tmp_path)
-
-
 def _snapshot(n: int) -> Snapshot:
     frame = pl.DataFrame(
         {
@@ -46,43 +42,6 @@ def _snapshot(n: int) -> Snapshot:
         }
     )
     return Snapshot({"things": frame, "empty": frame.clear()}, {"watermark": str(n)})
-
-
-# -- contract: every store --------------------------------------------------------------------
-
-
-def test_is_a_state_store(store: StateStore) -> None:
-    assert isinstance(store, StateStore)
-
-
-def test_load_before_any_save_is_none(store: StateStore) -> None:
-    assert store.load() is None
-
-
-def test_save_then_load_round_trips_exactly(store: StateStore) -> None:
-    snap = _snapshot(5)
-    store.save(snap)
-    loaded = store.load()
-    assert loaded is not None
-    assert loaded.equals(snap)
-
-
-def test_last_save_wins(store: StateStore) -> None:
-    store.save(_snapshot(2))
-    store.save(_snapshot(3))
-    loaded = store.load()
-    assert loaded is not None
-    assert loaded.equals(_snapshot(3))
-
-
-def test_feature_state_round_trips(store: StateStore) -> None:
-    state, _, _ = update(empty_state(), events([record(1, 1), record(2, 30)]), CONFIG)
-    store.save(state.snapshot(CONFIG))
-    loaded = store.load()
-    assert loaded is not None
-    restored = FeatureState.restore(loaded, CONFIG)
-    assert restored.snapshot(CONFIG).equals(state.snapshot(CONFIG))
-    assert restored.watermark == state.watermark
 
 
 def test_snapshots_hold_text_not_hash_codes() -> None:
@@ -129,6 +88,19 @@ def test_local_store_refuses_what_it_cannot_trust(tmp_path: Path) -> None:
         store.load()
     with pytest.raises(StateError, match="frame name"):
         store.save(Snapshot({"../evil": pl.DataFrame()}))
+
+
+def test_local_store_takes_over_a_manifest_written_before_commit_ids(tmp_path: Path) -> None:
+    LocalStateStore(tmp_path).save(_snapshot(1))
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    del manifest["current"]["id"]
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
+    store, other = LocalStateStore(tmp_path), LocalStateStore(tmp_path)
+    assert store.load() is not None
+    assert other.load() is not None
+    store.save(_snapshot(2))
+    with pytest.raises(StateConflictError):
+        other.save(_snapshot(3))
 
 
 def test_local_store_ignores_a_save_that_died_before_its_manifest(tmp_path: Path) -> None:
