@@ -77,6 +77,22 @@ def test_the_state_may_live_in_s3_with_its_own_endpoint_and_kms_key() -> None:
     assert (shared.endpoint_url, shared.s3_endpoint_url) == ("http://moto", "http://moto")
 
 
+def test_with_the_state_in_s3_the_audit_and_shadow_files_are_named() -> None:
+    s3 = {"DETECTOR_STATE_DIR": "s3://org-detector-state/prod"}
+    base = ("--queue-url", QUEUE, "--findings-file", "f")
+    with pytest.raises(ConfigError, match="--suppressions-audit"):
+        resolve_settings(parse(*base, "--suppressions", "rules.yaml"), s3)
+    with pytest.raises(ConfigError, match="--shadow-findings-file"):
+        resolve_settings(parse(*base, "--shadow"), s3)
+    named = resolve_settings(
+        parse(*base, "--suppressions", "rules.yaml", "--suppressions-audit", "/audit/s.jsonl"), s3
+    )
+    assert named.audit_file == Path("/audit/s.jsonl")
+    # On local disk they default to the state folder.
+    local = resolve_settings(parse(*base, "--suppressions", "rules.yaml"), {})
+    assert local.audit_file == Path("detector-state/suppressed.jsonl")
+
+
 def test_security_hub_or_a_bus_alone_is_somewhere_to_send_findings() -> None:
     hub = resolve_settings(parse("--queue-url", QUEUE, "--security-hub"), {})
     assert (hub.security_hub, hub.event_bus, hub.findings_format) == (True, None, "native")
