@@ -32,10 +32,12 @@ from detector.features._columns import (
 )
 from detector.features._config import (
     DEFAULT_ALLOWED_LATENESS,
+    DEFAULT_ARCHIVE_LATENESS,
     DEFAULT_DEDUP_HORIZON,
     DEFAULT_HABIT_MIN_CALLS,
     DEFAULT_HABIT_SHARE,
     DEFAULT_KMS_EXCLUDED_PRINCIPALS,
+    DEFAULT_LIVE_LATENESS,
     DEFAULT_MAX_ITEMS_PER_KIND,
     DEFAULT_PROFILE_TTL,
     DEFAULT_SAMPLE_EVENT_IDS,
@@ -48,14 +50,16 @@ from detector.features._config import (
 from detector.features._items import network_of, user_agent_family
 from detector.features._profile import Profiles
 from detector.features._state import FeatureState, empty_state
-from detector.features._stream import UpdateReport, flush, update
+from detector.features._stream import UpdateReport, advance, flush, preview, update
 
 __all__ = [
     "DEFAULT_ALLOWED_LATENESS",
+    "DEFAULT_ARCHIVE_LATENESS",
     "DEFAULT_DEDUP_HORIZON",
     "DEFAULT_HABIT_MIN_CALLS",
     "DEFAULT_HABIT_SHARE",
     "DEFAULT_KMS_EXCLUDED_PRINCIPALS",
+    "DEFAULT_LIVE_LATENESS",
     "DEFAULT_MAX_ITEMS_PER_KIND",
     "DEFAULT_PROFILE_TTL",
     "DEFAULT_SAMPLE_EVENT_IDS",
@@ -72,6 +76,7 @@ __all__ = [
     "FeatureState",
     "Profiles",
     "UpdateReport",
+    "advance",
     "closed_window_schema",
     "context_schema",
     "empty_state",
@@ -80,6 +85,7 @@ __all__ = [
     "feature_schema_hash",
     "flush",
     "network_of",
+    "preview",
     "update",
     "user_agent_family",
     "window_suffix",

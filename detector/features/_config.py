@@ -13,10 +13,12 @@ from detector.errors import ConfigError
 
 __all__ = [
     "DEFAULT_ALLOWED_LATENESS",
+    "DEFAULT_ARCHIVE_LATENESS",
     "DEFAULT_DEDUP_HORIZON",
     "DEFAULT_HABIT_MIN_CALLS",
     "DEFAULT_HABIT_SHARE",
     "DEFAULT_KMS_EXCLUDED_PRINCIPALS",
+    "DEFAULT_LIVE_LATENESS",
     "DEFAULT_MAX_ITEMS_PER_KIND",
     "DEFAULT_PROFILE_TTL",
     "DEFAULT_SAMPLE_EVENT_IDS",
@@ -28,7 +30,13 @@ __all__ = [
 ]
 
 DEFAULT_WINDOW: Final = timedelta(minutes=5)
+# Allowed lateness per source (docs/latency.md). Archive files (and so replays, training) reach
+# S3 5-15 minutes after their events: 15 minutes. EventBridge delivers most events to SQS
+# within seconds, so the live service waits 2 minutes; later events are folded in as
+# correction rows, as any late event.
 DEFAULT_ALLOWED_LATENESS: Final = timedelta(minutes=15)
+DEFAULT_ARCHIVE_LATENESS: Final = DEFAULT_ALLOWED_LATENESS
+DEFAULT_LIVE_LATENESS: Final = timedelta(minutes=2)
 # Event ids are remembered while their event time is within this much of the watermark.
 DEFAULT_DEDUP_HORIZON: Final = timedelta(minutes=15)
 DEFAULT_PROFILE_TTL: Final = timedelta(days=90)
