@@ -18,7 +18,6 @@ __all__ = [
     "DEFAULT_HABIT_MIN_CALLS",
     "DEFAULT_HABIT_SHARE",
     "DEFAULT_KMS_EXCLUDED_PRINCIPALS",
-    "DEFAULT_LIVE_LATENESS",
     "DEFAULT_MAX_ITEMS_PER_KIND",
     "DEFAULT_PROFILE_TTL",
     "DEFAULT_SAMPLE_EVENT_IDS",
@@ -30,13 +29,10 @@ __all__ = [
 ]
 
 DEFAULT_WINDOW: Final = timedelta(minutes=5)
-# Allowed lateness per source (docs/latency.md). Archive files (and so replays, training) reach
-# S3 5-15 minutes after their events: 15 minutes. EventBridge delivers most events to SQS
-# within seconds, so the live service waits 2 minutes; later events are folded in as
-# correction rows, as any late event.
+# Archive files (and so replays, training) reach S3 5-15 minutes after their events; the live
+# service, fed by EventBridge within seconds, waits less (its --allowed-lateness, docs/latency.md).
 DEFAULT_ALLOWED_LATENESS: Final = timedelta(minutes=15)
 DEFAULT_ARCHIVE_LATENESS: Final = DEFAULT_ALLOWED_LATENESS
-DEFAULT_LIVE_LATENESS: Final = timedelta(minutes=2)
 # Event ids are remembered while their event time is within this much of the watermark.
 DEFAULT_DEDUP_HORIZON: Final = timedelta(minutes=15)
 DEFAULT_PROFILE_TTL: Final = timedelta(days=90)
