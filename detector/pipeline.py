@@ -232,6 +232,9 @@ class Pipeline:
         if features.open_windows == 0:
             return EarlyState(tick, early.sent, early.reported), []
         rows = preview(features, self.config.features)
+        if early.tick is not None:
+            # A window with no event since the last tick scores as it did then.
+            rows = rows.filter(pl.col("last_seen") >= early.tick)
         _, scored = score_windows(
             self.artifact, scoring, rows, created_at=now, learning=self.config.learning
         )
