@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-import polars as pl
 
 from bench.end_to_end import CREDENTIALS, REGION, client, sqs_server
 from detector.events import records_to_events
