@@ -78,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     _archive_arguments(replay)
     replay.add_argument("--model", type=Path, help="model folder (default: the shipped model)")
     replay.add_argument(
+        "--allowed-lateness",
+        type=float,
+        metavar="S",
+        help="a window closes this long (event time) after its end [DETECTOR_ARCHIVE_LATENESS; "
+        "default: 900, archive files arrive 5-15 minutes late]",
+    )
+    replay.add_argument(
         "--out",
         "--findings-file",
         dest="out",

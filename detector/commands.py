@@ -21,7 +21,8 @@ from pathlib import Path
 from detector.archive import ArchiveFilter, ArchiveSource, source_for
 from detector.detections import Detection, default_detections
 from detector.errors import ConfigError
-from detector.pipeline import Pipeline
+from detector.features import DEFAULT_ARCHIVE_LATENESS, FeatureConfig
+from detector.pipeline import Pipeline, PipelineConfig
 from detector.scoring import (
     DEFAULT_MODEL_DIR,
     ModelArtifact,
@@ -274,6 +275,23 @@ async def _detections(sigma_rules: list[str], endpoint_url: str | None) -> list[
     return [*default_detections(), *rules.detections]
 
 
+def _archive_lateness(args: argparse.Namespace) -> timedelta:
+    """``--allowed-lateness``, else ``DETECTOR_ARCHIVE_LATENESS``, else 15 minutes."""
+    given = args.allowed_lateness
+    source = "--allowed-lateness"
+    if given is None and os.environ.get("DETECTOR_ARCHIVE_LATENESS"):
+        source = "DETECTOR_ARCHIVE_LATENESS"
+        try:
+            given = float(os.environ["DETECTOR_ARCHIVE_LATENESS"])
+        except ValueError:
+            raise ConfigError(f"{source} must be a number of seconds") from None
+    if given is None:
+        return DEFAULT_ARCHIVE_LATENESS
+    if given < 0:
+        raise ConfigError(f"{source} must not be negative, got {given}")
+    return timedelta(seconds=given)
+
+
 async def _replay(args: argparse.Namespace) -> int:
     from detector.archive import DecodeLimits
     from detector.replay import BadInputLimit, Progress
@@ -290,9 +308,11 @@ async def _replay(args: argparse.Namespace) -> int:
             raise ConfigError(f"--max-file-bytes must be >= 1, got {args.max_file_bytes}")
         limits = DecodeLimits(max_file_bytes=args.max_file_bytes)
     signing = signing_from_environment(os.environ)
+    artifact = load_artifact(args.model or DEFAULT_MODEL_DIR, signing)
     pipeline = Pipeline(
-        load_artifact(args.model or DEFAULT_MODEL_DIR, signing),
+        artifact,
         detections=await _detections(args.sigma_rules or [], args.endpoint_url),
+        config=PipelineConfig(FeatureConfig(artifact.window, _archive_lateness(args))),
     )
     store: StateStore | None = None
     if args.state_dir:

@@ -11,7 +11,11 @@ One step does, for a micro-batch of events (from the SQS consumer, a replay, a t
    bounds (see docs/quality.md);
 4. aggregation: the occurrences of steps 1 and 3 of one kind for one principal within an
    aggregation period (6 h by default) update one finding, which is sent when it first appears,
-   when its severity rises and when its period closes (:mod:`detector.findings`).
+   when its severity rises and when its period closes (:mod:`detector.findings`);
+5. timeliness (:mod:`detector.timeliness`): every finding is stamped with the time its first
+   event reached the detector (``received_at``); with ``PipelineConfig.early`` set (the
+   service), the open windows are scored every 30 s of event time and those already anomalous
+   are reported early, as provisional updates that the aggregation state never sees.
 
 The service, replay, training evaluation and the demo all run this same code, so the same
 events give the same findings (same ids) however they arrive. :class:`PipelineState` snapshots
@@ -45,7 +49,16 @@ from detector.detections import (
     run_detections_isolated,
 )
 from detector.errors import StateError
-from detector.features import FeatureConfig, FeatureState, empty_state, flush, update
+from detector.features import (
+    FeatureConfig,
+    FeatureState,
+    UpdateReport,
+    advance,
+    empty_state,
+    flush,
+    preview,
+    update,
+)
 from detector.findings import (
     AggregationConfig,
     AggregationState,
@@ -63,6 +76,16 @@ from detector.scoring import (
     score_windows,
 )
 from detector.state import Snapshot
+from detector.timeliness import (
+    EarlyConfig,
+    EarlyState,
+    Receipts,
+    detect_seconds,
+    early_reports,
+    first_reports,
+    stamp_batch,
+    stamp_windows,
+)
 
 __all__ = ["Pipeline", "PipelineConfig", "PipelineState", "StepReport"]
 
@@ -71,6 +94,8 @@ _FEATURES_PREFIX: Final = "features_"
 _BASELINE_FRAME: Final = "baseline"
 _GROUPS_FRAME: Final = "baseline_groups"
 _CALIBRATION_META: Final = "calibration"
+_RECEIPTS_FRAME: Final = "receipts"
+_EARLY_META: Final = "early"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +104,8 @@ class PipelineConfig:
     detections: DetectionConfig = field(default_factory=DetectionConfig)
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
+    # None: no early reports (replay, training); the service sets it (docs/latency.md).
+    early: EarlyConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +115,8 @@ class PipelineState:
     baseline: OwnBaseline
     calibration: LiveThreshold
     aggregation: AggregationState = field(default_factory=AggregationState)
+    receipts: Receipts = field(default_factory=Receipts)
+    early: EarlyState = field(default_factory=EarlyState)
 
     @property
     def scoring(self) -> ScoringState:
@@ -118,6 +147,9 @@ class StepReport:
     window_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
     principal_days: frozenset[tuple[str, int]] = frozenset()
     principals_known: int | None = None
+    # Per finding reported for the first time: (family, created_at - received_at in seconds).
+    detect_seconds: tuple[tuple[str, float], ...] = ()
+    early_reports: int = 0  # provisional findings among those sent
 
 
 class Pipeline:
@@ -153,15 +185,94 @@ class Pipeline:
         scoring, scored = score_windows(
             self.artifact, state.scoring, windows, created_at=now, learning=self.config.learning
         )
-        signature_findings = [dataclasses.replace(f, created_at=now) for f in detected.findings]
+        receipts = state.receipts.note(events, self.config.features.window)
+        signature_findings = stamp_batch(
+            [dataclasses.replace(f, created_at=now) for f in detected.findings], events
+        )
         newest = events.get_column("event_time").max() if events.height else None
+        newest = newest if isinstance(newest, datetime) else None
         aggregation, findings = aggregate_findings(
             state.aggregation,
-            [*signature_findings, *scored.findings],
-            newest if isinstance(newest, datetime) else None,
+            [*signature_findings, *stamp_windows(scored.findings, receipts)],
+            newest,
             self.config.aggregation,
             now,
         )
+        early, provisional = self._early(
+            state.early, features, scoring, receipts, aggregation, newest, now
+        )
+        new_state = PipelineState(
+            features, detected.state, scoring.baseline, scoring.live, aggregation, receipts, early
+        )
+        return self._finish(
+            state,
+            new_state,
+            [*findings, *provisional],
+            windows,
+            report,
+            now,
+            detected.failures,
+            scored.scores,
+        )
+
+    def open_window_ends(self, state: PipelineState) -> tuple[datetime, datetime] | None:
+        """The earliest and the latest end of the open windows (None: none is open)."""
+        windows = state.features.windows
+        if windows.height == 0:
+            return None
+        first, last = windows.select(
+            pl.col("window_start").min().alias("first"), pl.col("window_start").max().alias("last")
+        ).row(0)
+        window = self.config.features.window
+        return first + window, last + window
+
+    def _early(
+        self,
+        early: EarlyState,
+        features: FeatureState,
+        scoring: ScoringState,
+        receipts: Receipts,
+        aggregation: AggregationState,
+        newest: datetime | None,
+        now: datetime,
+    ) -> tuple[EarlyState, list[Finding]]:
+        """At each tick of event time, the open windows scored as they stand; those above the
+        threshold reported early (:mod:`detector.timeliness._early`). Nothing is learned."""
+        config = self.config.early
+        tick = None if config is None else early.due(newest, config)
+        if tick is None:
+            return early, []
+        if features.open_windows == 0:
+            return EarlyState(tick, early.sent, early.reported), []
+        rows = preview(features, self.config.features)
+        if early.tick is not None:
+            # A window with no event since the last tick scores as it did then.
+            rows = rows.filter(pl.col("last_seen") >= early.tick)
+        _, scored = score_windows(
+            self.artifact, scoring, rows, created_at=now, learning=self.config.learning
+        )
+        occurrences = stamp_windows(scored.findings, receipts)
+        return early_reports(early, occurrences, aggregation, self.config.aggregation, tick, now)
+
+    def _finish(
+        self,
+        before: PipelineState,
+        after: PipelineState,
+        findings: list[Finding],
+        windows: pl.DataFrame,
+        report: UpdateReport,
+        now: datetime,
+        failures: tuple[DetectionFailure, ...] = (),
+        scores: np.ndarray | None = None,
+    ) -> tuple[PipelineState, list[Finding], StepReport]:
+        """Forget the closed windows' receipts and early reports; the step's report."""
+        watermark = after.features.watermark
+        state = dataclasses.replace(
+            after,
+            receipts=after.receipts.forget_closed(watermark, self.config.features.window),
+            early=after.early.forget_closed(watermark, after.aggregation.watermark),
+        )
+        firsts = first_reports(findings, before.aggregation, before.early, self.config.aggregation)
         step = _report(
             report.events_in,
             report.duplicates,
@@ -170,11 +281,11 @@ class Pipeline:
             report.principals,
             report.watermark,
             findings,
-            self._learning(scoring, report.watermark, windows.height),
-            detected.failures,
-            scored.scores,
+            self._learning(after.scoring, report.watermark, windows.height),
+            failures,
+            scores,
+            detect_seconds(firsts),
         )
-        state = PipelineState(features, detected.state, scoring.baseline, scoring.live, aggregation)
         return state, findings, step
 
     def _learning(
@@ -207,40 +318,63 @@ class Pipeline:
         aggregate that grew since it was last sent (aggregates stay open: a resumed replay
         keeps counting them)."""
         features, windows, report = flush(state.features, self.config.features)
+        return self._close(state, features, windows, report, now, send_pending=True)
+
+    def advance(
+        self, state: PipelineState, watermark: datetime, now: datetime
+    ) -> tuple[PipelineState, list[Finding], StepReport]:
+        """Move the watermark to ``watermark`` (never back) and close, score and report the
+        windows it passes: the service's idle queue at night (:func:`idle_watermark
+        <detector.service._policy.idle_watermark>`); never called in a replay."""
+        features, windows, report = advance(state.features, watermark, self.config.features)
+        return self._close(state, features, windows, report, now, send_pending=False)
+
+    def _close(
+        self,
+        state: PipelineState,
+        features: FeatureState,
+        windows: pl.DataFrame,
+        report: UpdateReport,
+        now: datetime,
+        *,
+        send_pending: bool,
+    ) -> tuple[PipelineState, list[Finding], StepReport]:
         scoring, scored = score_windows(
             self.artifact, state.scoring, windows, created_at=now, learning=self.config.learning
         )
-        aggregation, found = aggregate_findings(
-            state.aggregation, scored.findings, None, self.config.aggregation, now
+        aggregation, findings = aggregate_findings(
+            state.aggregation,
+            stamp_windows(scored.findings, state.receipts),
+            None,
+            self.config.aggregation,
+            now,
         )
-        aggregation, pending = flush_aggregates(aggregation, now)
-        findings = _latest_per_id([*found, *pending])
-        step = _report(
-            0,
-            0,
-            0,
-            windows,
-            report.principals,
-            report.watermark,
-            findings,
-            self._learning(scoring, report.watermark, windows.height),
-            scores=scored.scores,
+        if send_pending:
+            aggregation, pending = flush_aggregates(aggregation, now)
+            findings = _latest_per_id([*findings, *pending])
+        after = PipelineState(
+            features,
+            state.detections,
+            scoring.baseline,
+            scoring.live,
+            aggregation,
+            state.receipts,
+            state.early,
         )
-        state = PipelineState(
-            features, state.detections, scoring.baseline, scoring.live, aggregation
-        )
-        return state, findings, step
+        return self._finish(state, after, findings, windows, report, now, scores=scored.scores)
 
     def snapshot(self, state: PipelineState) -> Snapshot:
         features = state.features.snapshot(self.config.features)
         frames = {f"{_FEATURES_PREFIX}{k}": v for k, v in features.frames.items()}
         frames[_BASELINE_FRAME] = state.baseline.snapshot()
         frames[_GROUPS_FRAME] = state.baseline.groups_snapshot()
+        frames[_RECEIPTS_FRAME] = state.receipts.snapshot()
         meta = {f"{_FEATURES_PREFIX}{k}": v for k, v in features.meta.items()}
         meta["format"] = PIPELINE_FORMAT
         meta["detections"] = orjson.dumps(state.detections.snapshot()).decode()
         meta["aggregation"] = orjson.dumps(state.aggregation.snapshot()).decode()
         meta[_CALIBRATION_META] = orjson.dumps(state.calibration.snapshot()).decode()
+        meta[_EARLY_META] = orjson.dumps(state.early.snapshot()).decode()
         return Snapshot(frames, meta)
 
     def restore(self, snapshot: Snapshot) -> PipelineState:
@@ -272,6 +406,10 @@ class Pipeline:
             calibration = LiveThreshold.restore(
                 orjson.loads(snapshot.meta.get(_CALIBRATION_META, "{}")), bounds
             )
+            # Snapshots from before receipts and early reports have none.
+            receipts = Receipts.restore(snapshot.frames.get(_RECEIPTS_FRAME))
+            early_text = snapshot.meta.get(_EARLY_META)
+            early = EarlyState.restore(None if early_text is None else orjson.loads(early_text))
         except (KeyError, ValueError) as err:
             raise StateError(f"state snapshot is incomplete or corrupt: {err}") from None
         return PipelineState(
@@ -280,6 +418,8 @@ class Pipeline:
             baseline,
             calibration,
             aggregation,
+            receipts,
+            early,
         )
 
 
@@ -301,6 +441,7 @@ def _report(
     learning: tuple[int | None, float, int | None],
     detection_failures: tuple[DetectionFailure, ...] = (),
     scores: np.ndarray | None = None,
+    latencies: tuple[tuple[str, float], ...] = (),
 ) -> StepReport:
     return StepReport(
         events_in=events_in,
@@ -317,6 +458,8 @@ def _report(
         window_scores=np.empty(0) if scores is None else scores,
         principal_days=_principal_days(windows),
         principals_known=learning[2],
+        detect_seconds=latencies,
+        early_reports=sum(f.provisional for f in findings),
     )
 
 

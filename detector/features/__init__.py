@@ -32,6 +32,7 @@ from detector.features._columns import (
 )
 from detector.features._config import (
     DEFAULT_ALLOWED_LATENESS,
+    DEFAULT_ARCHIVE_LATENESS,
     DEFAULT_DEDUP_HORIZON,
     DEFAULT_HABIT_MIN_CALLS,
     DEFAULT_HABIT_SHARE,
@@ -48,10 +49,11 @@ from detector.features._config import (
 from detector.features._items import network_of, user_agent_family
 from detector.features._profile import Profiles
 from detector.features._state import FeatureState, empty_state
-from detector.features._stream import UpdateReport, flush, update
+from detector.features._stream import UpdateReport, advance, flush, preview, update
 
 __all__ = [
     "DEFAULT_ALLOWED_LATENESS",
+    "DEFAULT_ARCHIVE_LATENESS",
     "DEFAULT_DEDUP_HORIZON",
     "DEFAULT_HABIT_MIN_CALLS",
     "DEFAULT_HABIT_SHARE",
@@ -72,6 +74,7 @@ __all__ = [
     "FeatureState",
     "Profiles",
     "UpdateReport",
+    "advance",
     "closed_window_schema",
     "context_schema",
     "empty_state",
@@ -80,6 +83,7 @@ __all__ = [
     "feature_schema_hash",
     "flush",
     "network_of",
+    "preview",
     "update",
     "user_agent_family",
     "window_suffix",

@@ -13,6 +13,7 @@ from detector.errors import ConfigError
 
 __all__ = [
     "DEFAULT_ALLOWED_LATENESS",
+    "DEFAULT_ARCHIVE_LATENESS",
     "DEFAULT_DEDUP_HORIZON",
     "DEFAULT_HABIT_MIN_CALLS",
     "DEFAULT_HABIT_SHARE",
@@ -28,7 +29,10 @@ __all__ = [
 ]
 
 DEFAULT_WINDOW: Final = timedelta(minutes=5)
+# Archive files (and so replays, training) reach S3 5-15 minutes after their events; the live
+# service, fed by EventBridge within seconds, waits less (its --allowed-lateness, docs/latency.md).
 DEFAULT_ALLOWED_LATENESS: Final = timedelta(minutes=15)
+DEFAULT_ARCHIVE_LATENESS: Final = DEFAULT_ALLOWED_LATENESS
 # Event ids are remembered while their event time is within this much of the watermark.
 DEFAULT_DEDUP_HORIZON: Final = timedelta(minutes=15)
 DEFAULT_PROFILE_TTL: Final = timedelta(days=90)

@@ -30,6 +30,10 @@ later than that is treated as a new, late event.
 
 ``flush`` closes every open window (end of a replay, shutdown) by moving the watermark to the
 end of the last open window; events for those windows arriving afterwards are late.
+``advance`` moves the watermark to a given time (never back): the service does so while its
+queue is idle, so that windows close at night (:mod:`detector.service._policy`). ``preview``
+gives the rows the open windows would have if they closed now, without changing the state:
+the early reports of :mod:`detector.timeliness` score them.
 
 Cost: an update that closes no window (most micro-batches: windows of all principals close
 together, once per window length of event time) prepares its batch (one collect), looks its ids
@@ -57,7 +61,7 @@ from detector.features._profile import learn
 from detector.features._state import FeatureState, open_windows_of
 from detector.features._windows import close_windows
 
-__all__ = ["UpdateReport", "flush", "update"]
+__all__ = ["UpdateReport", "advance", "flush", "preview", "update"]
 
 # Appending a batch to the open windows' events adds chunks; past this many, rewrite them as one.
 _MAX_PENDING_CHUNKS: Final = 64
@@ -247,3 +251,21 @@ def flush(
     no_events = state.pending.clear()
     open_ = (state.pending, state.windows)
     return _advance(state, open_, no_events, watermark, state.seen_ids.clear(), config, (0, 0))
+
+
+def advance(
+    state: FeatureState, watermark: datetime, config: FeatureConfig
+) -> tuple[FeatureState, pl.DataFrame, UpdateReport]:
+    """Move the watermark to ``watermark`` (if later) and close the windows it passes; same
+    outputs as :func:`update`. Events of those windows arriving afterwards are late."""
+    if state.watermark is not None and watermark <= state.watermark:
+        watermark = state.watermark
+    no_events = state.pending.clear()
+    open_ = (state.pending, state.windows)
+    return _advance(state, open_, no_events, watermark, state.seen_ids.clear(), config, (0, 0))
+
+
+def preview(state: FeatureState, config: FeatureConfig) -> pl.DataFrame:
+    """The rows of the open windows as they stand (as if they closed now, each judged against
+    the profile before it); the state is unchanged and learns nothing."""
+    return close_windows(state.pending, state.profiles, config, late=False).rows

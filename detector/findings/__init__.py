@@ -20,6 +20,7 @@ from detector.findings._aggregation import (
     AggregationConfig,
     AggregationState,
     aggregate_findings,
+    first_report,
     flush_aggregates,
 )
 from detector.findings._asff import ASFF_SCHEMA_VERSION, asff_product_arn, finding_to_asff
@@ -84,6 +85,7 @@ __all__ = [
     "finding_to_dict",
     "finding_to_json",
     "finding_to_ocsf",
+    "first_report",
     "flush_aggregates",
     "isoformat_ms",
     "severity_label",

@@ -53,6 +53,7 @@ __all__ = [
     "AggregationConfig",
     "AggregationState",
     "aggregate_findings",
+    "first_report",
     "flush_aggregates",
 ]
 
@@ -174,6 +175,7 @@ def _merge(
         ids = frozenset({occurrence.finding_id})
         samples = sorted(set(_samples(occurrence)))[: config.max_sample]
         first, last = occurrence.first_seen, occurrence.last_seen
+        received = occurrence.received_at
         events, ips = occurrence.event_count, sorted(set(occurrence.source_ips))
         sent_severity, sent_count, rep_id = 0.0, 0, occurrence.finding_id
     else:
@@ -188,6 +190,7 @@ def _merge(
         samples = sorted(set(agg.samples) | set(_samples(occurrence)))[: config.max_sample]
         first = min(current.first_seen, occurrence.first_seen)
         last = max(current.last_seen, occurrence.last_seen)
+        received = _earliest(current.received_at, occurrence.received_at)
         events = current.event_count + occurrence.event_count
         ips = sorted(set(current.source_ips) | set(occurrence.source_ips))
         sent_severity, sent_count = agg.sent_severity, agg.sent_count
@@ -201,11 +204,25 @@ def _merge(
         last_seen=last,
         count=len(ids),
         created_at=occurrence.created_at,
+        received_at=received,
+        provisional=False,
         event_ids=tuple(e for _, e in samples),
         event_count=max(events, len(samples)),
         source_ips=tuple(ips[: config.max_sample]),
     )
     return Aggregate(finding, ids, rep_id, tuple(samples), sent_severity, sent_count)
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def first_report(state: AggregationState, finding: Finding, config: AggregationConfig) -> bool:
+    """Whether ``finding`` (an aggregate about to be sent) was never sent before: its key is
+    not open, or open and not sent yet."""
+    key = (finding.kind, finding.principal, config.period_start(finding.window_start))
+    agg = state.open.get(key)
+    return agg is None or agg.sent_count == 0
 
 
 def _sent(agg: Aggregate) -> Aggregate:

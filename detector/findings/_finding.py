@@ -27,7 +27,9 @@ __all__ = [
 
 # 2: ``count``; a finding aggregates the repeats of one kind for one principal within an
 # aggregation period (window_start/window_end are the period's bounds).
-FINDING_SCHEMA_VERSION: Final = 2
+# 3: ``received_at`` (when its first event reached the detector) and ``provisional`` (an early
+# report of a model window still open). Version 2 documents still read (as final, unstamped).
+FINDING_SCHEMA_VERSION: Final = 3
 
 # GuardDuty's scale: low 1.0-3.9, medium 4.0-6.9, high 7.0-8.9.
 MIN_SEVERITY: Final = 1.0
@@ -96,7 +98,11 @@ class Finding:
     capped by whoever builds the finding; ``event_count`` says how many events there were.
     ``evidence`` is a small JSON object (treat it as read-only). Times are UTC. ``count`` is
     how many occurrences (model windows, detection matches per hour) the finding aggregates
-    over its period (:mod:`detector.findings._aggregation`).
+    over its period (:mod:`detector.findings._aggregation`). ``received_at`` is when the
+    earliest of its events reached the detector (SQS ``SentTimestamp``, or the archive file's
+    delivery stamp; None when the source gave none): ``created_at - received_at`` is the time to
+    detect. ``provisional`` marks an early report of a model window that has not closed yet: a
+    later send of the same ``finding_id`` supersedes it (docs/latency.md).
     """
 
     finding_id: str
@@ -123,6 +129,8 @@ class Finding:
     model_version: str | None = None
     mitre: tuple[str, ...] = ()
     evidence: Mapping[str, JsonValue] = field(default_factory=dict)
+    received_at: datetime | None = None
+    provisional: bool = False
     schema_version: int = FINDING_SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -133,6 +141,8 @@ class Finding:
         severity_label(self.severity)  # range check
         for name in ("window_start", "window_end", "first_seen", "last_seen", "created_at"):
             isoformat_ms(getattr(self, name))  # refuses naive datetimes
+        if self.received_at is not None:
+            isoformat_ms(self.received_at)
         if self.window_end < self.window_start:
             raise ValueError("window_end is before window_start")
         if self.last_seen < self.first_seen:

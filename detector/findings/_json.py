@@ -14,6 +14,7 @@ from typing import Any, Final
 import orjson
 
 from detector.findings._finding import (
+    FINDING_SCHEMA_VERSION,
     ExplanationItem,
     Finding,
     JsonValue,
@@ -47,6 +48,8 @@ FINDING_FIELDS: Final = (
     "last_seen",
     "count",
     "created_at",
+    "received_at",
+    "provisional",
     "score",
     "signals",
     "explanation",
@@ -59,6 +62,8 @@ FINDING_FIELDS: Final = (
 )
 _TIME_FIELDS: Final = ("window_start", "window_end", "first_seen", "last_seen", "created_at")
 _LIST_FIELDS: Final = ("signals", "event_ids", "source_ips", "mitre")
+_PREVIOUS_VERSION: Final = 2
+_ADDED_IN_3: Final[dict[str, Any]] = {"received_at": None, "provisional": False}
 _ITEM_FIELDS: Final = ("what", "value", "baseline", "detail", "contribution")
 
 
@@ -79,6 +84,9 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
             out[name] = finding.severity_label
         elif name in _TIME_FIELDS:
             out[name] = isoformat_ms(getattr(finding, name))
+        elif name == "received_at":
+            received = finding.received_at
+            out[name] = None if received is None else isoformat_ms(received)
         elif name in _LIST_FIELDS:
             out[name] = list(getattr(finding, name))
         elif name == "explanation":
@@ -104,9 +112,23 @@ def _time(doc: Mapping[str, Any], name: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def _optional_time(doc: Mapping[str, Any], name: str) -> datetime | None:
+    return None if doc[name] is None else _time(doc, name)
+
+
+def _flag(doc: Mapping[str, Any], name: str) -> bool:
+    value = doc[name]
+    if not isinstance(value, bool):
+        raise ValueError(f"finding field '{name}': expected true or false, got {value!r}")
+    return value
+
+
 def finding_from_dict(doc: Mapping[str, Any]) -> Finding:
     """The finding of a :func:`finding_to_dict` form. Raises ``ValueError`` naming the field when
-    the document is not a finding of this schema version."""
+    the document is not a finding of this schema version. A version 2 document (saved state,
+    older sinks) reads as a final finding without a receipt time."""
+    if doc.get("schema_version") == _PREVIOUS_VERSION:
+        doc = {**doc, "schema_version": FINDING_SCHEMA_VERSION, **_ADDED_IN_3}
     missing = [name for name in FINDING_FIELDS if name not in doc]
     if missing:
         raise ValueError(f"finding is missing fields: {', '.join(missing)}")
@@ -140,6 +162,8 @@ def finding_from_dict(doc: Mapping[str, Any]) -> Finding:
             model_version=doc["model_version"],
             mitre=tuple(doc["mitre"]),
             evidence=dict(doc["evidence"]),
+            received_at=_optional_time(doc, "received_at"),
+            provisional=_flag(doc, "provisional"),
         )
     except (TypeError, KeyError) as err:
         raise ValueError(f"finding is malformed: {err}") from err

@@ -24,7 +24,7 @@ _STRINGS: Final = {"type": "array", "items": {"type": "string"}}
 
 FINDING_JSON_SCHEMA: Final[dict[str, Any]] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://github.com/cloudtrail-detector/schemas/finding-v2.json",
+    "$id": "https://github.com/cloudtrail-detector/schemas/finding-v3.json",
     "title": "CloudTrail detector finding",
     "type": "object",
     "additionalProperties": False,
@@ -60,6 +60,17 @@ FINDING_JSON_SCHEMA: Final[dict[str, Any]] = {
             "description": "occurrences aggregated in this finding over its period",
         },
         "created_at": _UTC_TIME,
+        "received_at": {
+            "anyOf": [_UTC_TIME, {"type": "null"}],
+            "description": "when the earliest of its events reached the detector (SQS "
+            "SentTimestamp, or the archive file's delivery stamp); created_at minus this is the "
+            "time to detect",
+        },
+        "provisional": {
+            "type": "boolean",
+            "description": "an early report of a model window still open: a later send of the "
+            "same finding_id supersedes it",
+        },
         "score": {"type": "number"},
         "signals": _STRINGS,
         "explanation": {

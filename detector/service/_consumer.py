@@ -93,6 +93,7 @@ from detector.service._policy import (
     ConsumerConfig,
     batch_due,
     checkpoint_due,
+    idle_watermark,
     may_receive,
     queue_drained,
     queue_idle,
@@ -224,6 +225,7 @@ class Consumer:
         self._sink_retry_at: datetime | None = None
         self._short_receive = False  # the last receive brought fewer than asked for
         self._last_cut: datetime | None = None  # when the last micro-batch was taken
+        self._last_received = clock()  # the last receive that brought messages
         self._polls: dict[int, float] = {}  # receive loops' long polls in flight: start times
         self._stopping = False
         self._stop_requested_at: float | None = None
@@ -324,6 +326,7 @@ class Consumer:
             return 0
         self.metrics.messages_received.inc(len(messages))
         self.counts.received += len(messages)
+        self._last_received = self._clock()
         if self._stopping:
             # A long poll that returned after stop(): released once every receiver is done, so
             # that another receiver's poll cannot take them again (each receive counts
@@ -550,6 +553,7 @@ class Consumer:
         m.events_late.inc(report.late_events)
         m.queue_lag_seconds.observe_many(stepped.lags)
         m.model.observe(report, stepped.findings)
+        self._record_timeliness(report)
         self.counts.events += report.events_in
         self.counts.findings += len(sent)
         _log.debug(
@@ -564,6 +568,58 @@ class Consumer:
                 seconds=round(seconds, 4),
             ),
         )
+
+    def _record_timeliness(self, report: StepReport) -> None:
+        for family, seconds in report.detect_seconds:
+            self.metrics.finding_latency_seconds.labels(family=family).observe(seconds)
+        if report.early_reports:
+            self.metrics.early_reports.inc(report.early_reports)
+
+    # -- quiet hours -----------------------------------------------------------------------
+
+    async def advance_if_idle(self) -> bool:
+        """While the queue is idle, move the watermark with the wall clock and report the
+        windows that close (:func:`~detector.service._policy.idle_watermark`); True if it did.
+        The state is checkpointed with the next batch (a crash before re-closes the windows
+        after the restart, with the same finding ids)."""
+        if self._stopping or self.ledger.count(Phase.BUFFERED):
+            return False
+        now = self._clock()
+        state = self.state
+        target = idle_watermark(
+            now=now,
+            last_received=self._last_received,
+            watermark=state.features.watermark,
+            open_windows=self.pipeline.open_window_ends(state),
+            lateness=self.pipeline.config.features.allowed_lateness,
+            idle_seconds=self.config.idle_seconds,
+        )
+        if target is None:
+            return False
+        advanced, findings, report = await asyncio.to_thread(
+            self.pipeline.advance, state, target, now
+        )
+        try:
+            await self._send(findings)
+        except SinkError as err:
+            _log.warning(
+                "idle queue: findings of the closing windows not delivered; retried",
+                extra=fields(error=str(err), findings=len(findings)),
+            )
+            return False
+        self._state = advanced
+        self.metrics.idle_advances.inc()
+        for severity, count in report.findings_by_severity.items():
+            self.metrics.findings.labels(severity=severity).inc(count)
+        self._record_timeliness(report)
+        self.counts.findings += len(findings)
+        _log.info(
+            "queue idle: the watermark follows the wall clock",
+            extra=fields(
+                watermark=target, windows_closed=report.windows_closed, findings=len(findings)
+            ),
+        )
+        return True
 
     # -- checkpoints and deletes -----------------------------------------------------------
 
@@ -886,7 +942,7 @@ class Consumer:
             if self.checkpoint_is_due():
                 await self.checkpoint()
                 continue
-            if processed:
+            if processed or await self.advance_if_idle():
                 continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._seconds_to_next_decision()):

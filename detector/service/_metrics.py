@@ -1,7 +1,9 @@
 """The service's Prometheus metrics, in a registry of its own (never the global one).
 
 Counters and histograms a person watches: messages received / processed / failed / bound for
-the DLQ, late events, findings by severity, batch latency and queue lag (now - event time),
+the DLQ, late events, findings by severity, batch latency, queue lag (now - event time) and
+time to detect (``detector_finding_latency_seconds{family}``, with early reports and idle
+watermark advances beside it),
 bugs apart from bad input (detections that raised, by detection; pipeline steps that raised),
 plus what the consumer does with its held messages (checkpoints, heartbeats, releases,
 backpressure).
@@ -27,6 +29,9 @@ from detector.service._model_metrics import ModelMetrics
 __all__ = ["BulkHistogram", "ServiceMetrics"]
 
 _LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Time to detect: a signature finding within a batch (seconds), a model finding within its
+# window plus the allowed lateness (minutes); the targets are 30 s and 2 min (docs/latency.md).
+_DETECT_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0)
 _LAG_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 21600.0)
 
 
@@ -158,6 +163,24 @@ class ServiceMetrics:
         )
         self.queue_lag_seconds = BulkHistogram(
             "detector_queue_lag_seconds", "now minus event time, per event", _LAG_BUCKETS, r
+        )
+        self.finding_latency_seconds = Histogram(
+            "detector_finding_latency_seconds",
+            "time to detect: a finding's first report (created_at) minus when its first event "
+            "reached the detector (received_at), by family (model, detection)",
+            ["family"],
+            buckets=_DETECT_BUCKETS,
+            registry=r,
+        )
+        self.early_reports = Counter(
+            "detector_early_reports",
+            "provisional findings sent for model windows still open (docs/latency.md)",
+            registry=r,
+        )
+        self.idle_advances = Counter(
+            "detector_idle_watermark_advances",
+            "times the watermark moved with the wall clock while the queue was idle",
+            registry=r,
         )
         self.checkpoints = Counter("detector_checkpoints", "state checkpoints written", registry=r)
         self.checkpoint_failures = Counter(

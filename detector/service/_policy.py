@@ -10,7 +10,8 @@ each rule is testable without a queue::
                                    └──(the step raised: a bug)──► handed back undeleted
 
 The consumer sleeps until the next decision's timer (:func:`seconds_to_next_decision`) or an
-event (a receive, a stop) wakes it.
+event (a receive, a stop) wakes it. While the queue is idle, :func:`idle_watermark` lets the
+event-time watermark follow the wall clock, so that windows close at night.
 
 Imports: the standard library and :mod:`detector.errors` only.
 """
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_CHECKPOINT_SECONDS",
     "DEFAULT_DELETE_CONCURRENCY",
     "DEFAULT_GRACE_SECONDS",
+    "DEFAULT_IDLE_SECONDS",
     "DEFAULT_MAX_BATCH_SIZE",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_HELD_MESSAGES",
@@ -46,6 +48,7 @@ __all__ = [
     "ConsumerConfig",
     "batch_due",
     "checkpoint_due",
+    "idle_watermark",
     "may_receive",
     "queue_drained",
     "queue_idle",
@@ -82,6 +85,10 @@ DRAINED_POLL_SECONDS: Final = 0.25
 # The longest the consumer sleeps without a timer: it ticks the liveness probe this often.
 HEALTH_TICK_SECONDS: Final = 1.0
 _SHORTEST_SLEEP_SECONDS: Final = 0.005
+# No message for this long: the queue is idle, and the watermark may follow the wall clock.
+# A minute: EventBridge delivers within seconds, so a live organisation is never this quiet
+# while it works, and at night windows close a minute (plus the lateness) after their end.
+DEFAULT_IDLE_SECONDS: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +118,8 @@ class ConsumerConfig:
     - A poison message is made visible again after ``poison_retry_seconds`` (None: at the end
       of its visibility timeout) and never deleted: after ``max_receive_count`` receives (the
       queue's redrive policy, when known) SQS moves it to the dead-letter queue.
+    - After ``idle_seconds`` without a message (0: never), the watermark follows the wall
+      clock (:func:`idle_watermark`).
     """
 
     receivers: int = DEFAULT_RECEIVERS
@@ -129,6 +138,7 @@ class ConsumerConfig:
     max_receive_count: int | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     delete_concurrency: int = DEFAULT_DELETE_CONCURRENCY
+    idle_seconds: float = DEFAULT_IDLE_SECONDS
 
     def __post_init__(self) -> None:
         checks = (
@@ -169,6 +179,7 @@ class ConsumerConfig:
             ),
             ("max_body_bytes", self.max_body_bytes >= 1, "at least 1"),
             ("delete_concurrency", self.delete_concurrency >= 1, "at least 1"),
+            ("idle_seconds", self.idle_seconds >= 0, "0 (never) or more"),
         )
         for name, ok, expected in checks:
             if not ok:
@@ -238,6 +249,35 @@ def checkpoint_due(
     if elapsed * CHECKPOINT_TIME_SHARE < last_checkpoint_seconds:
         return False  # a large state: saving it this often would cost more than its share
     return queue_idle or processed >= config.checkpoint_messages
+
+
+def idle_watermark(
+    *,
+    now: datetime,
+    last_received: datetime,
+    watermark: datetime | None,
+    open_windows: tuple[datetime, datetime] | None,
+    lateness: timedelta,
+    idle_seconds: float,
+) -> datetime | None:
+    """Where the event-time watermark may move while the queue is idle, or None (stay).
+
+    Idle: nothing received for ``idle_seconds`` (``last_received``: the last receive that
+    brought messages). The wall clock then stands in for the newest event time: the watermark
+    may reach ``now - lateness`` (an event still to come for an earlier window would be later
+    than the allowed lateness, as it would be under traffic), bounded by the end of the last
+    open window (``open_windows``: the earliest and the latest end of the open windows), so a
+    wrong clock can close what is open and no more. It moves only if that closes a window.
+    """
+    if idle_seconds <= 0 or open_windows is None:
+        return None
+    if (now - last_received).total_seconds() < idle_seconds:
+        return None
+    first_end, last_end = open_windows
+    target = min(now - lateness, last_end)
+    if target < first_end or (watermark is not None and target <= watermark):
+        return None
+    return target
 
 
 def may_receive(*, held: int, buffered: int, config: ConsumerConfig) -> bool:

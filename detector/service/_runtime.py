@@ -26,6 +26,7 @@ import signal
 import tempfile
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -34,8 +35,9 @@ from aiobotocore.session import AioSession
 
 from detector.detections import Detection, default_detections
 from detector.errors import ConfigError, DetectorError, ModelError
+from detector.features import FeatureConfig
 from detector.ingest import SqsConfig, SqsQueue
-from detector.pipeline import Pipeline
+from detector.pipeline import Pipeline, PipelineConfig
 from detector.process import tune_gc
 from detector.registry import open_registry, split_model_url
 from detector.scoring import (
@@ -55,6 +57,7 @@ from detector.service._settings import ServiceSettings, resolve_settings
 from detector.sinks import FindingFormat, JsonlFindingSink, SinkChoice, open_sinks
 from detector.state import S3StateStore, StateStore, is_s3_location, open_state_store
 from detector.suppression import Suppressor, rules_source
+from detector.timeliness import EarlyConfig
 
 __all__ = ["ServiceRuntime", "load_model", "run_command"]
 
@@ -143,6 +146,16 @@ def consumer_config(settings: ServiceSettings, attributes: Mapping[str, str]) ->
         max_held_messages=max(settings.max_held_messages, settings.batch_size),
         poison_retry_seconds=settings.poison_retry_seconds,
         max_receive_count=settings.max_receive_count or _max_receive_count(attributes),
+        idle_seconds=settings.idle_seconds,
+    )
+
+
+def pipeline_config(settings: ServiceSettings, window: timedelta) -> PipelineConfig:
+    """The live path's pipeline: its own allowed lateness, and early reports (docs/latency.md)."""
+    early = settings.early_seconds
+    return PipelineConfig(
+        FeatureConfig(window=window, allowed_lateness=timedelta(seconds=settings.allowed_lateness)),
+        early=EarlyConfig(timedelta(seconds=early)) if early > 0 else None,
     )
 
 
@@ -290,7 +303,11 @@ class ServiceRuntime:
                 ),
             )
         consumer = Consumer(
-            Pipeline(artifact, detections=detections),
+            Pipeline(
+                artifact,
+                detections=detections,
+                config=pipeline_config(settings, artifact.window),
+            ),
             queue,
             sinks,
             self._state_store(stack),

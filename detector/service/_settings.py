@@ -25,6 +25,7 @@ from detector.service._policy import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CHECKPOINT_SECONDS,
     DEFAULT_GRACE_SECONDS,
+    DEFAULT_IDLE_SECONDS,
     DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_HELD_MESSAGES,
     DEFAULT_MIN_BATCH_SECONDS,
@@ -49,6 +50,11 @@ DEFAULT_METRICS_HOST: Final = "0.0.0.0"  # the container's probes and scrapes co
 DEFAULT_METRICS_PORT: Final = 9102
 DEFAULT_STATE_DIR: Final = Path("detector-state")
 DEFAULT_REGION: Final = "us-east-1"
+# The live queue's allowed lateness (docs/latency.md): EventBridge delivers most CloudTrail
+# events within seconds, so 2 minutes covers its stragglers; later ones are folded in as late
+# corrections. Archive files arrive 5-15 minutes late: `detector replay` waits 15 minutes.
+DEFAULT_ALLOWED_LATENESS_SECONDS: Final = 120.0
+DEFAULT_EARLY_SECONDS: Final = 30.0
 _SQS_HOST_REGION: Final = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
 
 
@@ -233,6 +239,20 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("grace_seconds", "--grace-seconds", "DETECTOR_GRACE_SECONDS", _positive_float,
            DEFAULT_GRACE_SECONDS, f"{DEFAULT_GRACE_SECONDS:g}",
            "after SIGTERM/SIGINT: time to finish, checkpoint, release and exit", "S"),
+    Option("allowed_lateness", "--allowed-lateness", "DETECTOR_ALLOWED_LATENESS",
+           _non_negative_float, DEFAULT_ALLOWED_LATENESS_SECONDS,
+           f"{DEFAULT_ALLOWED_LATENESS_SECONDS:g}",
+           "a window closes this long (event time) after its end; later events are folded in "
+           "as late corrections (the live queue: EventBridge delivers in seconds; `detector "
+           "replay` waits 900 for archive files)", "S"),
+    Option("early_seconds", "--early-seconds", "DETECTOR_EARLY_SECONDS", _non_negative_float,
+           DEFAULT_EARLY_SECONDS, f"{DEFAULT_EARLY_SECONDS:g}",
+           "every this much event time, open windows already anomalous are reported early, "
+           "marked provisional (0: never)", "S"),
+    Option("idle_seconds", "--idle-seconds", "DETECTOR_IDLE_SECONDS", _non_negative_float,
+           DEFAULT_IDLE_SECONDS, f"{DEFAULT_IDLE_SECONDS:g}",
+           "after this long without a message the watermark follows the wall clock, so "
+           "windows close at night (0: never)", "S"),
     Option("log_level", "--log-level", "DETECTOR_LOG_LEVEL", _level, "INFO", "info",
            "debug, info, warning or error (JSON lines on stderr)", "LEVEL"),
     Option("suppressions", "--suppressions", "DETECTOR_SUPPRESSIONS", str, None, "none",
@@ -285,6 +305,9 @@ class ServiceSettings:
     poison_retry_seconds: int = DEFAULT_POISON_RETRY_SECONDS
     max_receive_count: int | None = None
     grace_seconds: float = DEFAULT_GRACE_SECONDS
+    allowed_lateness: float = DEFAULT_ALLOWED_LATENESS_SECONDS
+    early_seconds: float = DEFAULT_EARLY_SECONDS
+    idle_seconds: float = DEFAULT_IDLE_SECONDS
     log_level: str = "INFO"
     sigma_rules: tuple[str, ...] = ()
     suppressions: str | None = None

@@ -209,7 +209,7 @@ def test_detector_train_and_replay_commands(
     assert "replayed" in replayed.stdout
     findings = [json.loads(line) for line in out.read_text().splitlines()]
     assert findings
-    assert all(f["schema_version"] == 2 and f["finding_id"] for f in findings)
+    assert all(f["schema_version"] == 3 and f["finding_id"] for f in findings)
 
 
 def test_a_missing_source_is_a_clear_error(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ def model_finding(**changes: Any) -> Finding:
         first_seen=T0 + timedelta(seconds=12, milliseconds=345),
         last_seen=T0 + timedelta(minutes=14),
         created_at=T0 + timedelta(minutes=16),
+        received_at=T0 + timedelta(seconds=14, milliseconds=120),
         score=0.83,
         signals=("distinct_event_names_by_principal_15m", "error_rate_by_principal_15m"),
         explanation=(
@@ -109,6 +110,7 @@ def test_the_public_names_are_the_intended_ones() -> None:
             "AggregationConfig",
             "AggregationState",
             "aggregate_findings",
+            "first_report",
             "flush_aggregates",
             "FINDING_FIELDS",
             "FINDING_JSON_SCHEMA",
@@ -251,7 +253,7 @@ def test_the_json_schema_rejects_what_is_not_a_finding() -> None:
 
 @pytest.mark.parametrize(
     ("name", "make"),
-    [("model_v2.json", model_finding), ("detection_v2.json", detection_finding)],
+    [("model_v3.json", model_finding), ("detection_v3.json", detection_finding)],
 )
 def test_the_serialised_form_matches_the_golden_file(name: str, make: Any) -> None:
     path = GOLDEN / name

@@ -19,7 +19,7 @@ from detector.sinks import FindingMessage, event_entry
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "findings-formats.md"
-GOLDEN = REPO / "tests" / "data" / "golden" / "findings" / "detection_v2.json"
+GOLDEN = REPO / "tests" / "data" / "golden" / "findings" / "detection_v3.json"
 
 
 def test_the_doc_shows_the_golden_finding_as_the_renderers_write_it() -> None:
