@@ -10,7 +10,7 @@
 - :func:`matched_by` / :func:`matched_by_grantees`: a matcher from an inspector;
 - :func:`only_with_rows`: a matcher that reads the profile only when it has rows to judge.
 
-Imports: orjson, polars, this package's detection types.
+Imports: orjson, polars, detector.engine, this package's detection types.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import orjson
 import polars as pl
 
 from detector.detections._detection import DetectionConfig, DetectionContext, Matcher
+from detector.engine import ENGINE
 
 __all__ = [
     "Inspector",
@@ -142,7 +143,7 @@ def only_with_rows(matcher: Matcher) -> Matcher:
     def matches(
         events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
     ) -> pl.LazyFrame:
-        rows = events.collect()
+        rows = events.collect(engine=ENGINE)
         if rows.is_empty():
             return rows.lazy().with_columns(evidence())
         return matcher(rows.lazy(), config, context)
