@@ -126,7 +126,9 @@ def _run(
     by_id = {d.id: d for d in detections}
     findings: list[Finding] = []
     emitted: list[EmittedKey] = []
-    for group in _groups(matches, config).iter_rows(named=True):
+    # Most batches match nothing: their (empty) matches are not grouped.
+    groups = _groups(matches, config).iter_rows(named=True) if matches.height else iter(())
+    for group in groups:
         key: EmittedKey = (group["detection_id"], group["principal_key"], group["window_start"])
         if key in state.emitted or key[0] in failed:
             continue
