@@ -10,7 +10,8 @@ its error becomes a :class:`DetectionFailure`, and the other detections report a
 one pass over all detections is tried first; only when it raises is each detection run on its
 own, to find which failed. :func:`run_detections` lets the error through (tests and tools).
 
-Imports: polars, orjson, detector.engine, detector.events (schema), detector.findings, this package.
+Imports: polars, orjson, detector.engine, detector.events (schema), detector.findings, this
+package.
 """
 
 from __future__ import annotations
