@@ -203,7 +203,8 @@ def _same_type(found: pl.DataType | None, wanted: pl.DataType) -> bool:
 
 class Matcher(Protocol):
     """The rows of ``events`` (already pre-selected) that match, each with an ``evidence``
-    column: a JSON object as text, naming what in the event made it match."""
+    column: a JSON object as text, naming what in the event made it match. No rows in, no
+    rows out: the runner skips a detection that selected nothing in a batch."""
 
     def __call__(
         self, events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext

@@ -11,7 +11,7 @@
 - :func:`only_with_rows`: a matcher that reads the profile only when it has rows to judge;
 - :func:`learned_in_batch`: rows whose key the batch itself showed long enough before them.
 
-Imports: orjson, polars, this package's detection types.
+Imports: orjson, polars, detector.engine, this package's detection types.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import orjson
 import polars as pl
 
 from detector.detections._detection import DetectionConfig, DetectionContext, Matcher
+from detector.engine import ENGINE
 
 __all__ = [
     "Inspector",
@@ -145,7 +146,7 @@ def only_with_rows(matcher: Matcher) -> Matcher:
     def matches(
         events: pl.LazyFrame, config: DetectionConfig, context: DetectionContext
     ) -> pl.LazyFrame:
-        rows = events.collect()
+        rows = events.collect(engine=ENGINE)
         if rows.is_empty():
             return rows.lazy().with_columns(evidence())
         return matcher(rows.lazy(), config, context)

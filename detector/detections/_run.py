@@ -10,7 +10,8 @@ its error becomes a :class:`DetectionFailure`, and the other detections report a
 one pass over all detections is tried first; only when it raises is each detection run on its
 own, to find which failed. :func:`run_detections` lets the error through (tests and tools).
 
-Imports: polars, orjson, detector.events (schema), detector.findings, this package.
+Imports: polars, orjson, detector.engine, detector.events (schema), detector.findings, this
+package.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import polars as pl
 
 from detector.detections._detection import Detection, DetectionConfig, DetectionContext
 from detector.detections._state import DetectionState, EmittedKey
+from detector.engine import ENGINE
 from detector.events import EVENT_COLUMNS
 from detector.findings import ExplanationItem, Finding, JsonScalar, JsonValue, finding_id_of
 
@@ -125,7 +127,9 @@ def _run(
     by_id = {d.id: d for d in detections}
     findings: list[Finding] = []
     emitted: list[EmittedKey] = []
-    for group in _groups(matches, config).iter_rows(named=True):
+    # Most batches match nothing: their (empty) matches are not grouped.
+    groups = _groups(matches, config).iter_rows(named=True) if matches.height else iter(())
+    for group in groups:
         key: EmittedKey = (group["detection_id"], group["principal_key"], group["window_start"])
         if key in state.emitted or key[0] in failed:
             continue
@@ -175,21 +179,28 @@ def _matches(
     if not detections or events.is_empty():
         return empty
     try:
-        # One pass over the whole batch; everything after runs on the few selected rows.
-        selected = events.filter(pl.any_horizontal([d.selects for d in detections]))
-        if selected.is_empty():
+        # One pass over the whole batch; everything after runs on the few selected rows, and
+        # only for the detections that selected any (a matcher matches nothing on no rows).
+        selections = events.select(
+            d.selects.fill_null(False).alias(str(i)) for i, d in enumerate(detections)
+        )
+        selecting = selections.select(pl.all().any()).row(0)
+        active = [d for d, any_row in zip(detections, selecting, strict=True) if any_row]
+        if not active:
             return empty
-        candidates = selected.lazy()
+        candidates = events.filter(selections.select(pl.any_horizontal(pl.all())).to_series())
         return pl.concat(
-            [_matched(candidates, d, config, context) for d in detections], how="vertical"
-        ).collect()
+            [_matched(candidates.lazy(), d, config, context) for d in active], how="vertical"
+        ).collect(engine=ENGINE)
     except Exception:
         if failed is None:
             raise
     frames = [empty]
     for detection in detections:
         try:
-            frames.append(_matched(events.lazy(), detection, config, context).collect())
+            frames.append(
+                _matched(events.lazy(), detection, config, context).collect(engine=ENGINE)
+            )
         except Exception as err:
             failed[detection.id] = _describe(err)
     return pl.concat(frames, how="vertical")

@@ -36,10 +36,10 @@ from typing import Final
 import numpy as np
 import polars as pl
 
+from detector.engine import ENGINE
 from detector.events import UTC_MS
 from detector.features._columns import ItemKind
 from detector.features._config import FeatureConfig
-from detector.features._engine import ENGINE
 
 __all__ = [
     "HOURS_OF_WEEK",

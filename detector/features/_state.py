@@ -20,10 +20,10 @@ from typing import Final
 
 import polars as pl
 
+from detector.engine import ENGINE
 from detector.errors import StateError
 from detector.events import UTC_MS
 from detector.features._config import FeatureConfig
-from detector.features._engine import ENGINE
 from detector.features._prepare import PENDING_SCHEMA, empty_pending, with_codes
 from detector.features._profile import (
     PRINCIPALS_SCHEMA,

@@ -53,9 +53,9 @@ from typing import Final
 
 import polars as pl
 
+from detector.engine import ENGINE
 from detector.events import UTC_MS
 from detector.features._config import FeatureConfig
-from detector.features._engine import ENGINE
 from detector.features._prepare import prepare_events, with_codes
 from detector.features._profile import learn
 from detector.features._state import FeatureState, open_windows_of

@@ -39,6 +39,7 @@ from typing import Final
 
 import polars as pl
 
+from detector.engine import ENGINE
 from detector.events import UTC_MS
 from detector.features._columns import (
     ITEM_KINDS,
@@ -49,7 +50,6 @@ from detector.features._columns import (
     feature_columns,
 )
 from detector.features._config import FeatureConfig
-from detector.features._engine import ENGINE
 from detector.features._items import (
     DERIVED_ITEM_KINDS,
     EVENT_ITEM_KINDS,

@@ -365,6 +365,7 @@ class Consumer:
             self.config,
             self._last_cut,
             queue_drained=self._queue_drained(),
+            queue_deep=not self._short_receive,
         )
 
     def _take_batch(self) -> list[HeldMessage]:

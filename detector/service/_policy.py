@@ -100,7 +100,8 @@ class ConsumerConfig:
     - A micro-batch is cut at ``batch_size`` messages (but at most every
       ``min_batch_seconds``, unless ``max_batch_size`` are buffered or the queue is drained,
       so that waiting would not grow it) or when its oldest message has waited
-      ``batch_seconds``; it takes everything buffered by then, up to
+      ``batch_seconds`` (while the queue is deep, a full batch waits for that too); it takes
+      everything buffered by then, up to
       ``max_batch_size`` (so a busy or lagging consumer takes bigger, cheaper steps, and a
       quiet one sees small batches within ``batch_seconds``).
     - State is checkpointed every ``checkpoint_seconds``; sooner when ``max_held_messages`` are
@@ -206,10 +207,14 @@ def batch_due(
     last_cut: datetime | None = None,
     *,
     queue_drained: bool = False,
+    queue_deep: bool = False,
 ) -> bool:
     """A micro-batch is cut when its oldest message has waited long enough, or when it is
     full and the previous one was cut at least ``min_batch_seconds`` ago (``last_cut``) or
-    the queue is drained (a long poll is waiting: the batch would not grow by waiting)."""
+    the queue is drained (a long poll is waiting: the batch would not grow by waiting).
+    While the queue is deep (receives come back full), a full batch grows until its oldest
+    message has waited ``batch_seconds`` or ``max_batch_size`` are buffered: the consumer is
+    behind, and fewer, larger steps catch up sooner (a step's cost is mostly per batch)."""
     if buffered == 0 or oldest_received is None:
         return False
     if (now - oldest_received).total_seconds() >= config.batch_seconds:
@@ -220,6 +225,8 @@ def batch_due(
         return False
     if queue_drained or last_cut is None:
         return True
+    if queue_deep:
+        return False
     return (now - last_cut).total_seconds() >= config.min_batch_seconds
 
 

@@ -85,6 +85,22 @@ def test_a_busy_stream_gets_bigger_batches_not_more_of_them() -> None:
     assert not batch_due(9, at(10.1), at(10.2), config, last_cut, queue_drained=True)
 
 
+def test_a_deep_queue_grows_full_batches_until_their_age_or_the_largest_size() -> None:
+    #   cut ── 0.5 s ──► (not yet: receives come back full) ── 2 s from the oldest ──► cut
+    config = ConsumerConfig(
+        batch_size=10, max_batch_size=100, batch_seconds=2.0, min_batch_seconds=0.5
+    )
+    last_cut = at(10)
+    deep = {"queue_deep": True}
+    assert not batch_due(50, at(10.1), at(10.5), config, last_cut, **deep)
+    assert not batch_due(99, at(10.1), at(12.0), config, last_cut, **deep)
+    assert batch_due(50, at(10.1), at(12.1), config, last_cut, **deep)  # its oldest waited 2 s
+    assert batch_due(100, at(10.1), at(10.2), config, last_cut, **deep)  # max_batch_size
+    assert batch_due(10, T0, at(0), config, None, **deep)  # the first batch is not held back
+    # A long poll waiting says otherwise: the batch would not grow by waiting.
+    assert batch_due(50, at(10.1), at(10.2), config, last_cut, queue_drained=True, **deep)
+
+
 def test_a_checkpoint_is_due_on_its_interval_on_pressure_or_on_a_drained_queue() -> None:
     config = ConsumerConfig(checkpoint_seconds=10, min_checkpoint_seconds=1, max_held_messages=5000)
     base = {"processed": 5, "held": 5, "last_checkpoint": T0, "retry_after": None, "config": config}

@@ -15,6 +15,7 @@ import pytest
 
 from detector.detections import (
     KNOWN_SOURCE_IPS_SCHEMA,
+    Detection,
     DetectionConfig,
     DetectionContext,
     DetectionState,
@@ -159,6 +160,15 @@ def test_no_detections_no_findings() -> None:
     events = records_to_events([stop_logging("12:10")], origin="t").events
     _, found = run_detections(events, (), DetectionState(), DetectionConfig(), NOW)
     assert found == ()
+
+
+@pytest.mark.parametrize("detection", default_detections(), ids=lambda d: d.id)
+def test_a_detection_matches_nothing_on_no_rows(detection: Detection) -> None:
+    # The runner skips a detection whose selection is empty in a batch: that is only the
+    # same as running it if it matches nothing on no rows, with or without a profile.
+    for context in (DetectionContext(), detection.example_context or DetectionContext()):
+        matched = detection.matches(empty_events().lazy(), DetectionConfig(), context)
+        assert matched.collect().height == 0
 
 
 def test_bad_inputs_are_refused_with_a_reason() -> None:
