@@ -65,6 +65,7 @@ from detector.findings import Finding, finding_to_json
 from detector.ingest import (
     Clock,
     MessageQueue,
+    PositionedSource,
     QueueError,
     QueueMessage,
     QueueUnavailableError,
@@ -88,7 +89,7 @@ from detector.service._policy import (
     seconds_to_next_decision,
 )
 from detector.sinks import FindingMessage, FindingSink, SinkError
-from detector.state import StateStore
+from detector.state import Snapshot, StateStore
 
 __all__ = ["Consumer", "ConsumerCounts", "DrainReport"]
 
@@ -244,6 +245,8 @@ class Consumer:
                     watermark=self._state.features.watermark,
                 ),
             )
+        if isinstance(self.queue, PositionedSource):
+            self.queue.resume({} if snapshot is None else snapshot.meta)
         self._last_checkpoint = self._clock()
 
     def stop(self) -> None:
@@ -467,6 +470,20 @@ class Consumer:
     async def _hand_back(self, entries: Sequence[HeldMessage]) -> None:
         """Let messages go undeleted: visible again after ``poison_retry_seconds`` (or at the
         end of their visibility timeout), each receive counting towards the redrive policy."""
+        if isinstance(self.queue, PositionedSource):  # a stream: read again, or given up
+            dropped = self.queue.hand_back([e.message for e in entries])
+            if dropped:
+                self.metrics.messages_dlq_bound.inc(len(dropped))
+                _log.error(
+                    "records dropped after repeated failures (a stream has no dead-letter queue)",
+                    extra=fields(
+                        message_ids=[m.message_id for m in dropped[:_LOGGED_IDS]],
+                        count=len(dropped),
+                    ),
+                )
+            self.ledger.forget_entries(entries)
+            self._update_room()
+            return
         retry = self.config.poison_retry_seconds
         if retry is not None:
             try:
@@ -539,9 +556,12 @@ class Consumer:
             self._last_checkpoint = now
             return True
         state = self.state
+        positions: dict[str, str] = {}
+        if isinstance(self.queue, PositionedSource):  # read positions go into the snapshot
+            positions = self.queue.positions([e.message for e in entries])
         started = self._monotonic()
         try:
-            await asyncio.to_thread(self._save, state)
+            await asyncio.to_thread(self._save, state, positions)
         except Exception as err:
             self._checkpoint_failures += 1
             pause = min(self.config.checkpoint_seconds, self._backoff(self._checkpoint_failures))
@@ -578,8 +598,11 @@ class Consumer:
         task.add_done_callback(self._deletes.discard)
         return True
 
-    def _save(self, state: PipelineState) -> None:
-        self.store.save(self.pipeline.snapshot(state))
+    def _save(self, state: PipelineState, positions: Mapping[str, str]) -> None:
+        snapshot = self.pipeline.snapshot(state)
+        if positions:
+            snapshot = Snapshot(snapshot.frames, {**snapshot.meta, **positions})
+        self.store.save(snapshot)
 
     async def _delete(self, entries: Sequence[HeldMessage]) -> None:
         # Groups of 10 calls, at most delete_concurrency of them at once: few tasks, and the
