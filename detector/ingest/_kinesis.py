@@ -15,8 +15,9 @@
   is read again at the next receive, up to ``max_attempts`` times, then given up and logged:
   a stream has no dead-letter queue, and ``detector route`` only puts records that decode.
 
-Reads are ``GetRecords`` per owned shard, round robin, each shard at most every
-``poll_seconds`` when it has nothing new (Kinesis allows 5 reads a second per shard).
+Reads are ``GetRecords`` per owned shard, each shard at most every ``poll_seconds`` when it
+has nothing new (Kinesis allows 5 reads a second per shard); records leave the queue in order
+of arrival across the shards it owns (each shard's own order is kept).
 
 Imports: aiobotocore, botocore, and this package.
 """
@@ -308,7 +309,6 @@ class KinesisShardQueue:
         self._all_shards: list[str] = []
         self._shards: dict[str, _Shard] = {}
         self._order: list[str] = []
-        self._turn = 0
         self._redeliver: deque[QueueMessage] = deque()
         self._given_up = 0
         self._lock = asyncio.Lock()
@@ -447,17 +447,18 @@ class KinesisShardQueue:
             await asyncio.sleep(min(left, self.stream.config.poll_seconds))
 
     def _take(self, limit: int) -> list[QueueMessage]:
+        """Redeliveries first, then the buffered records in order of arrival on the stream,
+        across shards: a consumer catching up on a backlog sees its shards' events about in
+        the order the routers put them, so the watermark does not run ahead on one shard."""
         taken: list[QueueMessage] = []
         while self._redeliver and len(taken) < limit:
             taken.append(self._redeliver.popleft())
-        for _ in range(len(self._order)):
-            if len(taken) >= limit:
-                break
-            shard = self._shards[self._order[self._turn % len(self._order)]]
-            while shard.buffer and len(taken) < limit:
-                taken.append(shard.buffer.popleft())
-            if not shard.buffer:
-                self._turn += 1
+        buffers = [s.buffer for s in self._shards.values() if s.buffer]
+        while buffers and len(taken) < limit:
+            first = min(buffers, key=lambda b: b[0].sent_time)
+            taken.append(first.popleft())
+            if not first:
+                buffers.remove(first)
         return taken
 
     async def _fetch_due(self, now: float) -> int:

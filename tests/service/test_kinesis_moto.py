@@ -1,0 +1,51 @@
+"""Scale-out against a real moto server: SQS -> ``detector route`` -> Kinesis (keyed by
+principal) -> 1 or 3 consumers of groups of shards give exactly the finding ids of one pipeline
+fed every event (what ``detector replay`` does); a consumer restarted from its snapshot
+resumes at the shard positions saved with its state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detector.pipeline import Pipeline
+from tests.integration.moto_support import SqsAdmin
+from tests.service.conftest import Stream
+from tests.service.kinesis_helpers import ShardConsumer, create_stream, route_all, shard_events
+from tests.service.moto_helpers import split
+
+
+async def input_queue(admin: SqsAdmin) -> str:
+    dlq = await admin.create_queue("detector-input-dlq")
+    return await admin.create_queue(
+        "detector-input", visibility_timeout=30, dead_letter_queue_url=dlq, max_receive_count=5
+    )
+
+
+@pytest.mark.parametrize("consumers", [1, 3])
+async def test_routed_through_kinesis_the_consumers_find_what_replay_finds(
+    consumers: int,
+    sqs_admin: SqsAdmin,
+    tamper_stream: Stream,
+    pipeline: Pipeline,
+    tmp_path: Path,
+) -> None:
+    url = await input_queue(sqs_admin)
+    await create_stream(sqs_admin.endpoint_url, "events")
+    routed = await route_all(sqs_admin, url, "events", split(tamper_stream))
+    assert routed == len(tamper_stream)
+
+    per_consumer = await shard_events(sqs_admin.endpoint_url, "events", consumers)
+    assert sum(per_consumer) == len(tamper_stream)
+    assert all(per_consumer)  # every consumer has principals of its own
+    found: list[str] = []
+    for ordinal, events in enumerate(per_consumer):
+        shard_consumer = ShardConsumer(
+            pipeline, sqs_admin.endpoint_url, "events", ordinal, consumers, tmp_path / str(ordinal)
+        )
+        consumer = await shard_consumer.consume(events)
+        assert consumer.counts.poison == 0
+        found += [f.finding_id for f in shard_consumer.sink.findings]
+    assert tamper_stream.finding_ids
+    assert set(found) == tamper_stream.finding_ids
