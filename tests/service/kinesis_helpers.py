@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiobotocore.session import AioSession
 
 from detector.ingest import (
@@ -149,3 +150,31 @@ async def shard_events(endpoint_url: str, stream: str, count: int) -> list[int]:
                     break
                 iterator = response.get("NextShardIterator")
         return totals
+
+
+async def shard_ends(endpoint_url: str, stream: str) -> dict[str, str]:
+    """The last sequence number of each shard that holds records."""
+    ends: dict[str, str] = {}
+    async with KinesisStream(kinesis_config(endpoint_url, stream)) as client:
+        for shard in await client.shard_ids():
+            iterator = (
+                await client.client.get_shard_iterator(
+                    StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+                )
+            )["ShardIterator"]
+            while iterator:
+                response = await client.client.get_records(ShardIterator=iterator, Limit=1000)
+                if not response["Records"]:
+                    break
+                ends[shard] = response["Records"][-1]["SequenceNumber"]
+                iterator = response.get("NextShardIterator")
+    return ends
+
+
+def saved_positions(state_dir: Path) -> dict[str, str]:
+    """The shard positions in the last snapshot saved in ``state_dir`` ({} if none)."""
+    snapshot = LocalStateStore(state_dir).load()
+    if snapshot is None:
+        return {}
+    positions: dict[str, str] = orjson.loads(snapshot.meta.get("kinesis_positions", "{}"))
+    return positions
