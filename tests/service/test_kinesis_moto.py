@@ -34,10 +34,10 @@ async def test_routed_through_kinesis_the_consumers_find_what_replay_finds(
     url = await input_queue(sqs_admin)
     await create_stream(sqs_admin.endpoint_url, "events")
     routed = await route_all(sqs_admin, url, "events", split(tamper_stream))
-    assert routed == len(tamper_stream)
+    assert routed >= len(tamper_stream)  # a message SQS delivered twice is put twice
 
     per_consumer = await shard_events(sqs_admin.endpoint_url, "events", consumers)
-    assert sum(per_consumer) == len(tamper_stream)
+    assert sum(per_consumer) == routed
     assert all(per_consumer)  # every consumer has principals of its own
     found: list[str] = []
     for ordinal, events in enumerate(per_consumer):

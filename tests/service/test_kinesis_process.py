@@ -61,7 +61,7 @@ async def test_kill_9_of_a_kinesis_consumer_then_restart_from_its_snapshot_loses
     await wait_until(busy, 60, "a checkpoint and half of the first slice processed")
     first.kill()  # while the router still routes
     assert await first.exit_code(timeout=5) == -signal.SIGKILL
-    assert await routing == len(tamper_stream)
+    assert await routing >= len(tamper_stream)  # a message SQS delivered twice is put twice
     ends = await shard_ends(sqs_admin.endpoint_url, "events")
     at_kill = await asyncio.to_thread(saved_positions, state_dir)
     assert at_kill  # it had checkpointed shard positions with its state
