@@ -283,8 +283,8 @@ class ServiceSettings:
                 )
         elif self.queue_url is None:
             raise ConfigError(
-                "no input: give --queue-url (DETECTOR_QUEUE_URL) or --source kinesis://STREAM "
-                "(DETECTOR_SOURCE)"
+                "no input queue: give --queue-url or set DETECTOR_QUEUE_URL (or, to read a "
+                "Kinesis stream, --source kinesis://STREAM or DETECTOR_SOURCE)"
             )
         chosen = (self.findings_queue_url, self.findings_file, self.security_hub, self.event_bus)
         if not any(chosen):
@@ -360,8 +360,8 @@ def resolve_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Se
         values["queue_url"], values["source"] = given_source, None  # an SQS URL: the usual path
     if "queue_url" not in values and values.get("source") is None:
         raise ConfigError(
-            "no input: give --queue-url (DETECTOR_QUEUE_URL) or --source kinesis://STREAM "
-            "(DETECTOR_SOURCE)"
+            "no input queue: give --queue-url or set DETECTOR_QUEUE_URL (or, to read a "
+            "Kinesis stream, --source kinesis://STREAM or DETECTOR_SOURCE)"
         )
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     if not region:
