@@ -359,8 +359,9 @@ class KinesisShardQueue:
             raise StateError(
                 f"the state was written by consumer {assignment} over shards {written_over}; "
                 f"this is consumer {self.ordinal}/{self.count} and the stream now has shards "
-                f"{self._all_shards}. After a reshard or a change in the number of consumers, "
-                "stop every consumer and run `detector state repartition` (docs/scale-out.md)"
+                f"{self._all_shards}. A consumer's state is not split or merged between "
+                "consumers yet: run the layout the state was written for, or start this layout "
+                "on an empty state location (principals learn again; see docs/scale-out.md)"
             )
         positions = orjson.loads(meta[META_POSITIONS])
         for shard_id, state in self._shards.items():

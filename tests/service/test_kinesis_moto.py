@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from detector.errors import StateError
 from detector.pipeline import Pipeline
 from tests.integration.moto_support import SqsAdmin
 from tests.service.conftest import Stream
@@ -49,3 +50,18 @@ async def test_routed_through_kinesis_the_consumers_find_what_replay_finds(
         found += [f.finding_id for f in shard_consumer.sink.findings]
     assert tamper_stream.finding_ids
     assert set(found) == tamper_stream.finding_ids
+
+
+async def test_a_state_written_for_another_shard_layout_is_refused_saying_what_to_do(
+    sqs_admin: SqsAdmin, short_stream: Stream, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    url = await input_queue(sqs_admin)
+    await create_stream(sqs_admin.endpoint_url, "events")
+    routed = await route_all(sqs_admin, url, "events", [short_stream.bodies])
+    alone = ShardConsumer(pipeline, sqs_admin.endpoint_url, "events", 0, 1, tmp_path)
+    await alone.consume(routed)
+
+    one_of_two = ShardConsumer(pipeline, sqs_admin.endpoint_url, "events", 0, 2, tmp_path)
+    with pytest.raises(StateError, match=r"consumer 0/1 .* this is consumer 0/2") as refused:
+        await one_of_two.consume(routed)
+    assert "empty state location" in str(refused.value)
