@@ -36,6 +36,12 @@ Failures are data:
 - a checkpoint that fails leaves its messages held, undeleted and heartbeated, and is retried;
 - a receive or delete that fails is logged and retried or left to the visibility timeout.
 
+A Kinesis source (``detector run --source kinesis://STREAM``) plugs in through one seam,
+:class:`~detector.ingest.PositionedSource`: its read positions are saved in the checkpoint's
+snapshot with the state, a restart resumes from them, "deletes" only let the positions move on,
+and poison or a failed step is handed back to it (read again, then dropped) instead of to a
+visibility timeout (see docs/scale-out.md).
+
 Every decision is taken by the pure rules in :mod:`detector.service._policy` on the clock it is
 given, and each piece of work is a public method (:meth:`Consumer.receive_once`,
 :meth:`~Consumer.process_due`, :meth:`~Consumer.checkpoint`, :meth:`~Consumer.heartbeat`,
