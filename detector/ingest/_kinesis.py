@@ -42,7 +42,13 @@ from aiobotocore.session import AioSession
 from detector.errors import ConfigError, StateError
 from detector.ingest._errors import QueueError, QueueUnavailableError
 from detector.ingest._model import BatchFailure, BatchOutcome, OutgoingMessage, QueueMessage
-from detector.ingest._retry import DEFAULT_RETRY_POLICY, RetryPolicy, Sleep, retry_entries
+from detector.ingest._retry import (
+    DEFAULT_RETRY_POLICY,
+    ErrorKind,
+    RetryPolicy,
+    Sleep,
+    retry_entries,
+)
 from detector.ingest._shards import (
     MAX_RECORD_BYTES,
     OutgoingRecord,
@@ -63,8 +69,23 @@ META_POSITIONS: Final = "kinesis_positions"  # {shard id: last sequence number i
 _GET_RECORDS_LIMIT: Final = 1000
 _MISSING_STREAM: Final = frozenset({"ResourceNotFoundException"})
 _EXPIRED_ITERATOR: Final = "ExpiredIteratorException"
+# Kinesis' own throttling answers (400s): retried like SQS's, never a reason to stop.
+_THROTTLED: Final = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "LimitExceededException",
+        "KMSThrottlingException",
+    }
+)
+_MIN_READ_INTERVAL: Final = 0.2  # GetRecords: at most 5 calls a second per shard
 
 _log = logging.getLogger("detector.ingest")
+
+
+def _classify_kinesis(err: Exception) -> ErrorKind:
+    if _describe(err)[0] in _THROTTLED:
+        return "transient"
+    return _classify(err)
 
 
 def kinesis_stream_name(source: str) -> str | None:
@@ -229,7 +250,7 @@ class KinesisStream:
             succeeded, failed = await retry_entries(
                 entries,
                 call,
-                classify=_classify,
+                classify=_classify_kinesis,
                 describe=_describe,
                 policy=self.config.retry,
                 rng=self._rng,
@@ -254,7 +275,7 @@ class KinesisStream:
             try:
                 return await method(**request)
             except Exception as err:
-                kind = _classify(err)
+                kind = _classify_kinesis(err)
                 code, message = _describe(err)
                 where = f"{operation} on Kinesis stream {self.config.stream}"
                 if code in _MISSING_STREAM:
@@ -470,8 +491,8 @@ class KinesisShardQueue:
             if shard.closed or shard.buffer or now < shard.next_poll:
                 continue
             records = await self._get_records(shard)
-            if not records:
-                shard.next_poll = now + self.stream.config.poll_seconds
+            pause = _MIN_READ_INTERVAL if records else self.stream.config.poll_seconds
+            shard.next_poll = now + max(pause, _MIN_READ_INTERVAL)
             fetched += len(records)
         return fetched
 
