@@ -4,7 +4,7 @@ in-process until the input queue is drained, and consumers of groups of shards."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -103,8 +103,10 @@ class ShardConsumer:
         self.sink = MemoryFindingSink()
         self.consumer: Consumer | None = None
 
-    async def consume(self, events: int) -> Consumer:
-        """Run until ``events`` events were processed, then drain."""
+    async def consume(
+        self, events: int, until: Callable[[], Awaitable[bool]] | None = None
+    ) -> Consumer:
+        """Run until ``events`` events were processed (and ``until()`` holds), then drain."""
         async with KinesisStream(self.config) as stream:
             queue = await KinesisShardQueue(stream, self.ordinal, self.count).open()
             consumer = Consumer(
@@ -122,7 +124,9 @@ class ShardConsumer:
             async def done() -> bool:
                 if task.done():
                     task.result()
-                return consumer.counts.events >= events
+                if consumer.counts.events < events:
+                    return False
+                return until is None or await until()
 
             await wait_until(done, 60, f"consumer {self.ordinal} to process {events} events")
             consumer.stop()

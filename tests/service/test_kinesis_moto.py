@@ -5,6 +5,7 @@ resumes at the shard positions saved with its state."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,15 @@ from detector.errors import StateError
 from detector.pipeline import Pipeline
 from tests.integration.moto_support import SqsAdmin
 from tests.service.conftest import Stream
-from tests.service.kinesis_helpers import ShardConsumer, create_stream, route_all, shard_events
+from tests.service.kinesis_helpers import (
+    ShardConsumer,
+    create_stream,
+    kinesis_client,
+    route_all,
+    saved_positions,
+    shard_ends,
+    shard_events,
+)
 from tests.service.moto_helpers import split
 
 
@@ -65,3 +74,22 @@ async def test_a_state_written_for_another_shard_layout_is_refused_saying_what_t
     with pytest.raises(StateError, match=r"consumer 0/1 .* this is consumer 0/2") as refused:
         await one_of_two.consume(routed)
     assert "empty state location" in str(refused.value)
+
+
+async def test_a_poison_record_is_read_again_then_dropped_and_the_shard_moves_on(
+    sqs_admin: SqsAdmin, short_stream: Stream, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    await create_stream(sqs_admin.endpoint_url, "events", shards=1)
+    async with kinesis_client(sqs_admin.endpoint_url) as client:
+        for body in [b"{not json", *short_stream.bodies]:
+            await client.put_record(StreamName="events", Data=body, PartitionKey="p")
+    ends = await shard_ends(sqs_admin.endpoint_url, "events")
+
+    async def past_the_end() -> bool:
+        return await asyncio.to_thread(saved_positions, tmp_path) == ends
+
+    alone = ShardConsumer(pipeline, sqs_admin.endpoint_url, "events", 0, 1, tmp_path)
+    consumer = await alone.consume(len(short_stream), until=past_the_end)
+    assert consumer.counts.poison == 3  # read three times, then given up
+    assert consumer.metrics.value("detector_messages_dlq_bound_total") == 1
+    assert {f.finding_id for f in alone.sink.findings} == short_stream.finding_ids
