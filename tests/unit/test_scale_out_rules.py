@@ -13,15 +13,24 @@ retry could not start before 50 s)::
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 
+from detector.errors import ConfigError
 from detector.events import principal_of
 from detector.ingest import OutgoingRecord, QueueMessage, owned_shards, put_batches, safe_position
 from detector.ingest._shards import MAX_PUT_BYTES, MAX_PUT_RECORDS, partition_key_of
-from detector.route import Pending, RouterConfig, batch_due, route_messages, settle
+from detector.route import (
+    Pending,
+    RouterConfig,
+    batch_due,
+    resolve_route_settings,
+    route_messages,
+    settle,
+)
 
 T0 = datetime(2024, 3, 8, 7, 44, tzinfo=UTC)
 CONFIG = RouterConfig(visibility_timeout=60, expiry_margin_seconds=10, retry_base_seconds=0.2)
@@ -179,3 +188,32 @@ def test_a_batch_is_cut_when_full_when_its_oldest_waited_or_when_stopping() -> N
     assert not batch_due(3, at(0), at(0.1), CONFIG, draining=False)
     assert batch_due(3, at(0), at(CONFIG.batch_seconds), CONFIG, draining=False)
     assert batch_due(3, at(0), at(0), CONFIG, draining=True)
+
+
+# -- the router's settings ----------------------------------------------------------------------
+
+
+QUEUE = "https://sqs.eu-west-1.amazonaws.com/111122223333/detector-input"
+
+
+def test_router_settings_come_from_flags_then_variables() -> None:
+    settings = resolve_route_settings(
+        {"queue_url": QUEUE, "stream": None},
+        {"DETECTOR_STREAM": "kinesis://events", "AWS_REGION": "eu-west-1"},
+    )
+    assert (settings.queue_url, settings.stream, settings.region) == (QUEUE, "events", "eu-west-1")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"stream": "events"}, "--queue-url or set DETECTOR_QUEUE_URL"),
+        ({"queue_url": QUEUE}, "--stream or set DETECTOR_STREAM"),
+        ({"queue_url": QUEUE, "stream": "a/b"}, "--stream='a/b'"),
+    ],
+)
+def test_a_missing_or_bad_router_setting_names_its_flag(
+    flags: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_route_settings(flags, {})
