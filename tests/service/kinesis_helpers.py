@@ -99,14 +99,17 @@ class ShardConsumer:
         self.config = kinesis_config(endpoint_url, stream)
         self.ordinal = ordinal
         self.count = count
+        self.state_dir = state_dir
         self.store = LocalStateStore(state_dir)
         self.sink = MemoryFindingSink()
         self.consumer: Consumer | None = None
 
     async def consume(
-        self, events: int, until: Callable[[], Awaitable[bool]] | None = None
+        self, records: int, until: Callable[[], Awaitable[bool]] | None = None
     ) -> Consumer:
-        """Run until ``events`` events were processed (and ``until()`` holds), then drain."""
+        """Run until ``records`` records were received and the saved state is at the end of
+        every shard this consumer owns (and ``until()`` holds), then drain. (Not a count of
+        events: two copies of one event in one batch count once.)"""
         async with KinesisStream(self.config) as stream:
             queue = await KinesisShardQueue(stream, self.ordinal, self.count).open()
             consumer = Consumer(
@@ -119,16 +122,20 @@ class ShardConsumer:
             )
             self.consumer = consumer
             await consumer.start()
+            ends = await shard_ends(self.config.endpoint_url or "", self.config.stream)
+            owned = {shard: end for shard, end in ends.items() if shard in queue.shards}
             task = asyncio.create_task(consumer.run(grace_seconds=10))
 
             async def done() -> bool:
-                if task.done():
-                    task.result()
-                if consumer.counts.events < events:
+                if task.done():  # stopped by itself: say why rather than time out
+                    raise AssertionError(f"consumer stopped early: {task.result()}")
+                if consumer.counts.received < records:
+                    return False
+                if await asyncio.to_thread(saved_positions, self.state_dir) != owned:
                     return False
                 return until is None or await until()
 
-            await wait_until(done, 60, f"consumer {self.ordinal} to process {events} events")
+            await wait_until(done, 60, f"consumer {self.ordinal} to read {records} records")
             consumer.stop()
             report = await task
             assert report.clean, report
