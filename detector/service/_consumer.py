@@ -208,6 +208,7 @@ class Consumer:
         self._short_receive = False  # the last receive brought fewer than asked for
         self._last_cut: datetime | None = None  # when the last micro-batch was taken
         self._polls: dict[int, float] = {}  # receive loops' long polls in flight: start times
+        self._positions_moved = False  # a stream's records were given up since the last save
         self._stopping = False
         self._stop_requested_at: float | None = None
         self._wake = asyncio.Event()
@@ -479,6 +480,8 @@ class Consumer:
         if isinstance(self.queue, PositionedSource):  # a stream: read again, or given up
             dropped = self.queue.hand_back([e.message for e in entries])
             if dropped:
+                self._positions_moved = True
+                self._wake.set()
                 self.metrics.messages_dlq_bound.inc(len(dropped))
                 _log.error(
                     "records dropped after repeated failures (a stream has no dead-letter queue)",
@@ -538,7 +541,8 @@ class Consumer:
 
     def checkpoint_is_due(self) -> bool:
         return checkpoint_due(
-            processed=self.ledger.count(Phase.PROCESSED),
+            # Records given up on a stream move its positions: that alone is worth a checkpoint.
+            processed=self.ledger.count(Phase.PROCESSED) + self._positions_moved,
             held=len(self.ledger),
             now=self._clock(),
             last_checkpoint=self._last_checkpoint,
@@ -558,7 +562,7 @@ class Consumer:
         On failure nothing is deleted and the messages stay held."""
         now = self._clock()
         entries = self.ledger.entries(Phase.PROCESSED)
-        if not entries:
+        if not entries and not self._positions_moved:
             self._last_checkpoint = now
             return True
         state = self.state
@@ -596,6 +600,7 @@ class Consumer:
         self.counts.checkpoints += 1
         self.metrics.checkpoint_seconds.observe(seconds)
         self.ledger.mark_entries(entries, Phase.CHECKPOINTED)
+        self._positions_moved = False
         _log.debug(
             "checkpoint saved", extra=fields(messages=len(entries), seconds=round(seconds, 4))
         )
@@ -763,7 +768,8 @@ class Consumer:
         while self.ledger.count(Phase.BUFFERED) and left(reserve) > 0:
             if not await self._process(self._take_batch()):
                 break  # findings cannot be delivered now: release instead
-        checkpointed = await self.checkpoint() if self.ledger.count(Phase.PROCESSED) else True
+        due = self.ledger.count(Phase.PROCESSED) or self._positions_moved
+        checkpointed = await self.checkpoint() if due else True
         await self.wait_for_deletes(timeout=left())
         released = await self.release_held(
             "shutting down" if checkpointed else "shutting down; the last checkpoint failed"
@@ -865,7 +871,7 @@ class Consumer:
             oldest_buffered=self.ledger.oldest_buffered(),
             buffered=self.ledger.count(Phase.BUFFERED),
             last_cut=self._last_cut,
-            processed=self.ledger.count(Phase.PROCESSED),
+            processed=self.ledger.count(Phase.PROCESSED) + self._positions_moved,
             last_checkpoint=self._last_checkpoint,
             last_checkpoint_seconds=self._last_checkpoint_seconds,
             retries=(self._sink_retry_at, self._checkpoint_retry_at),
