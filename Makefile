@@ -75,10 +75,14 @@ model: $(STAMP)
 	$(BIN)/python -m detector.synthetic --out out/synthetic --seed 0 --days 14 --no-attacks
 	$(BIN)/detector train out/synthetic/archive --out models/default --seed 0
 
-# The flags table of docs/operations.md, from the service's settings (tests/unit/test_docs.py
-# checks that they agree).
+# The flags tables of docs/operations.md and docs/scale-out.md, from the service's and the
+# router's settings (tests/unit/test_docs.py checks that they agree).
 docs: $(STAMP)
 	$(BIN)/python -c 'import pathlib; from detector.service import options_table; \
 	p = pathlib.Path("docs/operations.md"); s = p.read_text(); \
 	a, b = "<!-- flags: begin -->\n", "<!-- flags: end -->"; \
 	p.write_text(s[: s.index(a) + len(a)] + options_table() + "\n" + s[s.index(b) :])'
+	$(BIN)/python -c 'import pathlib; from detector.route import route_options_table; \
+	p = pathlib.Path("docs/scale-out.md"); s = p.read_text(); \
+	a, b = "<!-- route-flags: begin -->\n", "<!-- route-flags: end -->"; \
+	p.write_text(s[: s.index(a) + len(a)] + route_options_table() + "\n" + s[s.index(b) :])'

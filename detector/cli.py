@@ -256,6 +256,17 @@ def _parser() -> argparse.ArgumentParser:
         "Each flag may instead be given as its DETECTOR_* environment variable.",
     )
     add_run_arguments(run)
+
+    from detector.route import add_route_arguments  # the flags table only: a light import
+
+    route = commands.add_parser(
+        "route",
+        help="scale-out: SQS in, a Kinesis stream partitioned by principal out (stateless)",
+        description="Read the EventBridge-fed queue and put each event on a Kinesis stream "
+        "keyed by its principal, for `detector run --source kinesis://STREAM` consumers. Each "
+        "flag may instead be given as its DETECTOR_* environment variable.",
+    )
+    add_route_arguments(route)
     return parser
 
 
@@ -274,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from detector import registry_commands
 
             return registry_commands.run(args)
+        if args.command == "route":
+            from detector.route import route_command
+
+            return route_command(vars(args), os.environ)
         if args.command == "detections":
             from detector import commands
 

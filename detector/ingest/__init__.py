@@ -4,6 +4,9 @@
   call batched by 10 and by SQS's 256 KiB batch limit;
 - :class:`SqsQueue` + :class:`SqsConfig`: the adapter over aiobotocore, with retries
   (:class:`RetryPolicy`) on throttling, 5xx and network errors;
+- :class:`KinesisStream` (``detector route`` puts to it) and :class:`KinesisShardQueue` (the
+  port over the shards one consumer owns, with the :class:`PositionedSource` seam: positions
+  saved in the checkpoint); the Kinesis rules are pure functions in ``_shards``;
 - :class:`InMemoryQueue`: the fake, with SQS's visibility, redrive and FIFO semantics and an
   injectable clock (:class:`ManualClock`).
 
@@ -21,11 +24,24 @@ Imports: the standard library; aiobotocore, botocore and aiohttp in the SQS adap
 
 from detector.ingest._clock import Clock, ManualClock, utc_now
 from detector.ingest._errors import QueueError, QueueUnavailableError
+from detector.ingest._kinesis import (
+    KinesisConfig,
+    KinesisShardQueue,
+    KinesisStream,
+    kinesis_stream_name,
+)
 from detector.ingest._limits import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES
 from detector.ingest._memory import InMemoryQueue, QueueCounts
 from detector.ingest._model import BatchFailure, BatchOutcome, OutgoingMessage, QueueMessage
-from detector.ingest._port import MessageQueue
+from detector.ingest._port import MessageQueue, PositionedSource
 from detector.ingest._retry import DEFAULT_RETRY_POLICY, RetryPolicy, Sleep
+from detector.ingest._shards import (
+    OutgoingRecord,
+    owned_shards,
+    partition_key_of,
+    put_batches,
+    safe_position,
+)
 from detector.ingest._sqs import SqsConfig, SqsQueue, StaticCredentials
 
 __all__ = [
@@ -37,9 +53,14 @@ __all__ = [
     "BatchOutcome",
     "Clock",
     "InMemoryQueue",
+    "KinesisConfig",
+    "KinesisShardQueue",
+    "KinesisStream",
     "ManualClock",
     "MessageQueue",
     "OutgoingMessage",
+    "OutgoingRecord",
+    "PositionedSource",
     "QueueCounts",
     "QueueError",
     "QueueMessage",
@@ -49,5 +70,10 @@ __all__ = [
     "SqsConfig",
     "SqsQueue",
     "StaticCredentials",
+    "kinesis_stream_name",
+    "owned_shards",
+    "partition_key_of",
+    "put_batches",
+    "safe_position",
     "utc_now",
 ]

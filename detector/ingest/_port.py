@@ -9,12 +9,12 @@ Imports: this package's message values only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 from detector.ingest._model import BatchOutcome, OutgoingMessage, QueueMessage
 
-__all__ = ["MessageQueue"]
+__all__ = ["MessageQueue", "PositionedSource"]
 
 
 class MessageQueue(Protocol):
@@ -59,4 +59,25 @@ class MessageQueue(Protocol):
 
     async def close(self) -> None:
         """Release the connection; idempotent. Further calls raise ``QueueError``."""
+        ...
+
+
+@runtime_checkable
+class PositionedSource(Protocol):
+    """A queue whose read positions live in the consumer's checkpoint rather than in deletes
+    (a Kinesis shard): the seam between the consumer and :class:`~detector.ingest.
+    KinesisShardQueue`. The consumer calls :meth:`resume` with the restored snapshot's
+    metadata, saves :meth:`positions` in every checkpoint's metadata, and hands poison and
+    failed batches to :meth:`hand_back` instead of changing their visibility."""
+
+    def resume(self, meta: Mapping[str, str]) -> None:
+        """Continue after the positions in ``meta`` ({}: from the start)."""
+        ...
+
+    def positions(self, checkpointed: Sequence[QueueMessage]) -> dict[str, str]:
+        """Metadata to save with a checkpoint whose state holds ``checkpointed``."""
+        ...
+
+    def hand_back(self, messages: Sequence[QueueMessage]) -> list[QueueMessage]:
+        """Deliver again later; returns those given up for good."""
         ...

@@ -40,6 +40,12 @@ Failures are data:
   this one stops, deletes nothing and releases what it holds;
 - a receive or delete that fails is logged and retried or left to the visibility timeout.
 
+A Kinesis source (``detector run --source kinesis://STREAM``) plugs in through one seam,
+:class:`~detector.ingest.PositionedSource`: its read positions are saved in the checkpoint's
+snapshot with the state, a restart resumes from them, "deletes" only let the positions move on,
+and poison or a failed step is handed back to it (read again, then dropped) instead of to a
+visibility timeout (see docs/scale-out.md).
+
 Every decision is taken by the pure rules in :mod:`detector.service._policy` on the clock it is
 given, and each piece of work is a public method (:meth:`Consumer.receive_once`,
 :meth:`~Consumer.process_due`, :meth:`~Consumer.checkpoint`, :meth:`~Consumer.heartbeat`,
@@ -74,6 +80,7 @@ from detector.findings import Finding, finding_to_json
 from detector.ingest import (
     Clock,
     MessageQueue,
+    PositionedSource,
     QueueError,
     QueueMessage,
     QueueUnavailableError,
@@ -100,7 +107,7 @@ from detector.service._policy import (
     seconds_to_next_decision,
 )
 from detector.sinks import FindingMessage, FindingSink, SinkError
-from detector.state import StateStore
+from detector.state import Snapshot, StateStore
 from detector.suppression import Split, Suppressor
 
 __all__ = ["Consumer", "ConsumerCounts", "DrainReport", "ModelUpdates"]
@@ -227,6 +234,7 @@ class Consumer:
         self._last_cut: datetime | None = None  # when the last micro-batch was taken
         self._last_received = clock()  # the last receive that brought messages
         self._polls: dict[int, float] = {}  # receive loops' long polls in flight: start times
+        self._positions_moved = False  # a stream's records were given up since the last save
         self._stopping = False
         self._stop_requested_at: float | None = None
         self._wake = asyncio.Event()
@@ -270,6 +278,8 @@ class Consumer:
                     watermark=self._state.features.watermark,
                 ),
             )
+        if isinstance(self.queue, PositionedSource):
+            self.queue.resume({} if snapshot is None else snapshot.meta)
         self._last_checkpoint = self._clock()
         self.metrics.model.loaded(self.pipeline.artifact)
 
@@ -521,6 +531,22 @@ class Consumer:
     async def _hand_back(self, entries: Sequence[HeldMessage]) -> None:
         """Let messages go undeleted: visible again after ``poison_retry_seconds`` (or at the
         end of their visibility timeout), each receive counting towards the redrive policy."""
+        if isinstance(self.queue, PositionedSource):  # a stream: read again, or given up
+            dropped = self.queue.hand_back([e.message for e in entries])
+            if dropped:
+                self._positions_moved = True
+                self._wake.set()
+                self.metrics.messages_dlq_bound.inc(len(dropped))
+                _log.error(
+                    "records dropped after repeated failures (a stream has no dead-letter queue)",
+                    extra=fields(
+                        message_ids=[m.message_id for m in dropped[:_LOGGED_IDS]],
+                        count=len(dropped),
+                    ),
+                )
+            self.ledger.forget_entries(entries)
+            self._update_room()
+            return
         retry = self.config.poison_retry_seconds
         if retry is not None:
             try:
@@ -626,7 +652,8 @@ class Consumer:
 
     def checkpoint_is_due(self) -> bool:
         return checkpoint_due(
-            processed=self.ledger.count(Phase.PROCESSED),
+            # Records given up on a stream move its positions: that alone is worth a checkpoint.
+            processed=self.ledger.count(Phase.PROCESSED) + self._positions_moved,
             held=len(self.ledger),
             now=self._clock(),
             last_checkpoint=self._last_checkpoint,
@@ -648,13 +675,16 @@ class Consumer:
         entries = self.ledger.entries(Phase.PROCESSED)
         if self._superseded:
             return False
-        if not entries:
+        if not entries and not self._positions_moved:
             self._last_checkpoint = now
             return True
         state = self.state
+        positions: dict[str, str] = {}
+        if isinstance(self.queue, PositionedSource):  # read positions go into the snapshot
+            positions = self.queue.positions([e.message for e in entries])
         started = self._monotonic()
         try:
-            await asyncio.to_thread(self._save, state)
+            await asyncio.to_thread(self._save, state, positions)
         except StateConflictError as err:
             self._superseded = True
             self.fatal = f"{type(err).__name__}: {err}"
@@ -695,6 +725,7 @@ class Consumer:
         self.counts.checkpoints += 1
         self.metrics.checkpoint_seconds.observe(seconds)
         self.ledger.mark_entries(entries, Phase.CHECKPOINTED)
+        self._positions_moved = False
         _log.debug(
             "checkpoint saved", extra=fields(messages=len(entries), seconds=round(seconds, 4))
         )
@@ -703,8 +734,11 @@ class Consumer:
         task.add_done_callback(self._deletes.discard)
         return True
 
-    def _save(self, state: PipelineState) -> None:
-        self.store.save(self.pipeline.snapshot(state))
+    def _save(self, state: PipelineState, positions: Mapping[str, str]) -> None:
+        snapshot = self.pipeline.snapshot(state)
+        if positions:
+            snapshot = Snapshot(snapshot.frames, {**snapshot.meta, **positions})
+        self.store.save(snapshot)
 
     async def _delete(self, entries: Sequence[HeldMessage]) -> None:
         # Groups of 10 calls, at most delete_concurrency of them at once: few tasks, and the
@@ -859,7 +893,8 @@ class Consumer:
         while self.ledger.count(Phase.BUFFERED) and left(reserve) > 0:
             if not await self._process(self._take_batch()):
                 break  # findings cannot be delivered now: release instead
-        checkpointed = await self.checkpoint() if self.ledger.count(Phase.PROCESSED) else True
+        due = self.ledger.count(Phase.PROCESSED) or self._positions_moved
+        checkpointed = await self.checkpoint() if due else True
         await self.wait_for_deletes(timeout=left())
         released = await self.release_held(
             "shutting down" if checkpointed else "shutting down; the last checkpoint failed"
@@ -962,7 +997,7 @@ class Consumer:
             oldest_buffered=self.ledger.oldest_buffered(),
             buffered=self.ledger.count(Phase.BUFFERED),
             last_cut=self._last_cut,
-            processed=self.ledger.count(Phase.PROCESSED),
+            processed=self.ledger.count(Phase.PROCESSED) + self._positions_moved,
             last_checkpoint=self._last_checkpoint,
             last_checkpoint_seconds=self._last_checkpoint_seconds,
             retries=(self._sink_retry_at, self._checkpoint_retry_at),

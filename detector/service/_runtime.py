@@ -36,7 +36,14 @@ from aiobotocore.session import AioSession
 from detector.detections import Detection, default_detections
 from detector.errors import ConfigError, DetectorError, ModelError
 from detector.features import FeatureConfig
-from detector.ingest import SqsConfig, SqsQueue
+from detector.ingest import (
+    KinesisConfig,
+    KinesisShardQueue,
+    KinesisStream,
+    MessageQueue,
+    SqsConfig,
+    SqsQueue,
+)
 from detector.pipeline import Pipeline, PipelineConfig
 from detector.process import tune_gc
 from detector.registry import open_registry, split_model_url
@@ -245,6 +252,7 @@ class ServiceRuntime:
             "starting",
             extra=fields(
                 queue=settings.queue_url,
+                source=settings.source,
                 findings_queue=settings.findings_queue_url,
                 findings_file=settings.findings_file,
                 model=settings.model_dir,
@@ -280,10 +288,16 @@ class ServiceRuntime:
         self.metrics.shadow_mode.set(1 if settings.shadow else 0)
         suppressor = await self._suppressor(stack)
 
-        input_config = self._sqs_config(settings.queue_url, settings.receivers + 6)
-        queue = await SqsQueue.open(input_config)
-        stack.push_async_callback(queue.close)
-        attributes = await queue_attributes(input_config)
+        queue: MessageQueue
+        if settings.kinesis_stream is not None:
+            queue = await self._kinesis_source(settings.kinesis_stream, stack)
+            attributes: dict[str, str] = {}
+        else:
+            assert settings.queue_url is not None  # ServiceSettings checks it
+            input_config = self._sqs_config(settings.queue_url, settings.receivers + 6)
+            queue = await SqsQueue.open(input_config)
+            stack.push_async_callback(queue.close)
+            attributes = await queue_attributes(input_config)
         sinks = await open_sinks(
             self.sink_choice,
             stack,
@@ -411,6 +425,33 @@ class ServiceRuntime:
         self.metrics.sigma_rules.labels(state="loaded").set(len(rules.detections))
         self.metrics.sigma_rules.labels(state="refused").set(len(rules.refused))
         return (*default_detections(), *rules.detections)
+
+    async def _kinesis_source(self, stream: str, stack: AsyncExitStack) -> KinesisShardQueue:
+        """The shards this consumer owns; ConfigError if the stream cannot be read or this
+        ordinal owns none."""
+        settings = self.settings
+        config = KinesisConfig(
+            stream, region=settings.region, endpoint_url=settings.kinesis_endpoint_url
+        )
+        try:
+            client = await KinesisStream.open(config)
+        except ConfigError:
+            raise
+        except Exception as err:
+            raise ConfigError(f"Kinesis stream {stream} cannot be used: {err}") from None
+        stack.push_async_callback(client.close)
+        queue = await KinesisShardQueue(
+            client, settings.consumer_ordinal, settings.consumer_count
+        ).open()
+        _log.info(
+            "reading Kinesis shards",
+            extra=fields(
+                stream=stream,
+                consumer=f"{settings.consumer_ordinal}/{settings.consumer_count}",
+                shards=queue.shards,
+            ),
+        )
+        return queue
 
     def _sqs_config(self, url: str, connections: int) -> SqsConfig:
         return SqsConfig(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -41,9 +41,11 @@ __all__ = [
     "OPTIONS",
     "Option",
     "ServiceSettings",
+    "add_arguments",
     "add_run_arguments",
     "options_table",
     "resolve_settings",
+    "resolve_values",
 ]
 
 DEFAULT_METRICS_HOST: Final = "0.0.0.0"  # the container's probes and scrapes come from outside
@@ -55,6 +57,7 @@ DEFAULT_REGION: Final = "us-east-1"
 # corrections. Archive files arrive 5-15 minutes late: `detector replay` waits 15 minutes.
 DEFAULT_ALLOWED_LATENESS_SECONDS: Final = 120.0
 DEFAULT_EARLY_SECONDS: Final = 30.0
+KINESIS_SCHEME: Final = "kinesis://"
 _SQS_HOST_REGION: Final = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
 
 
@@ -148,6 +151,16 @@ def _model_location(text: str) -> Path | str:
     return Path(text)
 
 
+def _source(text: str) -> str:
+    value = text.strip()
+    if value.startswith(KINESIS_SCHEME):
+        name = value[len(KINESIS_SCHEME) :].strip("/")
+        if not name or "/" in name:
+            raise ValueError("must be kinesis://STREAM_NAME or an SQS queue URL")
+        return value
+    return _url(value)
+
+
 def _default_model_dir() -> Path:
     from detector.scoring import DEFAULT_MODEL_DIR  # the shipped model; scoring is heavy to import
 
@@ -171,8 +184,17 @@ class Option:
 
 
 OPTIONS: Final[tuple[Option, ...]] = (
-    Option("queue_url", "--queue-url", "DETECTOR_QUEUE_URL", _url, None, "required",
+    Option("queue_url", "--queue-url", "DETECTOR_QUEUE_URL", _url, None, "required (unless --source)",
            "the input SQS queue (EventBridge puts CloudTrail events on it)", "URL"),
+    Option("source", "--source", "DETECTOR_SOURCE", _source, None, "the --queue-url",
+           "where events come from: an SQS queue URL, or kinesis://STREAM to read the shards "
+           "this consumer owns (written by `detector route`; see docs/scale-out.md)", "SOURCE"),
+    Option("consumer_ordinal", "--consumer-ordinal", "DETECTOR_CONSUMER_ORDINAL",
+           _non_negative_int, 0, "0", "with kinesis://: this consumer's number, 0..count-1 (a "
+           "StatefulSet pod's index); it reads the shards whose index modulo the count is it",
+           "I"),
+    Option("consumer_count", "--consumer-count", "DETECTOR_CONSUMER_COUNT", _positive_int, 1,
+           "1", "with kinesis://: how many consumers share the stream's shards", "N"),
     Option("findings_queue_url", "--findings-queue-url", "DETECTOR_FINDINGS_QUEUE_URL", _url, None,
            "none", "the SQS queue findings are sent to, one finding per message", "URL"),
     Option("findings_file", "--findings-file", "DETECTOR_FINDINGS_FILE", Path, None, "none",
@@ -281,7 +303,10 @@ OPTIONS: Final[tuple[Option, ...]] = (
 class ServiceSettings:
     """Everything ``detector run`` was told, resolved (a value; read from nowhere)."""
 
-    queue_url: str
+    queue_url: str | None = None
+    source: str | None = None
+    consumer_ordinal: int = 0
+    consumer_count: int = 1
     findings_queue_url: str | None = None
     findings_file: Path | None = None
     security_hub: bool = False
@@ -318,6 +343,14 @@ class ServiceSettings:
     region: str = DEFAULT_REGION
     endpoint_url: str | None = None
     s3_endpoint_url: str | None = None  # for s3:// state (moto, a VPC endpoint)
+    kinesis_endpoint_url: str | None = None
+
+    @property
+    def kinesis_stream(self) -> str | None:
+        """The stream name when the source is ``kinesis://STREAM``."""
+        if self.source is None or not self.source.startswith(KINESIS_SCHEME):
+            return None
+        return self.source[len(KINESIS_SCHEME) :].strip("/")
 
     @property
     def local_state_dir(self) -> Path | None:
@@ -341,6 +374,17 @@ class ServiceSettings:
         return self.local_state_dir / "shadow-findings.jsonl"
 
     def __post_init__(self) -> None:
+        if self.kinesis_stream is not None:
+            if self.consumer_ordinal >= self.consumer_count:
+                raise ConfigError(
+                    f"--consumer-ordinal (DETECTOR_CONSUMER_ORDINAL) {self.consumer_ordinal} is "
+                    f"not below --consumer-count (DETECTOR_CONSUMER_COUNT) {self.consumer_count}"
+                )
+        elif self.queue_url is None:
+            raise ConfigError(
+                "no input queue: give --queue-url or set DETECTOR_QUEUE_URL (or, to read a "
+                "Kinesis stream, --source kinesis://STREAM or DETECTOR_SOURCE)"
+            )
         chosen = (self.findings_queue_url, self.findings_file, self.security_hub, self.event_bus)
         if self.local_state_dir is None:
             # With the state in S3 there is no local folder to default the audit and shadow
@@ -373,7 +417,36 @@ class ServiceSettings:
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``detector run`` (each defaults to its variable, then its default)."""
-    for option in OPTIONS:
+    add_arguments(parser, OPTIONS)
+
+
+def resolve_values(
+    options: Sequence[Option], flags: Mapping[str, Any], environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """Each option's value: its flag (None when not given), else its variable, else its
+    default (left out when that is None); ConfigError naming the flag or the variable."""
+    values: dict[str, Any] = {}
+    for option in options:
+        given = flags.get(option.name)
+        source = option.flag
+        if isinstance(given, list):  # a repeatable flag
+            given = ",".join(given)
+        if given is None or given == "":
+            given, source = environ.get(option.env) or None, option.env
+        if given is None:
+            if option.default is not None:
+                values[option.name] = option.default
+            continue
+        try:
+            values[option.name] = option.parse(str(given))
+        except ValueError as err:
+            raise ConfigError(f"{source}={given!r}: {err}") from None
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
+    """The flags of ``options`` (each defaults to its variable, then its default)."""
+    for option in options:
         help_text = f"{option.help} [{option.env}; default: {option.default_text}]"
         if option.bare is not None:  # a switch that may also take a value
             parser.add_argument(
@@ -400,39 +473,35 @@ def resolve_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Se
     """Flags (None when not given) over ``DETECTOR_*`` variables over defaults; the AWS
     region and endpoint from the standard AWS variables (the region from the queue URL when
     none is set). Raises :class:`ConfigError` naming the flag and the variable."""
-    values: dict[str, Any] = {}
-    for option in OPTIONS:
-        given = flags.get(option.name)
-        source = option.flag
-        if isinstance(given, list):  # a repeatable flag
-            given = ",".join(given)
-        if given is None or given == "":
-            given, source = environ.get(option.env) or None, option.env
-        if given is None:
-            if option.default is not None:
-                values[option.name] = option.default
-            continue
-        try:
-            values[option.name] = option.parse(str(given))
-        except ValueError as err:
-            raise ConfigError(f"{source}={given!r}: {err}") from None
-    if "queue_url" not in values:
-        raise ConfigError("no input queue: give --queue-url or set DETECTOR_QUEUE_URL")
+    values = resolve_values(OPTIONS, flags, environ)
+    given_source = values.get("source")
+    if given_source is not None and not given_source.startswith(KINESIS_SCHEME):
+        values["queue_url"], values["source"] = given_source, None  # an SQS URL: the usual path
+    if "queue_url" not in values and values.get("source") is None:
+        raise ConfigError(
+            "no input queue: give --queue-url or set DETECTOR_QUEUE_URL (or, to read a "
+            "Kinesis stream, --source kinesis://STREAM or DETECTOR_SOURCE)"
+        )
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     if not region:
-        found = _SQS_HOST_REGION.match(values["queue_url"])
+        found = _SQS_HOST_REGION.match(values.get("queue_url") or "")
         region = found.group(1) if found else DEFAULT_REGION
     endpoint = environ.get("AWS_ENDPOINT_URL_SQS") or environ.get("AWS_ENDPOINT_URL") or None
     s3_endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL") or None
+    kinesis = environ.get("AWS_ENDPOINT_URL_KINESIS") or environ.get("AWS_ENDPOINT_URL") or None
     return ServiceSettings(
-        **values, region=region, endpoint_url=endpoint, s3_endpoint_url=s3_endpoint
+        **values,
+        region=region,
+        endpoint_url=endpoint,
+        s3_endpoint_url=s3_endpoint,
+        kinesis_endpoint_url=kinesis,
     )
 
 
-def options_table() -> str:
-    """The Markdown table of flags, variables and defaults (for the README)."""
+def options_table(options: Sequence[Option] = OPTIONS) -> str:
+    """The Markdown table of flags, variables and defaults (for the docs)."""
     rows = ["| flag | variable | default | meaning |", "|---|---|---|---|"]
     rows += [
-        f"| `{o.flag} {o.metavar}` | `{o.env}` | {o.default_text} | {o.help} |" for o in OPTIONS
+        f"| `{o.flag} {o.metavar}` | `{o.env}` | {o.default_text} | {o.help} |" for o in options
     ]
     return "\n".join(rows)

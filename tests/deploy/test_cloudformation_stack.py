@@ -97,6 +97,8 @@ def full_stack(aws: Any) -> dict[str, str]:
             "OrganizationId": "o-abcdefghij",
             "SecurityHubFindings": "true",
             "FindingsEventBusName": "security-findings",
+            "ScaleOut": "true",
+            "KinesisShardCount": "2",
         },
     )
 
@@ -119,7 +121,18 @@ def test_outputs_are_all_there(full_stack: dict[str, str]) -> None:
         "ServiceRoleArn",
         "StateBucketName",
         "StateLocation",
+        "EventStreamName",
+        "RouterRoleArn",
     }
+
+
+def test_the_stream_has_its_shards_and_the_router_its_role(
+    aws: Any, full_stack: dict[str, str]
+) -> None:
+    summary = aws("kinesis").describe_stream_summary(StreamName=full_stack["EventStreamName"])
+    assert summary["StreamDescriptionSummary"]["OpenShardCount"] == 2
+    policies = aws("iam").list_role_policies(RoleName=_role_name(full_stack["RouterRoleArn"]))
+    assert policies["PolicyNames"] == ["cloudtrail-detector-router"]
 
 
 def test_queues_are_encrypted_with_the_stack_key(aws: Any, full_stack: dict[str, str]) -> None:
@@ -178,6 +191,7 @@ def test_role_trusts_the_service_account_and_holds_its_policies(
         "cloudtrail-detector-security-hub",
         "cloudtrail-detector-state",
         "cloudtrail-detector-state-bucket",
+        "cloudtrail-detector-stream-consumer",
         "cloudtrail-detector-trail-key",
     ]
     queues = iam.get_role_policy(RoleName=role["RoleName"], PolicyName="cloudtrail-detector-queues")

@@ -40,6 +40,8 @@ ALL_OPTIONS = {
     "PermissionsBoundaryArn": "arn:aws:iam::111122223333:policy/boundary",
     "SecurityHubFindings": "true",
     "FindingsEventBusName": "security-findings",
+    "ScaleOut": "true",
+    "KinesisShardCount": "4",
 }
 ONLY_REQUIRED = {"EksOidcIssuer": ISSUER}
 QUEUES = ("InputQueue", "DeadLetterQueue", "EventsDeadLetterQueue", "FindingsQueue")
@@ -296,6 +298,22 @@ def test_service_role_gets_exactly_what_the_service_needs(full: dict[str, Any]) 
             "dynamodb:Query",
             "dynamodb:ConditionCheckItem",
         },
+        # scale-out: the router's role, and the consumers' read access to the stream
+        "RouteInputQueue": {
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes",
+        },
+        "DecryptInputQueue": {"kms:Decrypt"},
+        "PutOnStream": {"kinesis:PutRecords", "kinesis:ListShards"},
+        "EncryptIntoStream": {"kms:GenerateDataKey"},
+        "ReadStreamShards": {
+            "kinesis:ListShards",
+            "kinesis:GetShardIterator",
+            "kinesis:GetRecords",
+        },
+        "DecryptStream": {"kms:Decrypt"},
     }
     assert (
         full["ServiceRole"]["Properties"]["PermissionsBoundary"]
@@ -567,3 +585,31 @@ def test_member_forwarder_puts_events_on_the_central_bus_only() -> None:
     )
     assert decide(policy, rule_request) == "allow"
     assert decide(policy, Request(**{**rule_request.__dict__, "context": _tls(False)})) == "deny"
+
+
+# --- scale-out by principal ---------------------------------------------------------------------
+
+
+def test_the_stream_is_encrypted_with_the_stack_key(full: dict[str, Any]) -> None:
+    properties = full["EventStream"]["Properties"]
+    assert properties["StreamEncryption"] == {"EncryptionType": "KMS", "KeyId": "{Key.Arn}"}
+    assert properties["ShardCount"] == "4"
+
+
+def test_router_and_consumers_use_the_key_through_their_service_only(full: dict[str, Any]) -> None:
+    for sid, service in (
+        ("DecryptInputQueue", "sqs"),
+        ("EncryptIntoStream", "kinesis"),
+        ("DecryptStream", "kinesis"),
+    ):
+        statement = _statement(full, sid)
+        assert statement["Resource"] == "{Key.Arn}"
+        assert statement["Condition"] == {
+            "StringEquals": {"kms:ViaService": f"{service}.eu-west-1.amazonaws.com"}
+        }
+    for sid in ("PutOnStream", "ReadStreamShards"):
+        assert _statement(full, sid)["Resource"] == "{EventStream.Arn}"
+
+
+def test_without_a_shard_count_there_is_no_stream_and_no_router(minimal: dict[str, Any]) -> None:
+    assert not {"EventStream", "RouterRole", "RouterPolicy", "StreamConsumerPolicy"} & set(minimal)

@@ -180,7 +180,12 @@ def test_every_setting_has_a_flag_a_variable_and_a_row_in_the_table() -> None:
             or option.env == "DETECTOR_MODEL"
         )
         assert f"`{option.env}`" in table
-    names = {o.name for o in OPTIONS} | {"region", "endpoint_url", "s3_endpoint_url"}
+    names = {o.name for o in OPTIONS} | {
+        "region",
+        "endpoint_url",
+        "s3_endpoint_url",
+        "kinesis_endpoint_url",
+    }
     assert names == set(ServiceSettings.__dataclass_fields__)
 
 
@@ -201,3 +206,35 @@ def test_the_consumer_takes_its_visibility_timeout_and_receive_limit_from_the_qu
         attributes,
     )
     assert (mine.visibility_timeout, mine.max_receive_count) == (120, 3)
+
+
+def test_a_kinesis_source_needs_no_queue_and_names_the_stream_and_the_shard_group() -> None:
+    settings = resolve_settings(
+        parse("--source", "kinesis://events", "--findings-file", "f"),
+        {"DETECTOR_CONSUMER_ORDINAL": "2", "DETECTOR_CONSUMER_COUNT": "3"},
+    )
+    assert settings.kinesis_stream == "events"
+    assert (settings.consumer_ordinal, settings.consumer_count) == (2, 3)
+    assert settings.queue_url is None
+
+
+def test_an_sqs_url_as_the_source_is_the_usual_queue() -> None:
+    settings = resolve_settings(parse("--source", QUEUE, "--findings-file", "f"), {})
+    assert settings.queue_url == QUEUE
+    assert settings.kinesis_stream is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--source", "kinesis://", "--findings-file", "f"), "--source"),
+        (("--source", "kinesis://a/b", "--findings-file", "f"), "--source"),
+        (
+            ("--source", "kinesis://events", "--findings-file", "f", "--consumer-ordinal", "3"),
+            "not below --consumer-count",
+        ),
+    ],
+)
+def test_a_bad_kinesis_setting_names_its_flag(argv: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        resolve_settings(parse(*argv), {})

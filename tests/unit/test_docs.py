@@ -35,6 +35,15 @@ def test_the_service_flags_table_is_the_services() -> None:
     assert documented.strip() == options_table(), "run `make docs`"
 
 
+def test_the_router_flags_table_is_the_routers() -> None:
+    from detector.route import route_options_table
+
+    text = (ROOT / "docs" / "scale-out.md").read_text()
+    documented = text.split("<!-- route-flags: begin -->\n", 1)[1]
+    documented = documented.split("<!-- route-flags: end -->", 1)[0]
+    assert documented.strip() == route_options_table(), "run `make docs`"
+
+
 def test_the_readme_is_short_enough_to_read() -> None:
     assert len(README.read_text().encode()) <= 15_000
 

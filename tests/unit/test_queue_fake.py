@@ -297,6 +297,9 @@ def test_the_public_names_are_the_intended_ones() -> None:
             "BatchOutcome",
             "Clock",
             "InMemoryQueue",
+            "KinesisConfig",
+            "KinesisShardQueue",
+            "KinesisStream",
             "ManualClock",
             "MessageQueue",
             "OutgoingMessage",
@@ -310,6 +313,13 @@ def test_the_public_names_are_the_intended_ones() -> None:
             "SqsQueue",
             "StaticCredentials",
             "utc_now",
+            "OutgoingRecord",
+            "PositionedSource",
+            "kinesis_stream_name",
+            "owned_shards",
+            "partition_key_of",
+            "put_batches",
+            "safe_position",
         ]
     )
     for name in detector.ingest.__all__:
