@@ -6,24 +6,30 @@ resumes at the shard positions saved with its state."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
 
 from detector.errors import StateError
+from detector.ingest import KinesisShardQueue, KinesisStream
 from detector.pipeline import Pipeline
+from detector.service import Consumer, ConsumerConfig, ServiceMetrics
+from detector.sinks import MemoryFindingSink
 from tests.integration.moto_support import SqsAdmin
+from tests.integration.state_support import s3_state
 from tests.service.conftest import Stream
 from tests.service.kinesis_helpers import (
     ShardConsumer,
     create_stream,
     kinesis_client,
+    kinesis_config,
     route_all,
     saved_positions,
     shard_ends,
     shard_events,
 )
-from tests.service.moto_helpers import split
+from tests.service.moto_helpers import split, wait_until
 
 
 async def input_queue(admin: SqsAdmin) -> str:
@@ -93,3 +99,48 @@ async def test_a_poison_record_is_read_again_then_dropped_and_the_shard_moves_on
     assert consumer.counts.poison == 3  # read three times, then given up
     assert consumer.metrics.value("detector_messages_dlq_bound_total") == 1
     assert {f.finding_id for f in alone.sink.findings} == short_stream.finding_ids
+
+
+async def test_two_consumers_started_on_the_same_shards_one_refuses_to_commit(
+    sqs_admin: SqsAdmin, short_stream: Stream, pipeline: Pipeline
+) -> None:
+    # Two pods with the same ordinal (a misconfigured StatefulSet, a stuck pod and its
+    # replacement) on one S3 state: both load it empty, the first checkpoint wins, and the
+    # other stops without saving or deleting anything, instead of overwriting the winner.
+    url = await input_queue(sqs_admin)
+    await create_stream(sqs_admin.endpoint_url, "events")
+    await route_all(sqs_admin, url, "events", [short_stream.bodies])
+    with s3_state(sqs_admin.endpoint_url) as s3:
+        async with contextlib.AsyncExitStack() as stack:
+            consumers = []
+            for _ in range(2):
+                stream = await stack.enter_async_context(
+                    KinesisStream(kinesis_config(sqs_admin.endpoint_url, "events"))
+                )
+                queue = await KinesisShardQueue(stream, 0, 1).open()
+                consumer = Consumer(
+                    pipeline,
+                    queue,
+                    [MemoryFindingSink()],
+                    s3.open(),
+                    ConsumerConfig(batch_size=100, wait_seconds=1, batch_seconds=0.1),
+                    metrics=ServiceMetrics(),
+                )
+                await consumer.start()  # both load the empty state before either saves
+                consumers.append(consumer)
+            tasks = [asyncio.create_task(c.run(grace_seconds=10)) for c in consumers]
+
+            async def one_stopped() -> bool:
+                return any(t.done() for t in tasks)
+
+            await wait_until(one_stopped, 60, "one of the two consumers to stop by itself")
+            for consumer in consumers:
+                consumer.stop()
+            reports = [await t for t in tasks]
+    refused = [r for r in reports if r.fatal is not None]
+    assert len(refused) == 1, reports
+    assert "StateConflictError" in (refused[0].fatal or "")
+    winner = reports[0] if refused[0] is reports[1] else reports[1]
+    assert winner.clean, winner
+    loser = consumers[reports.index(refused[0])]
+    assert loser.metrics.value("detector_checkpoint_failures_total") == 1
