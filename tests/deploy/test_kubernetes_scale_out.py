@@ -126,10 +126,16 @@ def test_consumer_i_of_n_reads_the_stream_the_routers_write(scale_out: RenderedO
         "fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}
     }
     assert int(env["DETECTOR_CONSUMER_COUNT"]) == consumers["spec"]["replicas"]
-    claims = [c["metadata"]["name"] for c in consumers["spec"]["volumeClaimTemplates"]]
+    # The state is in S3, one prefix per ordinal: nothing that must survive is on a pod's disk.
+    assert config(scale_out)["DETECTOR_STATE_DIR"].startswith("s3://")
+    names = [e["name"] for e in container(consumers)["env"]]
+    assert names.index("DETECTOR_CONSUMER_ORDINAL") < names.index("DETECTOR_STATE_DIR")
+    assert env["DETECTOR_STATE_DIR"] == (
+        "$(DETECTOR_STATE_DIR)/consumer-$(DETECTOR_CONSUMER_ORDINAL)"
+    )
+    assert "volumeClaimTemplates" not in consumers["spec"]
     mounts = {m["name"]: m["mountPath"] for m in container(consumers)["volumeMounts"]}
-    assert "state" in claims
-    assert mounts["state"] == config(scale_out)["DETECTOR_STATE_DIR"]
+    assert mounts == {"tmp": "/tmp"}
 
 
 def test_every_variable_given_names_a_setting(scale_out: RenderedOverlay) -> None:

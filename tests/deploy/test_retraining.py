@@ -183,8 +183,8 @@ def test_without_a_registry_there_is_no_trainer_and_no_registry_grant() -> None:
 
 
 @pytest.mark.filterwarnings(
-    r"ignore:Tried to parse AWS..(SQS..QueuePolicy|Events..EventBusPolicy|SNS..TopicPolicy) but "
-    r"it's not supported by moto's CloudFormation implementation:UserWarning"
+    r"ignore:Tried to parse AWS..(SQS..QueuePolicy|Events..EventBusPolicy|SNS..TopicPolicy"
+    r"|S3..BucketPolicy) but it's not supported by moto's CloudFormation implementation:UserWarning"
 )
 def test_the_stack_creates_the_trainer_role_with_its_policy(aws: Any) -> None:
     outputs = _create_stack(
