@@ -75,7 +75,14 @@ def test_a_hostile_body_is_a_row_or_its_own_failure(field: str, value: bytes, wr
     except Declined:
         fast = None
     if fast is not None:  # the fast path took it: the fallback gives the same row
-        assert dict_row(orjson.loads(body)["detail"] if wrap else orjson.loads(body)) == fast
+        try:
+            decoded = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            # The fast path parses the field on its own, one or two levels shallower than the
+            # whole body: a value just under orjson's limit passes there and not whole.
+            assert ORJSON_DEPTH - 3 <= depth_of(value) < ORJSON_DEPTH
+        else:
+            assert dict_row(decoded["detail"] if wrap else decoded) == fast
 
 
 @hostile
