@@ -62,8 +62,15 @@ from detector.ingest import QueueMessage, SqsConfig, SqsQueue, StaticCredentials
 from detector.pipeline import Pipeline, PipelineState, StepReport
 from detector.process import tune_gc
 from detector.scoring import DEFAULT_MODEL_DIR, load_artifact
-from detector.service import Consumer, ConsumerConfig, DecodedMessages, ServiceMetrics
+from detector.service import (
+    Consumer,
+    ConsumerConfig,
+    DecodedMessages,
+    ServiceMetrics,
+    ServiceSettings,
+)
 from detector.service._consumer import _Stepped
+from detector.service._runtime import pipeline_config
 from detector.sinks import SqsFindingSink
 from detector.state import InMemoryStateStore, LocalStateStore, StateStore
 
@@ -184,7 +191,10 @@ def client(endpoint: str) -> Any:
 
 async def bench(args: argparse.Namespace, endpoint: str) -> list[Variant]:
     bodies = [b.decode() for b in bodies_of(args.depth)]
-    pipeline = Pipeline(load_artifact(args.model))
+    # The service's own pipeline: its live lateness and early reports (docs/latency.md).
+    artifact = load_artifact(args.model)
+    live = ServiceSettings(queue_url="http://bench", findings_file=Path("unused"))
+    pipeline = Pipeline(artifact, config=pipeline_config(live, artifact.window))
     async with client(endpoint) as admin, client(endpoint) as bare:
         input_url = (
             await admin.create_queue(

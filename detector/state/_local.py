@@ -32,7 +32,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -49,6 +49,7 @@ __all__ = [
     "check_frame_names",
     "commit_id",
     "parse_manifest",
+    "read_current_or_previous",
     "read_frame",
     "write_frame",
 ]
@@ -108,6 +109,25 @@ def read_frame(data: bytes, spec: dict[str, Any], where: str) -> pl.DataFrame:
     if frame.height != spec["rows"]:
         raise StateError(f"{where}: {frame.height} rows, manifest says {spec['rows']}")
     return frame
+
+
+def read_current_or_previous(
+    manifest: dict[str, Any], read: Callable[[Any], Snapshot], where: str
+) -> Snapshot:
+    """The manifest's current generation, or its previous one when the current cannot be read
+    (a checksum that does not match, a frame gone): both stores keep two for this."""
+    unusable = (StateError, KeyError, TypeError, pl.exceptions.PolarsError)
+    try:
+        return read(manifest["current"])
+    except unusable as err:
+        previous = manifest.get("previous")
+        if not previous:
+            raise StateError(f"{where}: current snapshot unusable: {err}") from err
+        _log.warning("%s: current snapshot unusable (%s); loading the previous one", where, err)
+        try:
+            return read(previous)
+        except unusable as err2:
+            raise StateError(f"{where}: no usable snapshot: {err}; {err2}") from err2
 
 
 def _fsync_dir(path: Path) -> None:
@@ -171,17 +191,7 @@ class LocalStateStore:
         self._observe(manifest)
         if manifest is None:
             return None
-        try:
-            return self._read(manifest["current"])
-        except (StateError, KeyError, TypeError, pl.exceptions.PolarsError) as err:
-            previous = manifest.get("previous")
-            if not previous:
-                raise StateError(f"{self.root}: current snapshot unusable: {err}") from err
-            _log.warning("%s: current snapshot unusable (%s); loading the previous one", self, err)
-            try:
-                return self._read(previous)
-            except (StateError, KeyError, TypeError, pl.exceptions.PolarsError) as err2:
-                raise StateError(f"{self.root}: no usable snapshot: {err}; {err2}") from err2
+        return read_current_or_previous(manifest, self._read, str(self.root))
 
     # -- writing ---------------------------------------------------------------------------
 

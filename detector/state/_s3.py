@@ -42,6 +42,7 @@ from detector.state._local import (
     check_frame_names,
     commit_id,
     parse_manifest,
+    read_current_or_previous,
     read_frame,
     write_frame,
 )
@@ -131,17 +132,7 @@ class S3StateStore:
         self._observe(manifest, etag)
         if manifest is None:
             return None
-        try:
-            return self._read(manifest["current"])
-        except (StateError, KeyError, TypeError, pl.exceptions.PolarsError) as err:
-            previous = manifest.get("previous")
-            if not previous:
-                raise StateError(f"{self!r}: current snapshot unusable: {err}") from err
-            _log.warning("%r: current snapshot unusable (%s); loading the previous one", self, err)
-            try:
-                return self._read(previous)
-            except (StateError, KeyError, TypeError, pl.exceptions.PolarsError) as err2:
-                raise StateError(f"{self!r}: no usable snapshot: {err}; {err2}") from err2
+        return read_current_or_previous(manifest, self._read, repr(self))
 
     # -- writing ---------------------------------------------------------------------------
 
