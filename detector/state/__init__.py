@@ -13,22 +13,9 @@ Both shared stores refuse a second writer: a save commits only if the state is s
 generation this store last loaded or saved, else it raises
 :class:`~detector.errors.StateConflictError` (see docs/state.md).
 
-Scaling out (a store shared by several replicas, e.g. DynamoDB). Every per-principal frame
-carries ``principal_key``, and a window's features depend only on its own principal's events
-and profile, so state partitions by principal. A DynamoDB adapter would keep one item per
-principal (partition key ``principal_key``: its profile rows, open-window events and a
-``version`` number) plus one item per replica for its watermark and recent event ids. Each
-replica owns a disjoint set of principals, either by hashing ``principal_key`` onto N
-partitions leased to replicas (a lease item per partition, taken with a conditional write), or
-by having the ingest route each event to an SQS FIFO queue with ``MessageGroupId`` =
-``principal_key``, which delivers one principal's events to one consumer at a time and in
-order. A checkpoint is a batch of conditional writes (``TransactWriteItems``, at most 100 items
-per transaction, or per-item ``PutItem`` with ``ConditionExpression: version = :expected``)
-that bump each touched principal's version; a failed condition means another replica took the
-principal over, so this replica drops its copy and reloads. The SQS messages of a batch are
-deleted only after its checkpoint succeeded, so a crash replays them and the event-id
-deduplication absorbs the overlap. Only principals touched since the last checkpoint are
-written, which keeps a checkpoint proportional to activity rather than to the profile size.
+Scaling out does not share a store: each Kinesis consumer (docs/scale-out.md) owns whole
+principals and its own state location, and the one-writer rule above keeps two consumers
+started on the same shards from both committing.
 
 Imports: polars, the standard library, botocore (for S3, when a store is opened) and
 :mod:`detector.errors`.
