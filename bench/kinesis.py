@@ -38,7 +38,14 @@ from aiobotocore.session import AioSession
 
 from bench.end_to_end import CREDENTIALS, REGION, Stopwatch, Timing, sqs_server
 from bench.pipeline import bodies_of
-from detector.ingest import KinesisConfig, KinesisShardQueue, KinesisStream, SqsConfig, SqsQueue
+from detector.ingest import (
+    KinesisConfig,
+    KinesisShardQueue,
+    KinesisStream,
+    MessageQueue,
+    SqsConfig,
+    SqsQueue,
+)
 from detector.pipeline import Pipeline
 from detector.process import tune_gc
 from detector.route import Router, RouterConfig
@@ -85,29 +92,36 @@ async def until(check: Callable[[], Awaitable[bool]]) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _consume(
+    pipeline: Pipeline, queue: MessageQueue, events: int, reached: Callable[[Consumer], int]
+) -> Timing:
+    """Time the service's consumer over ``queue`` until ``reached(consumer)`` is ``events``."""
+    with tempfile.TemporaryDirectory() as state:
+        consumer = Consumer(
+            pipeline,
+            queue,
+            [MemoryFindingSink()],
+            LocalStateStore(Path(state)),
+            CONSUMER,
+            metrics=ServiceMetrics(),
+        )
+        await consumer.start()
+        with Stopwatch() as watch:
+            task = asyncio.create_task(consumer.run())
+
+            async def done() -> bool:
+                return reached(consumer) >= events
+
+            await until(done)
+            consumer.stop()
+            await task
+    return watch.timing(events)
+
+
 async def drain_sqs(pipeline: Pipeline, endpoint: str, url: str, events: int) -> Timing:
     config = SqsConfig(url, region=REGION, endpoint_url=endpoint, credentials=CREDENTIALS)
-    with tempfile.TemporaryDirectory() as state:
-        async with SqsQueue(config) as queue:
-            consumer = Consumer(
-                pipeline,
-                queue,
-                [MemoryFindingSink()],
-                LocalStateStore(Path(state)),
-                CONSUMER,
-                metrics=ServiceMetrics(),
-            )
-            await consumer.start()
-            with Stopwatch() as watch:
-                task = asyncio.create_task(consumer.run())
-
-                async def done() -> bool:
-                    return consumer.counts.deleted >= events
-
-                await until(done)
-                consumer.stop()
-                await task
-    return watch.timing(events)
+    async with SqsQueue(config) as queue:
+        return await _consume(pipeline, queue, events, lambda c: c.counts.deleted)
 
 
 async def route(endpoint: str, url: str, stream: str, events: int) -> Timing:
@@ -131,28 +145,9 @@ async def drain_kinesis(pipeline: Pipeline, endpoint: str, stream: str, events: 
     kinesis = KinesisConfig(
         stream, region=REGION, endpoint_url=endpoint, credentials=CREDENTIALS, poll_seconds=0.05
     )
-    with tempfile.TemporaryDirectory() as state:
-        async with KinesisStream(kinesis) as reader:
-            queue = await KinesisShardQueue(reader, 0, 1).open()
-            consumer = Consumer(
-                pipeline,
-                queue,
-                [MemoryFindingSink()],
-                LocalStateStore(Path(state)),
-                CONSUMER,
-                metrics=ServiceMetrics(),
-            )
-            await consumer.start()
-            with Stopwatch() as watch:
-                task = asyncio.create_task(consumer.run())
-
-                async def done() -> bool:
-                    return consumer.counts.events >= events
-
-                await until(done)
-                consumer.stop()
-                await task
-    return watch.timing(events)
+    async with KinesisStream(kinesis) as reader:
+        queue = await KinesisShardQueue(reader, 0, 1).open()
+        return await _consume(pipeline, queue, events, lambda c: c.counts.events)
 
 
 async def bench(args: argparse.Namespace, endpoint: str) -> list[Figures]:
