@@ -140,7 +140,8 @@ def measure_folder(root: Path) -> dict[str, Any]:
 
 
 def measure_s3(endpoint_url: str) -> dict[str, Any]:
-    from detector.archive import S3Credentials, S3Source
+    from detector.archive import S3Source
+    from detector.aws import StaticCredentials
     from detector.replay import replay
 
     url = f"s3://{BUCKET}/AWSLogs/{ORG}"
@@ -150,7 +151,7 @@ def measure_s3(endpoint_url: str) -> dict[str, Any]:
             url,
             endpoint_url=endpoint_url,
             region_name="us-east-1",
-            credentials=S3Credentials(*S3_CREDENTIALS),
+            credentials=StaticCredentials(*S3_CREDENTIALS),
         ) as source:
             return await replay(source, url, pipeline, sink)
 

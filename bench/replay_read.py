@@ -46,12 +46,12 @@ import orjson
 from detector.archive import (
     ArchiveSource,
     LocalFolderSource,
-    S3Credentials,
     S3Source,
     decode_process_pool,
     read_events,
     replay_gc,
 )
+from detector.aws import StaticCredentials
 from detector.events import EVENT_COLUMNS, archive_to_events
 
 DEFAULT_RECORDS: Final = 1_000_000
@@ -61,7 +61,7 @@ ORG: Final = "o-benchorg0001"
 SEED: Final = 7
 BUCKET: Final = "bench-trail"
 RSS_LIMIT: Final = 1.3
-CREDENTIALS: Final = S3Credentials("bench", "bench")
+CREDENTIALS: Final = StaticCredentials("bench", "bench")
 
 # --- the archives ------------------------------------------------------------------------------
 

@@ -16,8 +16,9 @@ objects in replay order, read one), with :class:`InMemorySource` as its fake. Th
   ``lateness`` (the guarantee is in its docstring and in :mod:`detector.archive._merge`);
 - :class:`ArchiveCursor` says exactly which events were emitted, so a replay resumes after it.
 
-Imports: the standard library, polars, orjson (via events), aiobotocore, :mod:`detector.events`
-and :mod:`detector.errors`. Nothing here reads the environment except S3 credentials, on open.
+Imports: the standard library, polars, orjson (via events), aiobotocore, :mod:`detector.events`,
+:mod:`detector.aws` and :mod:`detector.errors`. Nothing here reads the environment except S3
+credentials, on open.
 """
 
 from detector.archive._cursor import ArchiveCursor
@@ -44,7 +45,7 @@ from detector.archive._read import (
     EventChunk,
     read_events,
 )
-from detector.archive._s3 import DEFAULT_S3_CONCURRENCY, S3Credentials, S3Source
+from detector.archive._s3 import DEFAULT_S3_CONCURRENCY, S3Source
 from detector.archive._source import (
     ArchiveReadError,
     ArchiveSource,
@@ -81,7 +82,6 @@ __all__ = [
     "LocalFolderSource",
     "ObjectKind",
     "RecordingSource",
-    "S3Credentials",
     "S3Source",
     "decode_object",
     "decode_objects",

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlparse
@@ -36,6 +35,7 @@ from detector.archive._filter import ArchiveFilter
 from detector.archive._layout import DEFAULT_LISTING_CONCURRENCY, Listing, walk_layout
 from detector.archive._object import ArchiveObject, FilePosition
 from detector.archive._source import ArchiveReadError
+from detector.aws import StaticCredentials, client_credentials
 from detector.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -43,20 +43,11 @@ if TYPE_CHECKING:
     # decode worker processes do) does not pay for it.
     from aiobotocore.session import AioSession
 
-__all__ = ["DEFAULT_S3_CONCURRENCY", "S3Credentials", "S3Source"]
+__all__ = ["DEFAULT_S3_CONCURRENCY", "S3Source"]
 
 DEFAULT_S3_CONCURRENCY: Final = 16
 DEFAULT_S3_ATTEMPTS: Final = 5  # botocore's "standard" retries: throttling, 5xx, connection errors
 _READ_ATTEMPTS: Final = 3  # a body cut off mid-stream is retried; botocore retries the rest
-
-
-@dataclass(frozen=True, slots=True)
-class S3Credentials:
-    """Explicit credentials (for moto or S3-compatible stores); otherwise the default chain."""
-
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str | None = field(default=None, repr=False)
 
 
 def _error_code(err: ClientError) -> str:
@@ -96,7 +87,7 @@ class S3Source:
         *,
         endpoint_url: str | None = None,
         region_name: str | None = None,
-        credentials: S3Credentials | None = None,
+        credentials: StaticCredentials | None = None,
         max_concurrency: int = DEFAULT_S3_CONCURRENCY,
         max_attempts: int = DEFAULT_S3_ATTEMPTS,
         path_style: bool | None = None,
@@ -142,13 +133,6 @@ class S3Source:
             retries={"mode": "standard", "max_attempts": self.max_attempts},
             s3={"addressing_style": "path" if self._path_style else "auto"},
         )
-        keys: dict[str, str | None] = {}
-        if self._credentials is not None:
-            keys = {
-                "aws_access_key_id": self._credentials.access_key_id,
-                "aws_secret_access_key": self._credentials.secret_access_key,
-                "aws_session_token": self._credentials.session_token,
-            }
         try:
             self._client = await stack.enter_async_context(
                 session.create_client(
@@ -156,7 +140,7 @@ class S3Source:
                     region_name=self.region_name,
                     endpoint_url=self.endpoint_url,
                     config=config,
-                    **keys,
+                    **client_credentials(self._credentials),
                 )
             )
             await self._client.head_bucket(Bucket=self.bucket)

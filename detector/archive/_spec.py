@@ -14,7 +14,8 @@ from typing import Final
 
 from detector.archive._jsonl import DEFAULT_LINES_PER_CHUNK, EnvelopeJsonlSource
 from detector.archive._local import LocalFolderSource
-from detector.archive._s3 import DEFAULT_S3_CONCURRENCY, S3Credentials, S3Source
+from detector.archive._s3 import DEFAULT_S3_CONCURRENCY, S3Source
+from detector.aws import StaticCredentials
 from detector.errors import ConfigError
 
 __all__ = ["source_for"]
@@ -29,7 +30,7 @@ def source_for(
     *,
     endpoint_url: str | None = None,
     region_name: str | None = None,
-    credentials: S3Credentials | None = None,
+    credentials: StaticCredentials | None = None,
     max_concurrency: int = DEFAULT_S3_CONCURRENCY,
     lines_per_chunk: int = DEFAULT_LINES_PER_CHUNK,
 ) -> LocalFolderSource | S3Source | EnvelopeJsonlSource:

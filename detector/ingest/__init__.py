@@ -19,9 +19,11 @@ whole. Errors::
     └── QueueError                 the queue as a whole refused a call
         └── QueueUnavailableError  transient failures outlasted the retry policy
 
-Imports: the standard library; aiobotocore, botocore and aiohttp in the SQS adapter only.
+Imports: the standard library and :mod:`detector.aws`; aiobotocore, botocore and aiohttp in the
+SQS adapter only.
 """
 
+from detector.aws import StaticCredentials
 from detector.ingest._clock import Clock, ManualClock, utc_now
 from detector.ingest._errors import QueueError, QueueUnavailableError
 from detector.ingest._kinesis import (
@@ -42,7 +44,7 @@ from detector.ingest._shards import (
     put_batches,
     safe_position,
 )
-from detector.ingest._sqs import SqsConfig, SqsQueue, StaticCredentials
+from detector.ingest._sqs import SqsConfig, SqsQueue
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",

@@ -39,6 +39,7 @@ import orjson
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
+from detector.aws import StaticCredentials, client_credentials
 from detector.errors import ConfigError, StateError
 from detector.ingest._errors import QueueError, QueueUnavailableError
 from detector.ingest._model import BatchFailure, BatchOutcome, OutgoingMessage, QueueMessage
@@ -57,7 +58,7 @@ from detector.ingest._shards import (
     record_size,
     safe_position,
 )
-from detector.ingest._sqs import DEFAULT_REGION, StaticCredentials, _classify, _describe
+from detector.ingest._sqs import DEFAULT_REGION, _classify, _describe
 
 __all__ = ["KinesisConfig", "KinesisShardQueue", "KinesisStream", "kinesis_stream_name"]
 
@@ -161,13 +162,6 @@ class KinesisStream:
         if self._client is not None:
             return
         config = self.config
-        credentials: dict[str, str | None] = {}
-        if config.credentials is not None:
-            credentials = {
-                "aws_access_key_id": config.credentials.access_key_id,
-                "aws_secret_access_key": config.credentials.secret_access_key,
-                "aws_session_token": config.credentials.session_token,
-            }
         stack = AsyncExitStack()
         try:
             self._client = await stack.enter_async_context(
@@ -179,7 +173,7 @@ class KinesisStream:
                         retries={"total_max_attempts": 1},  # RetryPolicy is the only retry layer
                         max_pool_connections=config.max_pool_connections,
                     ),
-                    **credentials,
+                    **client_credentials(config.credentials),
                 )
             )
             self._stack = stack

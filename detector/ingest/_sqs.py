@@ -19,7 +19,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, TypeAlias, TypeVar
@@ -30,6 +30,7 @@ from aiobotocore.session import AioSession
 from botocore import exceptions as botocore_errors
 from botocore.exceptions import ClientError
 
+from detector.aws import StaticCredentials, client_credentials
 from detector.errors import ConfigError
 from detector.ingest._errors import QueueError, QueueUnavailableError
 from detector.ingest._limits import MAX_VISIBILITY_TIMEOUT, check_outgoing, chunk
@@ -42,7 +43,7 @@ from detector.ingest._retry import (
     retry_entries,
 )
 
-__all__ = ["SqsConfig", "SqsQueue", "StaticCredentials"]
+__all__ = ["SqsConfig", "SqsQueue"]
 
 E = TypeVar("E")
 BatchCall: TypeAlias = Callable[[Mapping[str, E]], Awaitable[tuple[list[str], list[BatchFailure]]]]
@@ -87,15 +88,6 @@ _TRANSIENT_CODES: Final = frozenset(
         "RequestTimeoutException",
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class StaticCredentials:
-    """Explicit credentials (tests, moto); omit them to use the default AWS credential chain."""
-
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,13 +365,6 @@ class SqsQueue:
         if self._closed:
             raise QueueError(f"SQS queue {self.url} was closed; make a new SqsQueue")
         config = self.config
-        credentials: dict[str, str | None] = {}
-        if config.credentials is not None:
-            credentials = {
-                "aws_access_key_id": config.credentials.access_key_id,
-                "aws_secret_access_key": config.credentials.secret_access_key,
-                "aws_session_token": config.credentials.session_token,
-            }
         client_config = AioConfig(
             retries={"total_max_attempts": 1},  # RetryPolicy is the only retry layer
             # Requests are built here from typed values; botocore's client-side check of them
@@ -397,7 +382,7 @@ class SqsQueue:
                     region_name=config.region,
                     endpoint_url=config.endpoint_url,
                     config=client_config,
-                    **credentials,
+                    **client_credentials(config.credentials),
                 )
             )
             self._stack = stack

@@ -17,8 +17,9 @@ Names load on first use, so that building the CLI's parser stays light. Imports:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from detector._lazy import lazy_names
 
 if TYPE_CHECKING:
     from detector.route._policy import (
@@ -60,7 +61,6 @@ _HOMES = {
         "route_options_table",
     ),
 }
-_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = [
     "ROUTE_OPTIONS",
     "Pending",
@@ -81,14 +81,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'detector.route' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"detector.route.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

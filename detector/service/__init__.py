@@ -18,8 +18,9 @@ scikit-learn. Imports: the detector's packages; I/O only in the runtime and thro
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from detector._lazy import lazy_names
 
 if TYPE_CHECKING:
     from detector.service._consumer import Consumer, ConsumerCounts, DrainReport
@@ -57,7 +58,6 @@ _HOMES = {
         "resolve_settings",
     ),
 }
-_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "DEFAULT_GRACE_SECONDS",
@@ -88,14 +88,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'detector.service' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"detector.service.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

@@ -24,7 +24,8 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ClientError
 
-from detector.ingest import DEFAULT_RETRY_POLICY, RetryPolicy, Sleep, StaticCredentials
+from detector.aws import StaticCredentials, client_credentials
+from detector.ingest import DEFAULT_RETRY_POLICY, RetryPolicy, Sleep
 from detector.sinks._port import SinkError
 
 __all__ = ["AwsConfig", "AwsSink", "ItemFailure", "deliver", "open_client"]
@@ -62,13 +63,6 @@ class AwsConfig:
 async def open_client(service: str, config: AwsConfig, stack: AsyncExitStack) -> Any:
     """An aiobotocore client of ``service``, closed with ``stack``. botocore's own retries are
     off: :func:`deliver` is the one retry layer and retries only what failed."""
-    credentials: dict[str, str | None] = {}
-    if config.credentials is not None:
-        credentials = {
-            "aws_access_key_id": config.credentials.access_key_id,
-            "aws_secret_access_key": config.credentials.secret_access_key,
-            "aws_session_token": config.credentials.session_token,
-        }
     client_config = AioConfig(
         retries={"total_max_attempts": 1},
         connect_timeout=config.connect_timeout_seconds,
@@ -80,7 +74,7 @@ async def open_client(service: str, config: AwsConfig, stack: AsyncExitStack) ->
             region_name=config.region,
             endpoint_url=config.endpoint_url,
             config=client_config,
-            **credentials,
+            **client_credentials(config.credentials),
         )
     )
 

@@ -1,35 +1,23 @@
 """``open_state_store(location)``: the store a location names, a directory or ``s3://``.
 
-Imports: the standard library, botocore (for ``s3://`` only), :mod:`detector.errors` and this
-package.
+Imports: the standard library, botocore (for ``s3://`` only), :mod:`detector.aws`,
+:mod:`detector.errors` and this package.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
 from urllib.parse import urlparse
 
+from detector.aws import StaticCredentials, client_credentials
 from detector.errors import ConfigError
 from detector.state._local import LocalStateStore
 from detector.state._port import StateStore
 
-__all__ = ["Credentials", "is_s3_location", "open_state_store"]
+__all__ = ["is_s3_location", "open_state_store"]
 
 _S3_ATTEMPTS = 5  # botocore's "standard" retries: throttling, 5xx, connection errors
-
-
-class Credentials(Protocol):
-    """Explicit keys (tests, moto): ``detector.ingest.StaticCredentials`` or the archive's
-    ``S3Credentials``. Without them botocore's default chain is used (IRSA, profile...)."""
-
-    @property
-    def access_key_id(self) -> str: ...
-    @property
-    def secret_access_key(self) -> str: ...
-    @property
-    def session_token(self) -> str | None: ...
 
 
 def is_s3_location(location: str | os.PathLike[str]) -> bool:
@@ -42,7 +30,7 @@ def open_state_store(
     kms_key_id: str | None = None,
     region: str | None = None,
     endpoint_url: str | None = None,
-    credentials: Credentials | None = None,
+    credentials: StaticCredentials | None = None,
 ) -> StateStore:
     """A :class:`LocalStateStore` for a directory, an :class:`S3StateStore` for
     ``s3://bucket/prefix`` (written with SSE-KMS under ``kms_key_id`` when given). Nothing is
@@ -63,18 +51,11 @@ def open_state_store(
 
     from detector.state._s3 import S3StateStore
 
-    keys: dict[str, str | None] = {}
-    if credentials is not None:
-        keys = {
-            "aws_access_key_id": credentials.access_key_id,
-            "aws_secret_access_key": credentials.secret_access_key,
-            "aws_session_token": credentials.session_token,
-        }
     client = botocore.session.get_session().create_client(
         "s3",
         region_name=region,
         endpoint_url=endpoint_url,
         config=Config(retries={"mode": "standard", "max_attempts": _S3_ATTEMPTS}),
-        **keys,
+        **client_credentials(credentials),
     )
     return S3StateStore(client, parsed.netloc, parsed.path, kms_key_id=kms_key_id)

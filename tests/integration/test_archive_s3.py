@@ -22,10 +22,10 @@ from detector.archive import (
     ArchiveReadError,
     InMemorySource,
     RecordingSource,
-    S3Credentials,
     S3Source,
     trail_key,
 )
+from detector.aws import StaticCredentials
 from detector.errors import ConfigError
 from tests.integration.moto_support import REGION, MotoServer
 from tests.unit.test_archive_source import (
@@ -43,7 +43,7 @@ from tests.unit.test_archive_source import (
 BUCKET = "trail-archive"
 PREFIX = "org-trail"
 ARCHIVE = build_archive(prefix=PREFIX)
-CREDENTIALS = S3Credentials("testing", "testing")
+CREDENTIALS = StaticCredentials("testing", "testing")
 
 
 def s3_source(endpoint_url: str, **options: Any) -> S3Source:

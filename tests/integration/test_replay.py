@@ -119,7 +119,7 @@ async def test_replay_from_s3_gives_the_folders_findings(
     whole archive) give the same findings as the same files read from the folder."""
     import aiobotocore.session
 
-    from detector.archive import S3Credentials
+    from detector.aws import StaticCredentials
 
     day = small_trail.config.start + timedelta(days=small_trail.config.baseline_days)
     day_path = f"/{day:%Y/%m/%d}/"
@@ -143,7 +143,7 @@ async def test_replay_from_s3_gives_the_folders_findings(
     _, from_folder = await run(LocalFolderSource(archive), "f", trained_model_dir, filter=window)
     source = S3Source.from_url(
         "s3://trail/org", endpoint_url=moto_endpoint, region_name="us-east-1",
-        credentials=S3Credentials("test", "test"),
+        credentials=StaticCredentials("test", "test"),
     )  # fmt: skip
     async with source:
         _, from_s3 = await run(source, "s3://trail/org", trained_model_dir, filter=window)

@@ -213,7 +213,6 @@ def test_public_names_are_the_intended_ones() -> None:
             "LocalFolderSource",
             "ObjectKind",
             "RecordingSource",
-            "S3Credentials",
             "S3Source",
             "decode_object",
             "decode_objects",
