@@ -16,6 +16,7 @@ not; the whole batch may report more (see the test).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from hypothesis import given, settings
@@ -100,9 +101,14 @@ def test_split_batches_report_the_same_findings_as_one_batch(
     assert len(set(whole)) == len(whole)
 
 
+@cache
+def learning_pipeline() -> Pipeline:
+    return Pipeline(load_artifact(DEFAULT_MODEL_DIR), detections=LEARNING)
+
+
 def pipeline_ids(batches: list[list[dict[str, Any]]]) -> set[str]:
     """The ids of the learning detections' findings, sent by the pipeline or at its flush."""
-    pipeline = Pipeline(load_artifact(DEFAULT_MODEL_DIR), detections=LEARNING)
+    pipeline = learning_pipeline()
     state = pipeline.initial_state()
     sent = []
     for i, batch in enumerate(batches):
@@ -117,7 +123,7 @@ def test_the_learning_detections_are_the_ones_named() -> None:
     assert {d.id for d in LEARNING} == LEARNING_WITHIN_A_BATCH
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(records=stream(LEARNING_POOL), data=st.data())
 def test_split_batches_report_no_finding_that_one_batch_does_not_in_the_pipeline(
     records: list[dict[str, Any]], data: st.DataObject
