@@ -414,17 +414,10 @@ class Consumer:
         if poison:
             await self._hand_back_poison([e for e in batch if e.handle in poison], poison)
         try:
-            split = await self._suppress(stepped.findings)
-            await self._send(split.kept)
-            if self.suppressor is not None:
-                await self.suppressor.write_audit(split)
+            split = await self._deliver(stepped.findings)
         except SinkError as err:
             self._findings_failed(err, len(stepped.findings), good, now)
             return False
-        if self.suppressor is not None:
-            self.suppressor.record(split)
-            for rule_id, n in Counter(rule.id for _, rule in split.suppressed).items():
-                self.metrics.findings_suppressed.labels(rule=rule_id).inc(n)
         if self._sink_failures:
             self._sink_failures = 0
             self._sink_retry_at = None
@@ -436,10 +429,20 @@ class Consumer:
         self._record(stepped, split.kept, len(good), self._monotonic() - started)
         return True
 
-    async def _suppress(self, findings: list[Finding]) -> Split:
+    async def _deliver(self, findings: list[Finding]) -> Split:
+        """Suppress, send what is kept, audit what is not; raises :class:`SinkError` (then
+        nothing is recorded, and the findings come again with the retry)."""
         if self.suppressor is None:
-            return Split(tuple(findings), ())
-        return await self.suppressor.split(findings)
+            split = Split(tuple(findings), ())
+        else:
+            split = await self.suppressor.split(findings)
+        await self._send(split.kept)
+        if self.suppressor is not None:
+            await self.suppressor.write_audit(split)
+            self.suppressor.record(split)
+            for rule_id, n in Counter(rule.id for _, rule in split.suppressed).items():
+                self.metrics.findings_suppressed.labels(rule=rule_id).inc(n)
+        return split
 
     def _decode_and_step(
         self, state: PipelineState, messages: Sequence[QueueMessage], now: datetime
@@ -627,7 +630,8 @@ class Consumer:
             self.pipeline.advance, state, target, now
         )
         try:
-            await self._send(findings)
+            # Through the same suppression as a batch's findings: replay suppresses them too.
+            split = await self._deliver(findings)
         except SinkError as err:
             _log.warning(
                 "idle queue: findings of the closing windows not delivered; retried",
@@ -636,14 +640,17 @@ class Consumer:
             return False
         self._state = advanced
         self.metrics.idle_advances.inc()
-        for severity, count in report.findings_by_severity.items():
+        for severity, count in Counter(f.severity_label for f in split.kept).items():
             self.metrics.findings.labels(severity=severity).inc(count)
         self._record_timeliness(report)
-        self.counts.findings += len(findings)
+        self.counts.findings += len(split.kept)
         _log.info(
             "queue idle: the watermark follows the wall clock",
             extra=fields(
-                watermark=target, windows_closed=report.windows_closed, findings=len(findings)
+                watermark=target,
+                windows_closed=report.windows_closed,
+                findings=len(split.kept),
+                suppressed=len(split.suppressed),
             ),
         )
         return True

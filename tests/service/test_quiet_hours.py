@@ -4,18 +4,24 @@ the wall clock (bounded), so windows close at night; /metrics exports the latenc
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from detector.features import FeatureConfig
+from detector.findings import Finding
 from detector.ingest import InMemoryQueue, ManualClock
-from detector.pipeline import Pipeline, PipelineConfig
+from detector.pipeline import Pipeline, PipelineConfig, PipelineState, StepReport
+from detector.service import Consumer, ConsumerConfig, ServiceMetrics
 from detector.service._policy import idle_watermark
+from detector.sinks import MemoryFindingSink
+from detector.state import InMemoryStateStore
+from detector.suppression import FileRulesSource, Suppressor
 from detector.timeliness import EarlyConfig
 from tests.service.conftest import Stream
-from tests.service.helpers import make_consumer, pump, send_bodies
+from tests.service.helpers import TEST_CONFIG, make_consumer, pump, send_bodies
 
 LATENESS = timedelta(minutes=2)
 T0 = datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
@@ -135,3 +141,67 @@ async def test_the_finding_latency_histogram_is_exported_per_family(
     assert consumer.metrics.value(
         "detector_finding_latency_seconds_sum", {"family": "detection"}
     ) == pytest.approx(3.0 * count)
+
+
+class _IdleAdvanceReports(Pipeline):
+    """The live pipeline whose idle advance also reports ``extra``: the consumer, not the
+    pipeline, is under test (which findings of an idle advance reach the sinks)."""
+
+    extra: tuple[Finding, ...] = ()
+
+    def advance(
+        self, state: PipelineState, watermark: datetime, now: datetime
+    ) -> tuple[PipelineState, list[Finding], StepReport]:
+        state, findings, report = super().advance(state, watermark, now)
+        return state, [*findings, *self.extra], report
+
+
+async def test_an_idle_advance_suppresses_its_findings_as_a_batch_does(
+    pipeline: Pipeline, short_stream: Stream, tmp_path: Path
+) -> None:
+    live = _live(pipeline)
+    idle = _IdleAdvanceReports(live.artifact, config=live.config)
+    at = _last_event_time(short_stream)
+    hidden = Finding(
+        finding_id="hidden", kind="model_anomaly", title="t", severity=5.0,
+        principal="quiet-role", principal_arn=None, principal_type="AssumedRole",
+        account_id="111122223333", region="eu-west-1", window_start=at, window_end=at,
+        first_seen=at, last_seen=at, created_at=at, score=1.0,
+    )  # fmt: skip
+    idle.extra = (hidden,)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - id: quiet-role\n    reason: test\n    owner: tests\n"
+        "    match:\n      kinds: [model_anomaly]\n      principals: ['quiet-role']\n"
+    )
+    audit = MemoryFindingSink()
+    suppressor = Suppressor(FileRulesSource(rules), audit)
+    await suppressor.start()
+    clock = ManualClock(at + timedelta(seconds=10))
+    queue = InMemoryQueue(clock=clock)
+    await send_bodies(queue, short_stream.bodies)
+    sink = MemoryFindingSink()
+    consumer = Consumer(
+        idle,
+        queue,
+        [sink],
+        InMemoryStateStore(),
+        ConsumerConfig(**TEST_CONFIG),
+        clock=clock,
+        metrics=ServiceMetrics(),
+        suppressor=suppressor,
+    )
+    await consumer.start()
+    clock.advance(2)
+    await pump(consumer)
+    ends = live.open_window_ends(consumer.state)
+    assert ends is not None, "the stream's last windows are still open"
+    clock.advance((ends[0] + LATENESS - clock()).total_seconds() + 61)
+
+    assert await consumer.advance_if_idle()
+    assert "hidden" not in sink.finding_ids
+    assert audit.finding_ids == ["hidden"]
+    suppressed = consumer.metrics.value(
+        "detector_findings_suppressed_total", {"rule": "quiet-role"}
+    )
+    assert suppressed == 1
