@@ -14,6 +14,7 @@ from typing import Any
 
 from aiobotocore.session import AioSession
 
+from detector.aws import client_credentials
 from detector.ingest import SqsConfig, StaticCredentials
 
 REGION = "us-east-1"
@@ -104,12 +105,18 @@ class SqsAdmin:
 
 
 @asynccontextmanager
-async def open_sqs_admin(endpoint_url: str) -> AsyncIterator[SqsAdmin]:
+async def aws_client(service: str, endpoint_url: str) -> AsyncIterator[Any]:
+    """A raw aiobotocore client of ``service`` on the moto server, with the test credentials."""
     async with AioSession().create_client(
-        "sqs",
+        service,
         region_name=REGION,
         endpoint_url=endpoint_url,
-        aws_access_key_id=TEST_CREDENTIALS.access_key_id,
-        aws_secret_access_key=TEST_CREDENTIALS.secret_access_key,
+        **client_credentials(TEST_CREDENTIALS),
     ) as client:
+        yield client
+
+
+@asynccontextmanager
+async def open_sqs_admin(endpoint_url: str) -> AsyncIterator[SqsAdmin]:
+    async with aws_client("sqs", endpoint_url) as client:
         yield SqsAdmin(client, endpoint_url)

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
 from botocore.exceptions import NoCredentialsError
 
 from detector.archive import (
@@ -25,9 +24,8 @@ from detector.archive import (
     S3Source,
     trail_key,
 )
-from detector.aws import StaticCredentials
 from detector.errors import ConfigError
-from tests.integration.moto_support import REGION, MotoServer
+from tests.integration.moto_support import REGION, TEST_CREDENTIALS, MotoServer, aws_client
 from tests.unit.test_archive_source import (
     ACCOUNTS,
     ORG,
@@ -43,7 +41,7 @@ from tests.unit.test_archive_source import (
 BUCKET = "trail-archive"
 PREFIX = "org-trail"
 ARCHIVE = build_archive(prefix=PREFIX)
-CREDENTIALS = StaticCredentials("testing", "testing")
+CREDENTIALS = TEST_CREDENTIALS
 
 
 def s3_source(endpoint_url: str, **options: Any) -> S3Source:
@@ -58,14 +56,7 @@ def s3_source(endpoint_url: str, **options: Any) -> S3Source:
 
 
 async def upload(endpoint_url: str) -> None:
-    session = get_session()
-    async with session.create_client(
-        "s3",
-        region_name=REGION,
-        endpoint_url=endpoint_url,
-        aws_access_key_id=CREDENTIALS.access_key_id,
-        aws_secret_access_key=CREDENTIALS.secret_access_key,
-    ) as client:
+    async with aws_client("s3", endpoint_url) as client:
         await client.create_bucket(Bucket=BUCKET)
         semaphore = asyncio.Semaphore(16)
 

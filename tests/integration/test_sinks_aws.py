@@ -18,7 +18,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiobotocore.session import AioSession
 from aiohttp import web
 
 from detector.findings import Finding, finding_from_json, finding_id_of, finding_to_json
@@ -32,7 +31,7 @@ from detector.sinks import (
     SecurityHubFindingSink,
     SinkError,
 )
-from tests.integration.moto_support import REGION, TEST_CREDENTIALS, SqsAdmin
+from tests.integration.moto_support import REGION, TEST_CREDENTIALS, SqsAdmin, aws_client
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_seconds=0.0, max_delay_seconds=0.0)
@@ -74,21 +73,9 @@ def aws(endpoint: str, **changes: Any) -> AwsConfig:
     return AwsConfig(region=REGION, endpoint_url=endpoint, credentials=TEST_CREDENTIALS, **changes)
 
 
-@asynccontextmanager
-async def raw_client(service: str, endpoint: str) -> AsyncIterator[Any]:
-    async with AioSession().create_client(
-        service,
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id=TEST_CREDENTIALS.access_key_id,
-        aws_secret_access_key=TEST_CREDENTIALS.secret_access_key,
-    ) as client:
-        yield client
-
-
 async def hub_findings(endpoint: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
-    async with raw_client("securityhub", endpoint) as hub:
+    async with aws_client("securityhub", endpoint) as hub:
         token: str | None = None
         while True:
             page = await hub.get_findings(MaxResults=100, **({"NextToken": token} if token else {}))
@@ -230,7 +217,7 @@ async def bus_to_queue(endpoint: str, sqs_admin: SqsAdmin, bus: str) -> str:
     arn = (await sqs_admin.client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]))[
         "Attributes"
     ]["QueueArn"]
-    async with raw_client("events", endpoint) as events:
+    async with aws_client("events", endpoint) as events:
         await events.create_event_bus(Name=bus)
         await events.put_rule(
             Name="findings",

@@ -4,13 +4,11 @@ in-process until the input queue is drained, and consumers of groups of shards."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiobotocore.session import AioSession
 
 from detector.ingest import (
     KinesisConfig,
@@ -24,26 +22,14 @@ from detector.route import Router, RouterConfig
 from detector.service import Consumer, ConsumerConfig, ServiceMetrics
 from detector.sinks import MemoryFindingSink
 from detector.state import LocalStateStore
-from tests.integration.moto_support import REGION, TEST_CREDENTIALS, SqsAdmin
+from tests.integration.moto_support import REGION, TEST_CREDENTIALS, SqsAdmin, aws_client
 from tests.service.moto_helpers import feed, wait_until
 
 SHARDS = 4
 
 
-@asynccontextmanager
-async def kinesis_client(endpoint_url: str) -> AsyncIterator[Any]:
-    async with AioSession().create_client(
-        "kinesis",
-        region_name=REGION,
-        endpoint_url=endpoint_url,
-        aws_access_key_id=TEST_CREDENTIALS.access_key_id,
-        aws_secret_access_key=TEST_CREDENTIALS.secret_access_key,
-    ) as client:
-        yield client
-
-
 async def create_stream(endpoint_url: str, name: str, shards: int = SHARDS) -> None:
-    async with kinesis_client(endpoint_url) as client:
+    async with aws_client("kinesis", endpoint_url) as client:
         await client.create_stream(StreamName=name, ShardCount=shards)
         while True:
             described = await client.describe_stream_summary(StreamName=name)
@@ -142,13 +128,12 @@ class ShardConsumer:
             return consumer
 
 
-async def shard_events(endpoint_url: str, stream: str, count: int) -> list[int]:
-    """How many records each of ``count`` consumers will read (what the stream holds)."""
+async def shard_records(endpoint_url: str, stream: str) -> dict[str, list[dict[str, Any]]]:
+    """Every record the stream holds, by shard, from the trim horizon."""
+    records: dict[str, list[dict[str, Any]]] = {}
     async with KinesisStream(kinesis_config(endpoint_url, stream)) as client:
-        shards = await client.shard_ids()
-        owner = {s: i for i in range(count) for s in owned_shards(shards, i, count)}
-        totals = [0] * count
-        for shard in shards:
+        for shard in await client.shard_ids():
+            records[shard] = []
             iterator = (
                 await client.client.get_shard_iterator(
                     StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
@@ -156,30 +141,24 @@ async def shard_events(endpoint_url: str, stream: str, count: int) -> list[int]:
             )["ShardIterator"]
             while iterator:
                 response = await client.client.get_records(ShardIterator=iterator, Limit=1000)
-                totals[owner[shard]] += len(response["Records"])
                 if not response["Records"]:
                     break
+                records[shard] += response["Records"]
                 iterator = response.get("NextShardIterator")
-        return totals
+    return records
+
+
+async def shard_events(endpoint_url: str, stream: str, count: int) -> list[int]:
+    """How many records each of ``count`` consumers will read (what the stream holds)."""
+    records = await shard_records(endpoint_url, stream)
+    shards = list(records)
+    return [sum(len(records[s]) for s in owned_shards(shards, i, count)) for i in range(count)]
 
 
 async def shard_ends(endpoint_url: str, stream: str) -> dict[str, str]:
     """The last sequence number of each shard that holds records."""
-    ends: dict[str, str] = {}
-    async with KinesisStream(kinesis_config(endpoint_url, stream)) as client:
-        for shard in await client.shard_ids():
-            iterator = (
-                await client.client.get_shard_iterator(
-                    StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
-                )
-            )["ShardIterator"]
-            while iterator:
-                response = await client.client.get_records(ShardIterator=iterator, Limit=1000)
-                if not response["Records"]:
-                    break
-                ends[shard] = response["Records"][-1]["SequenceNumber"]
-                iterator = response.get("NextShardIterator")
-    return ends
+    records = await shard_records(endpoint_url, stream)
+    return {shard: held[-1]["SequenceNumber"] for shard, held in records.items() if held}
 
 
 def saved_positions(state_dir: Path) -> dict[str, str]:

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from aiobotocore.session import AioSession
-
-from tests.integration.moto_support import REGION, TEST_CREDENTIALS, SqsAdmin
+from tests.integration.moto_support import SqsAdmin
 from tests.service.conftest import Stream
 
 MAX_DEPTH = 60  # moto's SQS slows down as a queue grows
@@ -59,18 +56,6 @@ async def read_out(admin: SqsAdmin, url: str) -> list[str]:
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
             ],
         )
-
-
-@asynccontextmanager
-async def events_client(endpoint_url: str) -> AsyncIterator[Any]:
-    async with AioSession().create_client(
-        "events",
-        region_name=REGION,
-        endpoint_url=endpoint_url,
-        aws_access_key_id=TEST_CREDENTIALS.access_key_id,
-        aws_secret_access_key=TEST_CREDENTIALS.secret_access_key,
-    ) as client:
-        yield client
 
 
 async def route_cloudtrail_to(events: Any, admin: SqsAdmin, queue_url: str) -> None:

@@ -16,13 +16,12 @@ from detector.ingest import KinesisShardQueue, KinesisStream
 from detector.pipeline import Pipeline
 from detector.service import Consumer, ConsumerConfig, ServiceMetrics
 from detector.sinks import MemoryFindingSink
-from tests.integration.moto_support import SqsAdmin
+from tests.integration.moto_support import SqsAdmin, aws_client
 from tests.integration.state_support import s3_state
 from tests.service.conftest import Stream
 from tests.service.kinesis_helpers import (
     ShardConsumer,
     create_stream,
-    kinesis_client,
     kinesis_config,
     route_all,
     saved_positions,
@@ -86,7 +85,7 @@ async def test_a_poison_record_is_read_again_then_dropped_and_the_shard_moves_on
     sqs_admin: SqsAdmin, short_stream: Stream, pipeline: Pipeline, tmp_path: Path
 ) -> None:
     await create_stream(sqs_admin.endpoint_url, "events", shards=1)
-    async with kinesis_client(sqs_admin.endpoint_url) as client:
+    async with aws_client("kinesis", sqs_admin.endpoint_url) as client:
         for body in [b"{not json", *short_stream.bodies]:
             await client.put_record(StreamName="events", Data=body, PartitionKey="p")
     ends = await shard_ends(sqs_admin.endpoint_url, "events")

@@ -18,10 +18,9 @@ import pytest
 from detector.errors import ConfigError, ModelError
 from detector.findings import finding_from_json
 from detector.service import ServiceMetrics, ServiceRuntime, ServiceSettings
-from tests.integration.moto_support import REGION, MotoServer, SqsAdmin
+from tests.integration.moto_support import REGION, MotoServer, SqsAdmin, aws_client
 from tests.service.conftest import Stream
 from tests.service.moto_helpers import (
-    events_client,
     feed,
     put_cloudtrail_events,
     read_out,
@@ -119,7 +118,7 @@ async def test_eventbridge_to_sqs_to_the_service_to_the_findings_queue_and_file(
         trained_model_dir,
         findings_queue_url=findings_url,
     )
-    async with events_client(sqs_admin.endpoint_url) as events:
+    async with aws_client("events", sqs_admin.endpoint_url) as events:
         await route_cloudtrail_to(events, sqs_admin, input_url)
         async with running(settings) as run:
             assert run.runtime.ops is not None
