@@ -79,8 +79,11 @@ def test_a_hostile_body_is_a_row_or_its_own_failure(field: str, value: bytes, wr
             decoded = orjson.loads(body)
         except orjson.JSONDecodeError:
             # The fast path parses the field on its own, one or two levels shallower than the
-            # whole body: a value just under orjson's limit passes there and not whole.
-            assert ORJSON_DEPTH - 3 <= depth_of(value) < ORJSON_DEPTH
+            # whole body: a value just under orjson's limit passes there and not whole. And it
+            # writes userIdentity into no JSON column (it reads a few keys), so a deeper
+            # subtree there is still a row, where orjson refuses the whole body.
+            assert depth_of(value) >= ORJSON_DEPTH - 3
+            assert depth_of(value) < ORJSON_DEPTH or field == "userIdentity"
         else:
             assert dict_row(decoded["detail"] if wrap else decoded) == fast
 
